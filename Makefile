@@ -1,0 +1,55 @@
+# alweb: `make run` (the main job on embedded defaults) and `make test` (every test) on a bare machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.installed
+export MLFLOW_DISABLE_TELEMETRY := true
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: run test lint fmt bench install ls-venv services migrate clean
+
+install: $(STAMP)
+
+# Installs only what is missing: the stamp is newer than the requirement files once they are installed.
+$(STAMP): requirements.txt requirements-dev.txt constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -r requirements.txt -r requirements-dev.txt -c constraints.txt
+	touch $(STAMP)
+
+# Label Studio pins its own Django: it gets a virtualenv of its own, never the app's.
+ls-venv: $(STAMP)
+	$(PY) -m campaigns.labelstudio.server install
+
+services:
+	./scripts/ensure_services.sh
+
+migrate: $(STAMP)
+	$(PY) manage.py migrate --noinput
+
+run: $(STAMP) ls-venv
+	$(PY) -m alweb.run
+
+test: $(STAMP) ls-venv services
+	$(PY) manage.py makemigrations --check --dry-run --settings=alweb.settings.test
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy alweb campaigns models_registry
+
+fmt: $(STAMP)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+bench: $(STAMP) services
+	$(PY) bench/ingest.py --quick
+	$(PY) bench/scoring.py --quick
+
+clean:
+	rm -rf $(VENV) var/alweb.sqlite3

@@ -1,0 +1,1 @@
+"""Readers that turn import files into validated `ItemRow`s, streaming; no database access here."""

@@ -1,0 +1,62 @@
+"""COCO detection JSON: images resolved next to the file (or in its `images/` folder), boxes per image."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from .images import read_local_image
+from .rows import ItemImportError, ItemRow, LabelSpec
+
+
+def _load(path: Path) -> dict[str, Any]:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ItemImportError(path.name, None, f"not valid UTF-8 ({exc.reason})") from exc
+    except json.JSONDecodeError as exc:
+        raise ItemImportError(path.name, exc.lineno, f"invalid JSON: {exc.msg}") from exc
+    if not isinstance(doc, dict) or not isinstance(doc.get("images"), list):
+        raise ItemImportError(path.name, None, "not a COCO file: no 'images' list")
+    return doc
+
+
+def read_coco(path: Path, *, spec: LabelSpec, max_pixels: int, labels_as: str) -> Iterator[ItemRow]:
+    file = path.name
+    doc = _load(path)
+    categories = {c.get("id"): c.get("name") for c in doc.get("categories", []) if isinstance(c, dict)}
+    unknown = sorted(str(n) for n in categories.values() if n not in spec.labels)
+    if unknown:
+        raise ItemImportError(file, "categories", f"unknown label(s): {', '.join(unknown)}")
+    boxes: dict[Any, list[dict[str, Any]]] = defaultdict(list)
+    for n, ann in enumerate(doc.get("annotations", [])):
+        where = f"annotations[{n}]"
+        bbox = ann.get("bbox") if isinstance(ann, dict) else None
+        if not isinstance(bbox, list) or len(bbox) != 4:
+            raise ItemImportError(file, where, "bbox must be [x, y, width, height]")
+        if ann.get("category_id") not in categories:
+            raise ItemImportError(file, where, f"unknown category_id {ann.get('category_id')!r}")
+        boxes[ann.get("image_id")].append({"label": categories[ann["category_id"]], "bbox": bbox})
+    base = path.parent.resolve()
+    for n, img in enumerate(doc["images"]):
+        where = f"images[{n}]"
+        name = img.get("file_name") if isinstance(img, dict) else None
+        if not isinstance(name, str) or not name:
+            raise ItemImportError(file, where, "file_name is missing")
+        rel = name if (base / name).exists() or not (base / "images" / name).exists() else f"images/{name}"
+        media = read_local_image(base, rel, file=file, line=where, max_pixels=max_pixels)
+        w, h = float(media.width), float(media.height)
+        try:
+            value = [
+                {"label": b["label"], "x": x / w, "y": y / h, "w": bw / w, "h": bh / h}
+                for b in boxes.get(img.get("id"), [])
+                for x, y, bw, bh in [(float(v) for v in b["bbox"])]
+            ]
+        except (TypeError, ValueError) as exc:
+            raise ItemImportError(file, where, "a bbox holds a non-number") from exc
+        row = ItemRow(key=name, file=file, line=where, media=media)
+        setattr(row, labels_as, spec.validate(value, file=file, line=where, field="bbox"))
+        yield row

@@ -1,0 +1,137 @@
+"""The row every reader yields, the error every reader raises, and label validation shared by all formats."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+SPLITS = ("train", "valid", "test", "pool")
+
+
+class ItemImportError(Exception):
+    """A bad row: names the file, the line (or entry) and the reason, so the user can fix it."""
+
+    def __init__(self, file: str, line: int | str | None, reason: str, field: str | None = None) -> None:
+        self.file = file
+        self.line = line
+        self.reason = reason
+        self.field = field
+        where = f"{file}:{line}" if line not in (None, "") else file
+        super().__init__(f"{where}: {f'{field}: ' if field else ''}{reason}")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "line": self.line, "field": self.field, "reason": self.reason}
+
+
+@dataclass(slots=True)
+class Media:
+    """Image bytes read from the import (a file, a zip member, a tile), stored content-addressed on write."""
+
+    data: bytes
+    extension: str
+    width: int
+    height: int
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
+
+
+@dataclass(slots=True)
+class ItemRow:
+    key: str
+    file: str
+    line: int | str
+    text: str = ""
+    url: str = ""
+    media: Media | None = None
+    label: Any = None
+    ground_truth: Any = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    source: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class LabelSpec:
+    """What a project accepts as a label: one class name, or (detection) a list of normalised boxes."""
+
+    task_type: str
+    labels: tuple[str, ...]
+
+    @property
+    def is_detection(self) -> bool:
+        return self.task_type == "object_detection"
+
+    def validate(self, value: Any, *, file: str, line: int | str, field: str) -> Any:
+        """Return the canonical form of `value` or raise ItemImportError naming the field."""
+        if value is None or value == "":
+            return None
+        if self.is_detection:
+            return self._validate_boxes(value, file=file, line=line, field=field)
+        if not isinstance(value, str):
+            raise ItemImportError(file, line, f"expected a label name, got {type(value).__name__}", field)
+        if value not in self.labels:
+            raise ItemImportError(file, line, f"unknown label {value!r} (known: {', '.join(self.labels)})", field)
+        return value
+
+    def _validate_boxes(self, value: Any, *, file: str, line: int | str, field: str) -> list[dict[str, Any]]:
+        if not isinstance(value, Sequence) or isinstance(value, str):
+            raise ItemImportError(file, line, "expected a list of boxes {label, x, y, w, h}", field)
+        boxes = []
+        for i, box in enumerate(value):
+            if not isinstance(box, Mapping):
+                raise ItemImportError(file, line, f"box {i} is not an object", field)
+            label = box.get("label")
+            if label not in self.labels:
+                raise ItemImportError(file, line, f"box {i}: unknown label {label!r}", field)
+            coords = {}
+            for name in ("x", "y", "w", "h"):
+                v = box.get(name)
+                if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+                    raise ItemImportError(file, line, f"box {i}: {name} must be a finite number", field)
+                coords[name] = float(v)
+            if not (0 <= coords["x"] <= 1 and 0 <= coords["y"] <= 1 and 0 < coords["w"] <= 1 and 0 < coords["h"] <= 1):
+                raise ItemImportError(
+                    file, line, f"box {i}: coordinates must be fractions of the image in [0, 1]", field
+                )
+            if coords["x"] + coords["w"] > 1 + 1e-6 or coords["y"] + coords["h"] > 1 + 1e-6:
+                raise ItemImportError(file, line, f"box {i}: extends beyond the image", field)
+            boxes.append({"label": label, **coords})
+        return boxes
+
+
+def split_for_key(key: str, ratios: Mapping[str, float]) -> str:
+    """Assign a split from the key alone, so a re-import (or a reordered file) never moves an item.
+
+    The key's hash is a uniform number in [0, 1); the cumulative ratios (in SPLITS order) cut it into splits.
+    """
+    digest = hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest()
+    u = int.from_bytes(digest, "big") / 2**64
+    total = sum(float(ratios.get(s, 0.0)) for s in SPLITS)
+    acc = 0.0
+    for split in SPLITS:
+        acc += float(ratios.get(split, 0.0)) / total
+        if u < acc:
+            return split
+    return "pool"
+
+
+def validate_split_ratios(ratios: Any) -> dict[str, float]:
+    """Ratios per split, non-negative, summing to 1 (within rounding); raises ValueError with the reason."""
+    if not isinstance(ratios, Mapping):
+        raise ValueError("must be an object mapping split name to ratio")
+    unknown = set(ratios) - set(SPLITS)
+    if unknown:
+        raise ValueError(f"unknown split(s): {', '.join(sorted(unknown))}")
+    clean: dict[str, float] = {}
+    for split in SPLITS:
+        v = ratios.get(split, 0.0)
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
+            raise ValueError(f"{split}: must be a non-negative number")
+        clean[split] = float(v)
+    if abs(sum(clean.values()) - 1.0) > 1e-6:
+        raise ValueError(f"ratios must sum to 1, got {sum(clean.values()):.4f}")
+    return clean

@@ -1,0 +1,347 @@
+"""The campaign domain: projects, items, annotations, cycles, scores and selections.
+
+Models hold data and invariants only (named constraints); behaviour lives in `campaigns.services` and reads in
+`campaigns.selectors`. A pool can hold millions of items, so every index below names the query it serves.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class TaskType(models.TextChoices):
+    IMAGE_CLASSIFICATION = "image_classification", "Image classification"
+    TEXT_CLASSIFICATION = "text_classification", "Text classification"
+    OBJECT_DETECTION = "object_detection", "Object detection"
+
+
+class Split(models.TextChoices):
+    TRAIN = "train", "Train"
+    VALID = "valid", "Validation"
+    TEST = "test", "Test"
+    POOL = "pool", "Pool"
+
+
+class Heuristic(models.TextChoices):
+    BALD = "bald", "BALD"
+    ENTROPY = "entropy", "Predictive entropy"
+    MARGIN = "margin", "Margin"
+    LEAST_CONFIDENCE = "least_confidence", "Least confidence"
+    VARIATION_RATIO = "variation_ratio", "Variation ratio"
+    POWER_BALD = "power_bald", "PowerBALD"
+    RANDOM = "random", "Random"
+
+
+def _default_split_ratios() -> dict[str, float]:
+    return dict(settings.ALWEB_DEFAULT_SPLIT_RATIOS)
+
+
+class Project(models.Model):
+    name = models.CharField(max_length=200)
+    task_type = models.CharField(max_length=32, choices=TaskType.choices)
+    labels = models.JSONField(help_text="Ordered list of label names.")
+    split_ratios = models.JSONField(default=_default_split_ratios)
+    # Model configuration for the engine, e.g. {"image_size": 32, "channels": 1} or {"encoder": "minilm"}.
+    model_config = models.JSONField(default=dict, blank=True)
+    default_heuristic = models.CharField(max_length=32, choices=Heuristic.choices, default=Heuristic.BALD)
+    default_mc_iterations = models.PositiveSmallIntegerField(default=20)
+    default_budget = models.PositiveIntegerField(default=100)
+    # Label Studio connection. The key is stored server-side only and never serialized.
+    ls_url = models.URLField(blank=True, default="")
+    ls_api_key = models.CharField(max_length=2048, blank=True, default="")
+    ls_project_id = models.PositiveIntegerField(null=True, blank=True)
+    ls_webhook_secret = models.CharField(max_length=64, blank=True, default="")
+    ls_pulled_until = models.DateTimeField(null=True, blank=True, help_text="High-water mark of the last pull.")
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="owned_projects")
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, through="Membership", related_name="projects", blank=True
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "name"], name="%(app_label)s_%(class)s_unique_name_per_owner"),
+            models.CheckConstraint(
+                condition=Q(task_type__in=TaskType.values), name="%(app_label)s_%(class)s_task_type_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(default_mc_iterations__gte=1), name="%(app_label)s_%(class)s_mc_iterations_positive"
+            ),
+            models.CheckConstraint(condition=Q(default_budget__gte=1), name="%(app_label)s_%(class)s_budget_positive"),
+            # One alweb project per Label Studio project on a given server.
+            models.UniqueConstraint(
+                fields=["ls_url", "ls_project_id"],
+                condition=Q(ls_project_id__isnull=False),
+                name="%(app_label)s_%(class)s_unique_ls_project",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Membership(models.Model):
+    class Role(models.TextChoices):
+        OWNER = "owner", "Owner"
+        MEMBER = "member", "Member"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.MEMBER)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "user"], name="%(app_label)s_%(class)s_unique_user"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.project} ({self.role})"
+
+
+class ItemState(models.TextChoices):
+    ACTIVE = "active", "Active"
+    INVALID = "invalid", "Invalid"
+    SKIPPED = "skipped", "Skipped"
+
+
+class Item(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="items")
+    key = models.CharField(max_length=512)
+    split = models.CharField(max_length=8, choices=Split.choices)
+    state = models.CharField(max_length=8, choices=ItemState.choices, default=ItemState.ACTIVE)
+    # Payload: exactly one of text, media (a file in storage) or url.
+    text = models.TextField(blank=True, default="")
+    media = models.FileField(upload_to="items/", max_length=512, blank=True, default="")
+    url = models.URLField(max_length=2048, blank=True, default="")
+    media_width = models.PositiveIntegerField(null=True, blank=True)
+    media_height = models.PositiveIntegerField(null=True, blank=True)
+    # The resolved label (a class name, or a list of boxes for detection); NULL while unlabeled.
+    label = models.JSONField(null=True, blank=True)
+    label_source = models.CharField(max_length=16, blank=True, default="", help_text="import or annotation")
+    # Hidden answer used by evaluation and simulation only; never shown to annotators.
+    ground_truth = models.JSONField(null=True, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    source = models.CharField(max_length=512, blank=True, default="", help_text="e.g. the image a tile was cut from")
+    # Label Studio task id: one LS task per item, whatever the cycle that synced it.
+    ls_task_id = models.PositiveBigIntegerField(null=True, blank=True)
+    label_error = models.TextField(blank=True, default="", help_text="Last annotation that could not be applied.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "key"], name="%(app_label)s_%(class)s_unique_key"),
+            models.CheckConstraint(condition=Q(split__in=Split.values), name="%(app_label)s_%(class)s_split_valid"),
+            models.CheckConstraint(condition=Q(state__in=ItemState.values), name="%(app_label)s_%(class)s_state_valid"),
+            models.UniqueConstraint(
+                fields=["project", "ls_task_id"],
+                condition=Q(ls_task_id__isnull=False),
+                name="%(app_label)s_%(class)s_unique_ls_task",
+            ),
+        ]
+        indexes = [
+            # Counts by split and the training set: WHERE project_id=? AND split=? [AND label IS NOT NULL].
+            models.Index(fields=["project", "split"], name="item_project_split"),
+            # The unlabeled pool a cycle scores: WHERE project_id=? AND split='pool' AND label IS NULL.
+            models.Index(
+                fields=["project", "id"],
+                condition=Q(split="pool", label__isnull=True, state="active"),
+                name="item_unlabeled_pool",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class Annotation(models.Model):
+    """One annotator's answer in Label Studio for one item's task; all are kept, the item holds the resolved one."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="annotations")
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="annotations")
+    ls_annotation_id = models.PositiveBigIntegerField()
+    ls_task_id = models.PositiveBigIntegerField()
+    annotator = models.CharField(max_length=254, blank=True, default="")
+    result = models.JSONField(default=list, help_text="Label Studio result JSON as received.")
+    value = models.JSONField(null=True, blank=True, help_text="The label or boxes the result maps to.")
+    lead_time = models.FloatField(null=True, blank=True, help_text="Seconds the annotator spent.")
+    was_cancelled = models.BooleanField(default=False, help_text="Skipped by the annotator.")
+    ground_truth = models.BooleanField(default=False)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+    ls_created_at = models.DateTimeField(null=True, blank=True)
+    ls_updated_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "ls_annotation_id"], name="%(app_label)s_%(class)s_unique_ls_annotation"
+            ),
+        ]
+        indexes = [
+            # Resolving an item's label from its live annotations: WHERE item_id=? AND deleted_at IS NULL.
+            models.Index(fields=["item"], condition=Q(deleted_at__isnull=True), name="annotation_live_by_item"),
+        ]
+
+    def __str__(self) -> str:
+        return f"annotation {self.ls_annotation_id} on {self.item_id}"
+
+
+class CycleState(models.TextChoices):
+    CREATED = "created", "Created"
+    TRAINING = "training", "Training"
+    SCORING = "scoring", "Scoring"
+    SCORED = "scored", "Scored"
+    SELECTED = "selected", "Selected"
+    SYNCING = "syncing", "Syncing"
+    LABELING = "labeling", "Labeling"
+    COLLECTING = "collecting", "Collecting"
+    CLOSED = "closed", "Closed"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+OPEN_CYCLE_STATES = [
+    s for s in CycleState.values if s not in (CycleState.CLOSED, CycleState.FAILED, CycleState.CANCELLED)
+]
+
+
+class Cycle(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="cycles")
+    number = models.PositiveIntegerField()
+    state = models.CharField(max_length=16, choices=CycleState.choices, default=CycleState.CREATED)
+    model_version = models.ForeignKey(
+        "models_registry.ModelVersion", on_delete=models.PROTECT, null=True, blank=True, related_name="cycles"
+    )
+    heuristic = models.CharField(max_length=32, choices=Heuristic.choices, default=Heuristic.BALD)
+    heuristic_params = models.JSONField(default=dict, blank=True)
+    strategy = models.CharField(max_length=32, default="topk")
+    strategy_params = models.JSONField(default=dict, blank=True)
+    mc_iterations = models.PositiveSmallIntegerField(default=20)
+    budget = models.PositiveIntegerField(default=100)
+    threshold = models.FloatField(null=True, blank=True, help_text="Minimum uncertainty of a selected item.")
+    seed = models.BigIntegerField(default=0)
+    # {"stage": ..., "done": n, "total": n, "started_at": iso, "updated_at": iso}; read by the dashboard and API.
+    progress = models.JSONField(default=dict, blank=True)
+    # Summary of the score distribution written when scoring ends (fine histogram for the preview).
+    score_stats = models.JSONField(default=dict, blank=True)
+    failure_reason = models.TextField(blank=True, default="")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["project", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "number"], name="%(app_label)s_%(class)s_unique_number"),
+            # At most one open cycle per project, whatever the number of concurrent starts.
+            models.UniqueConstraint(
+                fields=["project"],
+                condition=Q(state__in=OPEN_CYCLE_STATES),
+                name="%(app_label)s_%(class)s_one_open_per_project",
+            ),
+            models.CheckConstraint(
+                condition=Q(state__in=CycleState.values), name="%(app_label)s_%(class)s_state_valid"
+            ),
+            models.CheckConstraint(condition=Q(budget__gte=1), name="%(app_label)s_%(class)s_budget_positive"),
+            models.CheckConstraint(
+                condition=Q(mc_iterations__gte=1), name="%(app_label)s_%(class)s_mc_iterations_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(threshold__isnull=True) | Q(threshold__gte=0),
+                name="%(app_label)s_%(class)s_threshold_non_negative",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project} cycle {self.number}"
+
+
+class Score(models.Model):
+    """One item's uncertainty in one cycle (higher = more informative), with the heuristic that produced it."""
+
+    cycle = models.ForeignKey(Cycle, on_delete=models.CASCADE, related_name="scores")
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="scores")
+    uncertainty = models.FloatField()
+    heuristic = models.CharField(max_length=32, choices=Heuristic.choices)
+    predicted_label = models.CharField(max_length=200, blank=True, default="")
+    confidence = models.FloatField(null=True, blank=True)
+    # Which scoring chunk wrote this row: a redelivered scoring task skips chunks already present.
+    chunk = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["cycle", "item"], name="%(app_label)s_%(class)s_unique_item"),
+        ]
+        indexes = [
+            # Top by uncertainty within a cycle, and threshold counts: WHERE cycle_id=? AND uncertainty >= ?
+            # ORDER BY uncertainty DESC LIMIT budget.
+            models.Index(fields=["cycle", "-uncertainty"], name="score_cycle_uncertainty"),
+            # Resume: SELECT DISTINCT chunk WHERE cycle_id=?.
+            models.Index(fields=["cycle", "chunk"], name="score_cycle_chunk"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.item_id}@{self.cycle_id}: {self.uncertainty:.4f}"
+
+
+class Selection(models.Model):
+    """What a cycle decided to send to annotators, with the parameters and model that decided it. Immutable."""
+
+    cycle = models.OneToOneField(Cycle, on_delete=models.CASCADE, related_name="selection")
+    model_version = models.ForeignKey(
+        "models_registry.ModelVersion", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    strategy = models.CharField(max_length=32)
+    params = models.JSONField(default=dict, help_text="budget, threshold, seed, heuristic and strategy options")
+    size = models.PositiveIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"selection of {self.cycle}"
+
+
+class SyncState(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SYNCED = "synced", "Synced"
+    FAILED = "failed", "Failed"
+
+
+class SelectedItem(models.Model):
+    selection = models.ForeignKey(Selection, on_delete=models.CASCADE, related_name="items")
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="selections")
+    rank = models.PositiveIntegerField()
+    uncertainty = models.FloatField(null=True, blank=True)
+    predicted_label = models.CharField(max_length=200, blank=True, default="")
+    confidence = models.FloatField(null=True, blank=True)
+    # Sync state is the only mutable part: rank and score are what the selection decided.
+    sync_state = models.CharField(max_length=8, choices=SyncState.choices, default=SyncState.PENDING)
+    ls_task_id = models.PositiveBigIntegerField(null=True, blank=True)
+    synced_at = models.DateTimeField(null=True, blank=True)
+    sync_error = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["selection", "rank"]
+        constraints = [
+            models.UniqueConstraint(fields=["selection", "item"], name="%(app_label)s_%(class)s_unique_item"),
+            models.UniqueConstraint(fields=["selection", "rank"], name="%(app_label)s_%(class)s_unique_rank"),
+            models.CheckConstraint(
+                condition=Q(sync_state__in=SyncState.values), name="%(app_label)s_%(class)s_sync_state_valid"
+            ),
+        ]
+        indexes = [
+            # The sync batch: WHERE selection_id=? AND sync_state='pending' ORDER BY rank.
+            models.Index(fields=["selection", "sync_state", "rank"], name="selecteditem_sync_queue"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.rank} {self.item_id}"

@@ -1,0 +1,280 @@
+"""Item import through the service and the command: formats, stable splits, idempotence, atomic failures."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.management import CommandError, call_command
+from PIL import Image
+
+from campaigns.ingest.rows import ItemImportError, split_for_key
+from campaigns.models import Item
+from campaigns.services.items import items_import
+
+pytestmark = pytest.mark.django_db
+
+
+def png(color: tuple[int, int, int] = (200, 10, 10), size: tuple[int, int] = (40, 30)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, color).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def write_csv(path: Path, text: str, encoding: str = "utf-8") -> Path:
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+@pytest.fixture
+def text_project(make_project: Any) -> Any:
+    return make_project(split_ratios={"train": 0.1, "valid": 0.2, "test": 0.2, "pool": 0.5})
+
+
+@pytest.fixture
+def image_project(make_project: Any) -> Any:
+    return make_project(task_type="image_classification", labels=["cat", "dog"])
+
+
+@pytest.fixture
+def detection_project(make_project: Any) -> Any:
+    return make_project(task_type="object_detection", labels=["car", "person"])
+
+
+def test_csv_import_creates_items_with_labels_metadata_and_stable_splits(text_project: Any, tmp_path: Path) -> None:
+    rows = ["key,text,label,ground_truth,lang"] + [f"k{i},text {i},,positive,en" for i in range(200)]
+    rows[1] = "k0,text 0,negative,negative,en"
+    path = write_csv(tmp_path / "items.csv", "\n".join(rows) + "\n")
+
+    result = items_import(project=text_project, path=path)
+
+    assert (result.rows, result.created, result.unchanged, result.labeled) == (200, 200, 0, 1)
+    item = Item.objects.get(project=text_project, key="k0")
+    assert (item.text, item.label, item.label_source, item.ground_truth) == ("text 0", "negative", "import", "negative")
+    assert item.metadata == {"lang": "en"}
+    splits = dict(Item.objects.filter(project=text_project).values_list("key", "split"))
+    assert splits == {k: split_for_key(k, text_project.split_ratios) for k in splits}
+    assert set(splits.values()) == {"train", "valid", "test", "pool"}
+
+
+def test_reimport_is_idempotent_and_never_moves_splits(text_project: Any, tmp_path: Path) -> None:
+    first = write_csv(tmp_path / "a.csv", "key,text\n" + "".join(f"k{i},t{i}\n" for i in range(50)))
+    items_import(project=text_project, path=first)
+    before = dict(Item.objects.values_list("key", "split"))
+    # Same keys in another order plus new ones: nothing moves, only the new ones are created.
+    second = write_csv(tmp_path / "b.csv", "key,text\n" + "".join(f"k{i},t{i}\n" for i in reversed(range(80))))
+    result = items_import(project=text_project, path=second)
+    assert (result.created, result.unchanged) == (30, 50)
+    after = dict(Item.objects.values_list("key", "split"))
+    assert all(after[k] == v for k, v in before.items())
+    assert Item.objects.count() == 80
+
+
+def test_split_is_a_function_of_the_key_and_ratios() -> None:
+    ratios = {"train": 0.0, "valid": 0.1, "test": 0.1, "pool": 0.8}
+    splits = [split_for_key(f"key-{i}", ratios) for i in range(20_000)]
+    assert splits == [split_for_key(f"key-{i}", ratios) for i in range(20_000)]
+    assert "train" not in splits
+    assert splits.count("pool") / len(splits) == pytest.approx(0.8, abs=0.02)
+
+
+@pytest.mark.parametrize(
+    ("content", "line", "reason"),
+    [
+        ("key,text,label\na,hello,positive\nb,bye,happy\n", 3, "unknown label 'happy'"),
+        ("key,text\na,hello\nb,\n", 3, "no payload"),
+        ("key,text\na,hello\nb,bye,extra\n", 3, "more cells than header"),
+        ('key,text\na,"unterminated\n', 2, "malformed CSV"),
+        ("key,text,text\na,b,c\n", 1, "duplicate column"),
+        ("", 1, "empty file"),
+    ],
+)
+def test_bad_csv_row_fails_whole_import_naming_file_line_and_reason(
+    text_project: Any, tmp_path: Path, content: str, line: int, reason: str
+) -> None:
+    path = write_csv(tmp_path / "bad.csv", content)
+    with pytest.raises(ItemImportError) as exc:
+        items_import(project=text_project, path=path)
+    assert exc.value.file == "bad.csv"
+    assert exc.value.line == line
+    assert reason in str(exc.value)
+    assert Item.objects.count() == 0
+
+
+def test_bad_row_after_a_full_batch_rolls_back_earlier_batches(text_project: Any, tmp_path: Path) -> None:
+    body = "".join(f"k{i},t{i},positive\n" for i in range(30)) + "bad,t,unknown\n"
+    path = write_csv(tmp_path / "late.csv", "key,text,label\n" + body)
+    with pytest.raises(ItemImportError, match=r"late.csv:32: label: unknown label"):
+        items_import(project=text_project, path=path, batch_size=10)
+    assert Item.objects.count() == 0
+
+
+def test_bad_encoding_is_reported_with_its_line(text_project: Any, tmp_path: Path) -> None:
+    path = tmp_path / "latin.csv"
+    path.write_bytes("key,text\na,ok\nb,caf\xe9\n".encode("latin-1"))
+    with pytest.raises(ItemImportError, match="not valid UTF-8"):
+        items_import(project=text_project, path=path)
+    assert Item.objects.count() == 0
+
+
+def test_oversize_field_is_refused(text_project: Any, tmp_path: Path, settings: Any) -> None:
+    settings.ALWEB_IMPORT_MAX_FIELD_CHARS = 100
+    path = write_csv(tmp_path / "big.csv", "key,text\na," + "x" * 500 + "\n")
+    with pytest.raises(ItemImportError, match=r"big.csv:2"):
+        items_import(project=text_project, path=path)
+    assert Item.objects.count() == 0
+
+
+def test_jsonl_import_and_wrong_types(text_project: Any, tmp_path: Path) -> None:
+    path = tmp_path / "items.jsonl"
+    lines = [{"key": "a", "text": "hi", "label": "positive", "metadata": {"n": 1}}, {"text": "no key given"}]
+    path.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    result = items_import(project=text_project, path=path)
+    assert result.created == 2
+    assert Item.objects.get(key="a").metadata == {"n": 1}
+    assert Item.objects.filter(key__startswith="sha1:").count() == 1  # derived key: re-import is idempotent
+    assert items_import(project=text_project, path=path).created == 0
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"key": "x", "text": "ok"}\n{"key": "y", "text": 5}\n[1]\n')
+    with pytest.raises(ItemImportError, match=r"bad.jsonl:2: text: must be a string, got int"):
+        items_import(project=text_project, path=bad)
+    bad.write_text('{"key": "x", "text": "ok"}\n{not json}\n')
+    with pytest.raises(ItemImportError, match=r"bad.jsonl:2: invalid JSON"):
+        items_import(project=text_project, path=bad)
+    assert Item.objects.count() == 2
+
+
+def test_csv_with_images_stores_media_and_refuses_traversal(
+    image_project: Any, tmp_path: Path, media_root: Path
+) -> None:
+    (tmp_path / "img").mkdir()
+    (tmp_path / "img" / "a.png").write_bytes(png())
+    (tmp_path / "img" / "b.png").write_bytes(png((0, 0, 255)))
+    path = write_csv(tmp_path / "items.csv", "image,label\nimg/a.png,cat\nimg/b.png,\nhttps://example.com/c.jpg,dog\n")
+    result = items_import(project=image_project, path=path)
+    assert (result.created, result.files_stored) == (3, 2)
+    a = Item.objects.get(key="img/a.png")
+    assert (a.media_width, a.media_height, a.label) == (40, 30, "cat")
+    assert (media_root / a.media.name).read_bytes() == png()
+    assert Item.objects.get(key="https://example.com/c.jpg").url == "https://example.com/c.jpg"
+
+    (tmp_path / "secret.png").write_bytes(png())
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    evil = write_csv(sub / "evil.csv", "key,image\nx,../secret.png\n")
+    with pytest.raises(ItemImportError, match="leaves the import folder"):
+        items_import(project=image_project, path=evil)
+
+
+def test_unreadable_image_fails_and_removes_files_already_stored(
+    image_project: Any, tmp_path: Path, media_root: Path
+) -> None:
+    (tmp_path / "good.png").write_bytes(png())
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    path = write_csv(tmp_path / "items.csv", "image\ngood.png\nbroken.png\n")
+    with pytest.raises(ItemImportError, match=r"items.csv:3: image: unreadable image"):
+        items_import(project=image_project, path=path)
+    assert Item.objects.count() == 0
+    assert not any(p.is_file() for p in media_root.rglob("*"))
+
+
+def test_image_folder_with_labels_from_folders(image_project: Any, tmp_path: Path, media_root: Path) -> None:
+    for label in ("cat", "dog"):
+        (tmp_path / "imgs" / label).mkdir(parents=True)
+        for i in range(3):
+            (tmp_path / "imgs" / label / f"{i}.png").write_bytes(png((i * 40, 0, 0)))
+    result = items_import(project=image_project, path=tmp_path / "imgs", label_from_dir=True)
+    assert (result.created, result.labeled) == (6, 6)
+    assert Item.objects.get(key="dog/2.png").label == "dog"
+
+
+def make_zip(path: Path, members: dict[str, bytes], compression: int = zipfile.ZIP_DEFLATED) -> Path:
+    with zipfile.ZipFile(path, "w", compression=compression) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return path
+
+
+def test_zip_of_images_imports_and_zip_attacks_are_refused(
+    image_project: Any, tmp_path: Path, media_root: Path
+) -> None:
+    ok = make_zip(tmp_path / "ok.zip", {"cat/a.png": png(), "dog/b.png": png((1, 2, 3))})
+    assert items_import(project=image_project, path=ok, label_from_dir=True).created == 2
+
+    traversal = make_zip(tmp_path / "evil.zip", {"a.png": png(), "../../etc/x.png": png()})
+    with pytest.raises(ItemImportError, match="path traversal"):
+        items_import(project=image_project, path=traversal)
+
+    bomb = make_zip(tmp_path / "bomb.zip", {"a.png": png(), "big.txt": b"\0" * (50 << 20)})
+    with pytest.raises(ItemImportError, match="absurd expansion"):
+        items_import(project=image_project, path=bomb)
+    assert Item.objects.count() == 2
+
+
+def test_yolo_folder_and_tiling_for_detection(detection_project: Any, tmp_path: Path, media_root: Path) -> None:
+    (tmp_path / "ds" / "images").mkdir(parents=True)
+    (tmp_path / "ds" / "labels").mkdir()
+    (tmp_path / "ds" / "images" / "street.png").write_bytes(png(size=(120, 80)))
+    # A car in the top-left quarter and a person across the middle.
+    (tmp_path / "ds" / "labels" / "street.txt").write_text("0 0.25 0.25 0.2 0.2\n1 0.5 0.75 0.1 0.2\n")
+    result = items_import(project=detection_project, path=tmp_path / "ds")
+    assert result.created == 1
+    boxes = Item.objects.get().label
+    assert [b["label"] for b in boxes] == ["car", "person"]
+    assert boxes[0]["x"] == pytest.approx(0.15) and boxes[0]["w"] == pytest.approx(0.2)
+
+    Item.objects.all().delete()
+    result = items_import(project=detection_project, path=tmp_path / "ds", tile=(2, 2))
+    assert result.created == 4
+    tiles = {i.key: i for i in Item.objects.all()}
+    top_left = tiles["images/street.png#r0c0"]
+    assert top_left.source == "images/street.png"
+    assert (top_left.media_width, top_left.media_height) == (60, 40)
+    assert [b["label"] for b in top_left.label] == ["car"]
+    assert top_left.label[0]["x"] == pytest.approx(0.3)
+    assert tiles["images/street.png#r0c1"].label == []
+
+    (tmp_path / "ds" / "labels" / "street.txt").write_text("7 0.5 0.5 0.1 0.1\n")
+    Item.objects.all().delete()
+    with pytest.raises(ItemImportError, match="class index 7 out of range"):
+        items_import(project=detection_project, path=tmp_path / "ds")
+
+
+def test_coco_import_as_ground_truth(detection_project: Any, tmp_path: Path, media_root: Path) -> None:
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images" / "1.png").write_bytes(png(size=(100, 50)))
+    coco = {
+        "images": [{"id": 1, "file_name": "1.png", "width": 100, "height": 50}],
+        "annotations": [{"image_id": 1, "category_id": 3, "bbox": [10, 5, 20, 10]}],
+        "categories": [{"id": 3, "name": "person"}],
+    }
+    path = tmp_path / "coco.json"
+    path.write_text(json.dumps(coco))
+    items_import(project=detection_project, path=path, labels_as_ground_truth=True)
+    item = Item.objects.get()
+    assert item.label is None
+    assert item.ground_truth == [{"label": "person", "x": 0.1, "y": 0.1, "w": 0.2, "h": 0.2}]
+
+    coco["categories"] = [{"id": 3, "name": "truck"}]
+    path.write_text(json.dumps(coco))
+    with pytest.raises(ItemImportError, match="unknown label"):
+        items_import(project=detection_project, path=path)
+
+
+def test_command_reports_success_and_errors(text_project: Any, tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "items.csv", "key,text\na,one\nb,two\n")
+    out = io.StringIO()
+    call_command("import_items", str(text_project.pk), str(path), stdout=out, stderr=io.StringIO())
+    assert "2 new items" in out.getvalue()
+    bad = write_csv(tmp_path / "bad.csv", "key,text,label\nc,x,nope\n")
+    with pytest.raises(CommandError, match=r"nothing was imported: bad.csv:2: label: unknown label 'nope'"):
+        call_command("import_items", text_project.name, str(bad), stdout=out, stderr=io.StringIO())
+    with pytest.raises(CommandError, match="no project"):
+        call_command("import_items", "nope", str(path))
+    with pytest.raises(CommandError, match="--tile"):
+        call_command("import_items", text_project.name, str(path), "--tile", "0x4")

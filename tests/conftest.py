@@ -1,0 +1,37 @@
+"""Shared fixtures. Tests run against the real Postgres (alweb.settings.test) and Redis."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.test import override_settings
+
+from tests.factories import ProjectFactory, UserFactory
+
+
+@pytest.fixture
+def user(db: None) -> Any:
+    return UserFactory()
+
+
+@pytest.fixture
+def make_project(db: None) -> Callable[..., Any]:
+    def make(**kwargs: Any) -> Any:
+        return ProjectFactory(**kwargs)
+
+    return make
+
+
+@pytest.fixture
+def media_root(tmp_path: Path) -> Any:
+    """Item media written under a per-test folder, through the default (filesystem) storage."""
+    root = tmp_path / "media"
+    storages = {
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(root)}},
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+    with override_settings(STORAGES=storages, MEDIA_ROOT=str(root)):
+        yield root
