@@ -138,6 +138,25 @@ CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
 CELERY_BROKER_FOLDER = VAR_DIR / "broker"
 CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default="") or None
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+# At-least-once delivery: a task is acknowledged after it ran, so a killed worker's task is redelivered.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=3 * 3600)
+CELERY_TASK_TIME_LIMIT = CELERY_TASK_SOFT_TIME_LIMIT + 300
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# CPU-heavy work (train, score) and I/O (Label Studio sync and pull) scale on separate worker pools.
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_ROUTES = {
+    "campaigns.tasks.cycle_train": {"queue": "cpu"},
+    "campaigns.tasks.cycle_score": {"queue": "cpu"},
+    "campaigns.tasks.cycle_sync": {"queue": "io"},
+    "campaigns.tasks.project_pull": {"queue": "io"},
+    "campaigns.tasks.pull_all_projects": {"queue": "io"},
+}
 
 # MLflow: the tracking URI is always explicit (FACTS.md: an old ./mlruns silently changes the default).
 MLFLOW_TRACKING_URI = env.str("MLFLOW_TRACKING_URI", default=f"sqlite:///{VAR_DIR / 'mlflow.db'}")

@@ -1,0 +1,148 @@
+"""`make run`: the whole product on embedded defaults, in one terminal.
+
+Migrates the SQLite database under var/, creates a local admin (printed), starts Label Studio from its own
+virtualenv, a Celery worker and beat on the filesystem broker, and the web app on 127.0.0.1:8000. Ctrl-C stops
+every child. A second run reuses var/ and starts in seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+VAR = Path(os.environ.get("ALWEB_VAR_DIR", ROOT / "var"))
+HOST, PORT = "127.0.0.1", int(os.environ.get("ALWEB_PORT", "8000"))
+
+
+def _django() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "alweb.settings.local")
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+
+
+def ensure_admin() -> dict[str, str]:
+    """Create the local admin once; its password lives in var/admin.json so every run can print it."""
+    from django.contrib.auth import get_user_model
+
+    path = VAR / "admin.json"
+    creds: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+    User = get_user_model()
+    if not creds or not User.objects.filter(username=creds["username"]).exists():
+        creds = {"username": "admin", "password": secrets.token_urlsafe(12)}
+        user = User.objects.filter(username="admin").first() or User(username="admin", email="admin@localhost")
+        user.is_staff = user.is_superuser = True
+        user.set_password(creds["password"])
+        user.save()
+        path.write_text(json.dumps(creds))
+        path.chmod(0o600)
+    return creds
+
+
+def start(name: str, args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    log = open(VAR / "logs" / f"{name}.log", "ab")  # noqa: SIM115 - kept open for the child's lifetime
+    print(f"  starting {name} (log: var/logs/{name}.log)")
+    return subprocess.Popen(
+        args, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}, start_new_session=True
+    )
+
+
+def stop_all(procs: dict[str, subprocess.Popen[bytes]]) -> None:
+    for proc in procs.values():
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 15
+    for proc in procs.values():
+        try:
+            proc.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def start_label_studio() -> Any:
+    try:
+        from campaigns.labelstudio import server
+    except ImportError:  # the adapter is optional for the web app itself
+        return None
+    return server.ensure_running(data_dir=VAR / "labelstudio", port=int(os.environ.get("ALWEB_LS_PORT", "8080")))
+
+
+def main() -> None:
+    (VAR / "logs").mkdir(parents=True, exist_ok=True)
+    _django()
+    from django.core.management import call_command
+
+    print("alweb: migrating the embedded database (var/alweb.sqlite3)")
+    call_command("migrate", interactive=False, verbosity=0)
+    creds = ensure_admin()
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    py = sys.executable
+    try:
+        ls = start_label_studio()
+        if ls is not None:
+            os.environ.setdefault("LABEL_STUDIO_URL", ls.url)
+            os.environ.setdefault("LABEL_STUDIO_API_KEY", ls.pat)
+        procs["worker"] = start(
+            "worker",
+            [
+                py,
+                "-m",
+                "celery",
+                "-A",
+                "alweb",
+                "worker",
+                "-Q",
+                "celery,cpu,io",
+                "--concurrency",
+                "2",
+                "--loglevel",
+                "INFO",
+            ],
+        )
+        procs["beat"] = start(
+            "beat",
+            [
+                py,
+                "-m",
+                "celery",
+                "-A",
+                "alweb",
+                "beat",
+                "--loglevel",
+                "INFO",
+                "--schedule",
+                str(VAR / "celerybeat-schedule"),
+            ],
+        )
+        procs["web"] = start("web", [py, "manage.py", "runserver", f"{HOST}:{PORT}", "--noreload"])
+        print()
+        print(f"  alweb dashboard   http://{HOST}:{PORT}/")
+        print(f"  admin             http://{HOST}:{PORT}/admin/   login {creds['username']} / {creds['password']}")
+        print(f"  API schema        http://{HOST}:{PORT}/api/schema/swagger/")
+        if ls is not None:
+            print(f"  Label Studio      {ls.url}/   login {ls.username} / {ls.password}")
+        print("\n  Ctrl-C stops everything.")
+        while all(p.poll() is None for p in procs.values()):
+            time.sleep(1)
+        dead = [n for n, p in procs.items() if p.poll() is not None]
+        print(f"alweb: {', '.join(dead)} exited; see var/logs/. Stopping the rest.", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print("\nalweb: stopping")
+    finally:
+        stop_all(procs)
+        if "ls" in locals() and ls is not None:
+            ls.stop()
+
+
+if __name__ == "__main__":
+    main()
