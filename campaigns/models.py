@@ -226,6 +226,8 @@ class Cycle(models.Model):
     budget = models.PositiveIntegerField(default=100)
     threshold = models.FloatField(null=True, blank=True, help_text="Minimum uncertainty of a selected item.")
     seed = models.BigIntegerField(default=0)
+    # When true the cycle selects and syncs on its own after scoring; otherwise it waits in "scored" for a person.
+    auto_advance = models.BooleanField(default=True)
     # {"stage": ..., "done": n, "total": n, "started_at": iso, "updated_at": iso}; read by the dashboard and API.
     progress = models.JSONField(default=dict, blank=True)
     # Summary of the score distribution written when scoring ends (fine histogram for the preview).

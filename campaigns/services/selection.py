@@ -1,0 +1,202 @@
+"""Selection: which items a cycle sends to annotators, under a budget (max items) and threshold (min uncertainty).
+
+The preview answers the same question without writing anything (the dashboard's slider calls it on every move);
+`selection_make` stores the answer immutably with its parameters, model version, and each item's rank and score.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+
+from campaigns import strategies
+from campaigns.models import Cycle, CycleState, Score, SelectedItem, Selection
+from campaigns.selectors import candidates, pool_for_cycle, score_histogram, threshold_count
+from campaigns.services.cycles import InvalidTransition, cycle_transition, validate_cycle_params
+from campaigns.services.embeddings import embeddings_for
+
+STRATEGIES = ("topk", "power", "diverse", "quota", "random")
+# Diversity and stochastic sampling look at this many times the budget of top candidates.
+DEFAULT_CANDIDATES_FACTOR = 10
+
+
+def validate_strategy(strategy: str, params: dict[str, Any], *, labels: list[str]) -> dict[str, Any]:
+    """Check a strategy name and its options; returns the options with defaults filled in."""
+    if strategy not in STRATEGIES:
+        raise ValidationError({"strategy": f"must be one of {', '.join(STRATEGIES)}"})
+    if not isinstance(params, dict):
+        raise ValidationError({"strategy_params": "must be an object"})
+    clean = dict(params)
+    if strategy == "power":
+        power = clean.setdefault("power", 1.0)
+        if isinstance(power, bool) or not isinstance(power, int | float) or not math.isfinite(power) or power <= 0:
+            raise ValidationError({"strategy_params": "power must be a finite number > 0"})
+    if strategy in ("diverse", "power"):
+        factor = clean.setdefault("candidates_factor", DEFAULT_CANDIDATES_FACTOR)
+        if isinstance(factor, bool) or not isinstance(factor, int) or not 1 <= factor <= 1000:
+            raise ValidationError({"strategy_params": "candidates_factor must be an integer between 1 and 1000"})
+    if strategy == "quota":
+        quotas = clean.get("quotas")
+        if not isinstance(quotas, dict) or not quotas:
+            raise ValidationError({"strategy_params": "quota needs quotas: {label: share of the budget}"})
+        for label, share in quotas.items():
+            if label not in labels:
+                raise ValidationError({"strategy_params": f"quotas: unknown label {label!r}"})
+            if isinstance(share, bool) or not isinstance(share, int | float) or not 0 <= share <= 1:
+                raise ValidationError({"strategy_params": f"quotas: share of {label!r} must be in [0, 1]"})
+    return clean
+
+
+@dataclass(frozen=True, slots=True)
+class Pick:
+    item_id: int
+    uncertainty: float | None
+    predicted_label: str
+    confidence: float | None
+
+
+def _pick(
+    cycle: Cycle, *, budget: int, threshold: float | None, strategy: str, params: dict[str, Any], seed: int
+) -> list[Pick]:
+    has_scores = Score.objects.filter(cycle=cycle).exists()
+    if not has_scores:
+        # Cold start: no model yet, so nothing to rank by; a seeded random sample of the pool.
+        ids = list(pool_for_cycle(project=cycle.project).values_list("pk", flat=True))
+        return [Pick(ids[p], None, "", None) for p in strategies.random_sample(len(ids), budget, seed=seed)]
+    qs = candidates(cycle=cycle, threshold=threshold)
+    fields = ("item_id", "uncertainty", "predicted_label", "confidence", "chunk")
+    if strategy == "topk":
+        return [Pick(*r[:4]) for r in qs.values_list(*fields)[:budget]]
+    limit = budget * params.get("candidates_factor", DEFAULT_CANDIDATES_FACTOR)
+    rows = list(qs.values_list(*fields)[: limit if strategy in ("diverse", "power") else None])
+    u = np.asarray([r[1] for r in rows], dtype=np.float64)
+    if strategy == "power":
+        order = strategies.power_sample(u, budget, seed=seed, power=params["power"])
+    elif strategy == "quota":
+        order = strategies.class_quota(u, [r[2] for r in rows], budget, params["quotas"])
+    elif strategy == "random":
+        order = strategies.random_sample(len(rows), budget, seed=seed)
+    else:
+        emb = embeddings_for(cycle_id=cycle.pk, item_ids=[r[0] for r in rows], chunk_of={r[0]: r[4] for r in rows})
+        if emb is None:
+            raise ValidationError({"strategy": "diverse needs the model's embeddings, which this cycle does not have"})
+        order = strategies.k_center_greedy(emb, budget)
+    return [Pick(*rows[int(p)][:4]) for p in order]
+
+
+def selection_preview(
+    *,
+    cycle: Cycle,
+    budget: int,
+    threshold: float | None,
+    strategy: str | None = None,
+    params: dict[str, Any] | None = None,
+    seed: int | None = None,
+    show: int = 20,
+) -> dict[str, Any]:
+    """How many items pass the threshold, the score histogram, and what the budget would select. Writes nothing."""
+    validate_cycle_params(
+        budget=budget, threshold=threshold, mc_iterations=1, heuristic=cycle.heuristic, seed=seed or 0
+    )
+    strategy = strategy or cycle.strategy
+    params = validate_strategy(
+        strategy, params if params is not None else cycle.strategy_params, labels=cycle.project.labels
+    )
+    qualifying = threshold_count(cycle=cycle, threshold=threshold)
+    picks = _pick(
+        cycle,
+        budget=budget,
+        threshold=threshold,
+        strategy=strategy,
+        params=params,
+        seed=cycle.seed if seed is None else seed,
+    )
+    return {
+        "qualifying": qualifying,
+        "would_select": len(picks),
+        "histogram": score_histogram(cycle=cycle),
+        "threshold": threshold,
+        "budget": budget,
+        "strategy": strategy,
+        "items": [asdict(p) for p in picks[:show]],
+    }
+
+
+def selection_make(
+    *,
+    cycle: Cycle,
+    budget: int | None = None,
+    threshold: float | None = None,
+    strategy: str | None = None,
+    params: dict[str, Any] | None = None,
+) -> Selection:
+    """Select and store, once. A second call (a redelivered task, a double click) returns the existing selection
+    if the cycle already selected, and raises InvalidTransition if the cycle is elsewhere."""
+    existing = Selection.objects.filter(cycle=cycle).first()
+    if existing is not None:
+        return existing
+    budget = cycle.budget if budget is None else budget
+    threshold = cycle.threshold if threshold is None else threshold
+    strategy = strategy or cycle.strategy
+    params = validate_strategy(
+        strategy, params if params is not None else cycle.strategy_params, labels=cycle.project.labels
+    )
+    validate_cycle_params(
+        budget=budget,
+        threshold=threshold,
+        mc_iterations=cycle.mc_iterations,
+        heuristic=cycle.heuristic,
+        seed=cycle.seed,
+    )
+    # The (possibly slow) choice runs outside the transaction; the claim and the write are one atomic step.
+    picks = _pick(cycle, budget=budget, threshold=threshold, strategy=strategy, params=params, seed=cycle.seed)
+    try:
+        with transaction.atomic():
+            cycle_transition(
+                cycle_id=cycle.pk,
+                to=CycleState.SELECTED,
+                from_states=[CycleState.SCORED, CycleState.CREATED],
+                budget=budget,
+                threshold=threshold,
+                strategy=strategy,
+                strategy_params=params,
+            )
+            selection = Selection.objects.create(
+                cycle=cycle,
+                model_version=cycle.model_version,
+                strategy=strategy,
+                params={
+                    "budget": budget,
+                    "threshold": threshold,
+                    "seed": cycle.seed,
+                    "heuristic": cycle.heuristic,
+                    **params,
+                },
+                size=len(picks),
+            )
+            SelectedItem.objects.bulk_create(
+                [
+                    SelectedItem(
+                        selection=selection,
+                        item_id=p.item_id,
+                        rank=rank,
+                        uncertainty=p.uncertainty,
+                        predicted_label=p.predicted_label,
+                        confidence=p.confidence,
+                    )
+                    for rank, p in enumerate(picks)
+                ],
+                batch_size=5000,
+            )
+    except (InvalidTransition, IntegrityError):
+        existing = Selection.objects.filter(cycle=cycle).first()
+        if existing is not None:
+            return existing
+        raise
+    cycle.refresh_from_db()
+    return selection

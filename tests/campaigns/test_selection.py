@@ -1,0 +1,146 @@
+"""Selection: strategies, budget and threshold, preview, immutability, concurrent selects."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import numpy as np
+import pytest
+from django.db import connection
+
+from campaigns import strategies
+from campaigns.models import Cycle, CycleState, Item, Score, SelectedItem, Selection
+from campaigns.selectors import pool_for_cycle
+from campaigns.services.cycles import InvalidTransition, cycle_create, cycle_transition
+from campaigns.services.selection import selection_make, selection_preview
+from tests.factories import ItemFactory
+
+
+def scored_cycle(project: Any, uncertainties: list[float], labels: list[str] | None = None, **kw: Any) -> Cycle:
+    cycle = cycle_create(project=project, **kw)
+    items = [ItemFactory(project=project, key=f"k{i}") for i in range(len(uncertainties))]
+    Score.objects.bulk_create(
+        Score(cycle=cycle, item=item, uncertainty=u, heuristic="bald", predicted_label=(labels or ["a"] * 999)[i])
+        for i, (item, u) in enumerate(zip(items, uncertainties, strict=True))
+    )
+    hist = np.histogram(uncertainties, bins=200)[0].tolist()
+    Cycle.objects.filter(pk=cycle.pk).update(
+        state=CycleState.SCORED,
+        score_stats={
+            "histogram": hist,
+            "min": min(uncertainties),
+            "max": max(uncertainties),
+            "mean": float(np.mean(uncertainties)),
+            "count": len(uncertainties),
+        },
+    )
+    cycle.refresh_from_db()
+    return cycle
+
+
+@pytest.mark.django_db
+def test_topk_respects_budget_and_threshold_and_stores_ranks(make_project: Any) -> None:
+    project = make_project(labels=["a", "b"])
+    cycle = scored_cycle(project, [0.1, 0.9, 0.5, 0.7, 0.3], budget=3, threshold=0.4)
+    selection = selection_make(cycle=cycle)
+    rows = list(SelectedItem.objects.filter(selection=selection).values_list("item__key", "rank", "uncertainty"))
+    assert rows == [("k1", 0, 0.9), ("k3", 1, 0.7), ("k2", 2, 0.5)]
+    assert selection.params["budget"] == 3 and selection.params["threshold"] == 0.4
+    cycle.refresh_from_db()
+    assert cycle.state == "selected"
+    # Idempotent: a redelivered select returns the same selection, writes nothing more.
+    assert selection_make(cycle=cycle).pk == selection.pk
+    assert SelectedItem.objects.count() == 3
+
+
+@pytest.mark.django_db
+def test_threshold_above_everything_selects_nothing_and_preview_agrees(make_project: Any) -> None:
+    cycle = scored_cycle(make_project(labels=["a", "b"]), [0.1, 0.2, 0.3], budget=5)
+    preview = selection_preview(cycle=cycle, budget=5, threshold=0.25)
+    assert (preview["qualifying"], preview["would_select"]) == (1, 1)
+    assert sum(preview["histogram"]["counts"]) == 3
+    assert selection_preview(cycle=cycle, budget=5, threshold=0.9)["would_select"] == 0
+    assert not Selection.objects.exists()  # the preview writes nothing
+
+
+@pytest.mark.django_db
+def test_selected_items_leave_the_pool_of_later_cycles(make_project: Any) -> None:
+    project = make_project(labels=["a", "b"])
+    cycle = scored_cycle(project, [0.9, 0.1], budget=1)
+    selection_make(cycle=cycle)
+    assert list(pool_for_cycle(project=project).values_list("key", flat=True)) == ["k1"]
+    cycle_transition(cycle_id=cycle.pk, to=CycleState.CANCELLED)
+    assert list(pool_for_cycle(project=project).values_list("key", flat=True)) == ["k0", "k1"]
+
+
+@pytest.mark.django_db
+def test_power_and_quota_strategies_are_deterministic(make_project: Any) -> None:
+    project = make_project(labels=["car", "bike"])
+    u = list(np.linspace(0.01, 1, 60))
+    labels = ["car"] * 54 + ["bike"] * 6
+    cycle = scored_cycle(project, u, labels, budget=10, strategy="power", seed=7)
+    a = selection_preview(cycle=cycle, budget=10, threshold=None)["items"]
+    b = selection_preview(cycle=cycle, budget=10, threshold=None)["items"]
+    assert a == b and len(a) == 10
+    quota = selection_preview(
+        cycle=cycle, budget=10, threshold=None, strategy="quota", params={"quotas": {"bike": 0.5, "car": 0.5}}
+    )["items"]
+    assert sum(1 for p in quota if p["predicted_label"] == "bike") == 5
+
+
+@pytest.mark.django_db
+def test_cold_start_selects_a_seeded_random_sample(make_project: Any) -> None:
+    project = make_project()
+    for i in range(30):
+        ItemFactory(project=project, key=f"k{i}")
+    cycle = cycle_create(project=project, budget=5, seed=3)
+    selection = selection_make(cycle=cycle)
+    assert selection.size == 5
+    picked = set(SelectedItem.objects.values_list("item__key", flat=True))
+    ids = list(Item.objects.order_by("pk").values_list("key", flat=True))
+    assert picked == {ids[p] for p in strategies.random_sample(30, 5, seed=3)}
+
+
+@pytest.mark.django_db
+def test_select_is_refused_in_the_wrong_state(make_project: Any) -> None:
+    cycle = scored_cycle(make_project(labels=["a"]), [0.5], budget=1)
+    cycle_transition(cycle_id=cycle.pk, to=CycleState.CANCELLED)
+    with pytest.raises(InvalidTransition, match="is cancelled"):
+        selection_make(cycle=cycle)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_selects_make_one_selection(make_project: Any) -> None:
+    cycle = scored_cycle(make_project(labels=["a"]), [0.1 * i for i in range(1, 9)], budget=4)
+    barrier = threading.Barrier(3)
+    made: list[int] = []
+
+    def select() -> None:
+        barrier.wait()
+        try:
+            made.append(selection_make(cycle=Cycle.objects.get(pk=cycle.pk)).pk)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=select) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(made)) == 1 and len(made) == 3
+    assert Selection.objects.count() == 1 and SelectedItem.objects.count() == 4
+
+
+def test_k_center_greedy_spreads_over_clusters() -> None:
+    rng = np.random.default_rng(0)
+    centres = np.array([[0, 0], [10, 0], [0, 10], [10, 10]], dtype=np.float32)
+    x = np.concatenate([c + rng.normal(scale=0.1, size=(25, 2)) for c in centres])
+    picks = strategies.k_center_greedy(x, 4)
+    assert sorted({int(p) // 25 for p in picks}) == [0, 1, 2, 3]
+
+
+def test_power_sample_prefers_uncertain_items() -> None:
+    u = np.array([0.01] * 90 + [1.0] * 10)
+    hits = sum(int(p) >= 90 for s in range(50) for p in strategies.power_sample(u, 5, seed=s, power=3))
+    assert hits / 250 > 0.9
