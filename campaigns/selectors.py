@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import io
+from functools import lru_cache
 from typing import Any
 
+import numpy as np
+from django.core.files.storage import default_storage
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from numpy.typing import NDArray
 
 from campaigns.models import (
     Cycle,
@@ -56,11 +61,40 @@ def candidates(*, cycle: Cycle, threshold: float | None) -> QuerySet[Score]:
 
 
 def threshold_count(*, cycle: Cycle, threshold: float | None) -> int:
-    """How many of the cycle's scores reach the threshold (the index on (cycle, -uncertainty) answers it)."""
+    """How many of the cycle's scores reach the threshold.
+
+    Scores never change once scoring ends, so a sorted copy of the uncertainties (stored then) answers by binary
+    search in microseconds whatever the threshold; before that, the index on (cycle, -uncertainty) answers.
+    """
+    sorted_scores = sorted_uncertainties(cycle_id=cycle.pk)
+    if sorted_scores is not None:
+        if threshold is None:
+            return len(sorted_scores)
+        return int(len(sorted_scores) - np.searchsorted(sorted_scores, threshold, side="left"))
     qs = Score.objects.filter(cycle=cycle)
     if threshold is not None:
         qs = qs.filter(uncertainty__gte=threshold)
     return qs.count()
+
+
+def sorted_scores_name(cycle_id: int) -> str:
+    return f"cycles/{cycle_id}/uncertainty_sorted.npy"
+
+
+@lru_cache(maxsize=16)
+def _load_sorted(name: str) -> NDArray[np.float64] | None:
+    if not default_storage.exists(name):
+        return None
+    with default_storage.open(name, "rb") as fh:
+        return np.load(io.BytesIO(fh.read()))
+
+
+def sorted_uncertainties(*, cycle_id: int) -> NDArray[np.float64] | None:
+    """The cycle's uncertainties in ascending order, once scoring has finished (cached per process)."""
+    result = _load_sorted(sorted_scores_name(cycle_id))
+    if result is None:
+        _load_sorted.cache_clear()  # don't remember "missing": the file appears when scoring ends
+    return result
 
 
 def score_histogram(*, cycle: Cycle, bins: int = 50) -> dict[str, Any]:
@@ -116,3 +150,31 @@ def learning_curve(*, project: Project) -> list[dict[str, Any]]:
             }
         )
     return points
+
+
+FINE_BINS = 200
+
+
+def score_stats_compute(*, cycle: Cycle) -> dict[str, Any]:
+    """Count, min, max, mean and a fine histogram of the cycle's scores: computed once when scoring ends and
+    stored on the cycle, so the dashboard's slider never scans the score table."""
+    from django.db.models import Avg, Max, Min
+
+    agg = Score.objects.filter(cycle=cycle).aggregate(
+        n=Count("pk"), lo=Min("uncertainty"), hi=Max("uncertainty"), mean=Avg("uncertainty")
+    )
+    if not agg["n"]:
+        return {"count": 0, "histogram": [], "min": None, "max": None, "mean": None}
+    lo, hi = float(agg["lo"]), float(agg["hi"])
+    counts = [0] * FINE_BINS
+    if hi > lo:
+        width = (hi - lo) / FINE_BINS
+        from django.db.models import FloatField, IntegerField
+        from django.db.models.functions import Cast, Floor, Least
+
+        bucket = Least(Cast(Floor((Cast("uncertainty", FloatField()) - lo) / width), IntegerField()), FINE_BINS - 1)
+        for row in Score.objects.filter(cycle=cycle).annotate(b=bucket).values("b").annotate(c=Count("pk")).order_by():
+            counts[int(row["b"])] = row["c"]
+    else:
+        counts[0] = agg["n"]
+    return {"count": agg["n"], "histogram": counts, "min": lo, "max": hi, "mean": float(agg["mean"])}

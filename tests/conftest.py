@@ -25,7 +25,7 @@ def make_project(db: None) -> Callable[..., Any]:
     return make
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def media_root(tmp_path: Path) -> Any:
     """Item media written under a per-test folder, through the default (filesystem) storage."""
     root = tmp_path / "media"
