@@ -157,6 +157,22 @@ class Item(models.Model):
         return self.key
 
 
+class ItemEmbedding(models.Model):
+    """An item's embedding from a frozen encoder (e.g. MiniLM for text): computed once, reused by every cycle."""
+
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="embeddings")
+    encoder = models.CharField(max_length=64)
+    vector = models.BinaryField(help_text="float32 array bytes")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["item", "encoder"], name="%(app_label)s_%(class)s_unique_encoder"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.encoder} embedding of {self.item_id}"
+
+
 class Annotation(models.Model):
     """One annotator's answer in Label Studio for one item's task; all are kept, the item holds the resolved one."""
 

@@ -35,3 +35,15 @@ def media_root(tmp_path: Path) -> Any:
     }
     with override_settings(STORAGES=storages, MEDIA_ROOT=str(root)):
         yield root
+
+
+@pytest.fixture
+def mlflow_store(tmp_path: Path) -> Any:
+    """A real MLflow store (sqlite + local artifacts) per test."""
+    from models_registry.services import registry
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    with override_settings(MLFLOW_TRACKING_URI=uri, MLFLOW_ARTIFACT_ROOT=str(tmp_path / "mlartifacts")):
+        registry.cache_clear()
+        yield uri
+    registry.cache_clear()

@@ -1,0 +1,87 @@
+"""Model inputs for items: image tensors read through storage, text embeddings from the frozen encoder (cached).
+
+The engine takes arrays; this is where items become arrays. Text embeddings are computed once per item and
+encoder and stored in ItemEmbedding, so each cycle only trains and scores the small head.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+from django.core.files.storage import default_storage
+from numpy.typing import NDArray
+from PIL import Image
+
+from campaigns.models import Item, ItemEmbedding, Project, TaskType
+
+DEFAULT_IMAGE_SIZE = 32
+TEXT_ENCODER = "minilm-l6-v2"
+
+
+class FeatureError(Exception):
+    """An item cannot be turned into model input (e.g. a remote URL image alweb cannot fetch)."""
+
+
+def image_config(project: Project) -> tuple[int, int]:
+    cfg = project.model_config or {}
+    return int(cfg.get("image_size", DEFAULT_IMAGE_SIZE)), int(cfg.get("channels", 3))
+
+
+def image_array(item: Item, *, size: int, channels: int) -> NDArray[np.float32]:
+    """[C, size, size] floats in [0, 1]."""
+    if not item.media:
+        raise FeatureError(f"item {item.key!r} has no stored image (URL items are labeled but not scored)")
+    with default_storage.open(item.media.name, "rb") as fh, Image.open(io.BytesIO(fh.read())) as img:
+        img = img.convert("L" if channels == 1 else "RGB").resize((size, size), Image.Resampling.BILINEAR)
+        arr = np.asarray(img, dtype=np.float32) / 255.0
+    return arr[None, :, :] if channels == 1 else arr.transpose(2, 0, 1).copy()
+
+
+@lru_cache(maxsize=1)
+def text_encoder() -> Any:
+    """The frozen sentence encoder, loaded once per process (it is ~90 MB)."""
+    from models_registry.ml.text import default_encoder
+
+    return default_encoder()
+
+
+def text_embeddings(items: Sequence[tuple[int, str]], *, encoder: str = TEXT_ENCODER) -> NDArray[np.float32]:
+    """Embeddings for (item id, text) pairs in order; computes and stores only the missing ones."""
+    ids = [i for i, _ in items]
+    cached = {
+        item_id: np.frombuffer(bytes(vec), dtype=np.float32)
+        for item_id, vec in ItemEmbedding.objects.filter(item_id__in=ids, encoder=encoder).values_list(
+            "item_id", "vector"
+        )
+    }
+    missing = [(i, t) for i, t in items if i not in cached]
+    if missing:
+        vectors = np.asarray(text_encoder().encode([t for _, t in missing]), dtype=np.float32)
+        ItemEmbedding.objects.bulk_create(
+            [
+                ItemEmbedding(item_id=i, encoder=encoder, vector=v.tobytes())
+                for (i, _), v in zip(missing, vectors, strict=True)
+            ],
+            batch_size=2000,
+            ignore_conflicts=True,  # a concurrent or redelivered task may have stored them first
+        )
+        cached.update({i: v for (i, _), v in zip(missing, vectors, strict=True)})
+    return np.stack([cached[i] for i in ids]) if ids else np.empty((0, 384), dtype=np.float32)
+
+
+def item_inputs(project: Project, items: Sequence[Item]) -> NDArray[np.float32]:
+    """Model inputs for `items` (in order) for the project's model kind."""
+    if project.task_type == TaskType.TEXT_CLASSIFICATION:
+        return text_embeddings([(i.pk, i.text) for i in items])
+    size, channels = image_config(project)
+    if not items:
+        return np.empty((0, channels, size, size), dtype=np.float32)
+    return np.stack([image_array(i, size=size, channels=channels) for i in items])
+
+
+def label_index(project: Project, value: Any) -> int:
+    return list(project.labels).index(value)

@@ -1,0 +1,103 @@
+"""Scoring a cycle's pool with MC dropout, chunk by chunk, resumable.
+
+A chunk is the pool items whose id falls in one block of CHUNK_IDS ids: stable whatever else changes, so a
+redelivered task (after a worker died) lists the chunks already written and skips them. Each chunk's scores are
+written in one transaction, so a chunk is either all there or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from django.db import transaction
+from django.db.models import F
+
+from campaigns.models import Cycle, Score
+from campaigns.selectors import pool_for_cycle
+from campaigns.services.embeddings import embeddings_save
+from campaigns.services.features import item_inputs
+from campaigns.services.score_stats import score_stats_freeze
+
+CHUNK_IDS = 2048
+
+
+def chunks_done(*, cycle: Cycle) -> set[int]:
+    return set(Score.objects.filter(cycle=cycle).values_list("chunk", flat=True).distinct())
+
+
+def pool_chunks(*, cycle: Cycle) -> dict[int, int]:
+    """{chunk index: pool items in it} for the cycle's project."""
+    rows = (
+        pool_for_cycle(project=cycle.project).annotate(chunk=F("pk") / CHUNK_IDS).values_list("chunk").order_by("chunk")
+    )
+    counts: dict[int, int] = {}
+    for (chunk,) in rows.iterator(chunk_size=50_000):
+        counts[chunk] = counts.get(chunk, 0) + 1
+    return counts
+
+
+def score_chunk(*, cycle: Cycle, chunk: int, model: object) -> int:
+    """Score one chunk of the pool and store it; returns the number of items scored."""
+    from models_registry.services import model_score
+
+    items = list(
+        pool_for_cycle(project=cycle.project).filter(pk__gte=chunk * CHUNK_IDS, pk__lt=(chunk + 1) * CHUNK_IDS)
+    )
+    if not items:
+        return 0
+    result = model_score(
+        model=model,
+        inputs=item_inputs(cycle.project, items),
+        ids=[i.pk for i in items],
+        iterations=cycle.mc_iterations,
+        heuristic=cycle.heuristic,
+        seed=cycle.seed * 1_000_003 + chunk,
+    )
+    labels = list(cycle.project.labels)
+    with transaction.atomic():
+        Score.objects.bulk_create(
+            [
+                Score(
+                    cycle=cycle,
+                    item_id=item_id,
+                    uncertainty=float(u),
+                    heuristic=cycle.heuristic,
+                    predicted_label=labels[int(lbl)] if lbl >= 0 else "",
+                    confidence=float(c),
+                    chunk=chunk,
+                )
+                for item_id, u, lbl, c in zip(
+                    result.ids, result.uncertainty, result.labels, result.confidence, strict=True
+                )
+            ],
+            batch_size=5000,
+            ignore_conflicts=True,  # a second delivery racing the first writes nothing twice
+        )
+    if result.embeddings is not None:
+        embeddings_save(cycle_id=cycle.pk, chunk=chunk, item_ids=np.asarray(result.ids), features=result.embeddings)
+    return len(items)
+
+
+def cycle_score_pool(*, cycle: Cycle, on_progress: Callable[[int, int], None] | None = None) -> int:
+    """Score every chunk not yet scored; freeze the score statistics at the end. Returns items scored now."""
+    from models_registry.services import model_load
+
+    if cycle.model_version is None:
+        raise ValueError(f"cycle {cycle.pk} has no model version to score with")
+    chunks = pool_chunks(cycle=cycle)
+    done = chunks_done(cycle=cycle)
+    total = sum(chunks.values())
+    progress = sum(n for chunk, n in chunks.items() if chunk in done)
+    model = model_load(model_version=cycle.model_version) if set(chunks) - done else None
+    scored = 0
+    for chunk in chunks:
+        if chunk in done:
+            continue
+        n = score_chunk(cycle=cycle, chunk=chunk, model=model)
+        scored += n
+        progress += n
+        if on_progress is not None:
+            on_progress(progress, total)
+    score_stats_freeze(cycle=cycle)
+    return scored

@@ -1,0 +1,73 @@
+"""Thin Celery tasks: each takes ids and calls one service. Delivery is at least once (acks_late), so every
+service they call is idempotent; network errors (Label Studio, MLflow) retry with exponential backoff, and a task
+that gives up marks its cycle failed with the reason."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import Task, shared_task
+
+from campaigns.services import pipeline
+from campaigns.services.cycles import cycle_fail
+
+log = logging.getLogger(__name__)
+
+# Errors worth retrying: the other side may come back (a restarted Label Studio, MLflow, a dropped DB connection).
+RETRYABLE: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError, OSError)
+try:
+    import requests
+    from django.db import InterfaceError, OperationalError
+
+    RETRYABLE = (*RETRYABLE, requests.ConnectionError, requests.Timeout, OperationalError, InterfaceError)
+except ImportError:  # pragma: no cover - both ship with the app
+    pass
+
+
+class CycleTask(Task):  # type: ignore[misc]
+    """Marks the cycle failed, with the reason, once retries are exhausted or the error is not retryable."""
+
+    autoretry_for = RETRYABLE
+    retry_backoff = 2
+    retry_backoff_max = 300
+    retry_jitter = True
+    max_retries = 6
+
+    def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
+        cycle_id = kwargs.get("cycle_id", args[0] if args else None)
+        if cycle_id is not None:
+            cycle_fail(cycle_id=cycle_id, reason=f"{type(exc).__name__}: {exc}")
+        log.error("task %s for cycle %s failed: %s", self.name, cycle_id, exc)
+
+
+@shared_task(base=CycleTask, bind=True, name="campaigns.tasks.cycle_train")
+def cycle_train(self: Task, cycle_id: int) -> None:
+    pipeline.cycle_run_training(cycle_id=cycle_id)
+
+
+@shared_task(base=CycleTask, bind=True, name="campaigns.tasks.cycle_score")
+def cycle_score(self: Task, cycle_id: int) -> None:
+    pipeline.cycle_run_scoring(cycle_id=cycle_id)
+
+
+@shared_task(base=CycleTask, bind=True, name="campaigns.tasks.cycle_select")
+def cycle_select(self: Task, cycle_id: int) -> None:
+    pipeline.cycle_run_selection(cycle_id=cycle_id)
+
+
+@shared_task(base=CycleTask, bind=True, name="campaigns.tasks.cycle_sync")
+def cycle_sync(self: Task, cycle_id: int) -> None:
+    pipeline.cycle_run_sync(cycle_id=cycle_id)
+
+
+@shared_task(bind=True, name="campaigns.tasks.project_pull", autoretry_for=RETRYABLE, retry_backoff=2, max_retries=6)
+def project_pull(self: Task, project_id: int, task_ids: list[int] | None = None) -> None:
+    pipeline.project_run_pull(project_id=project_id, task_ids=task_ids)
+
+
+@shared_task(name="campaigns.tasks.pull_all_projects")
+def pull_all_projects() -> None:
+    """Periodic (beat): Label Studio never retries a webhook, so a pull must run anyway."""
+    for project_id in pipeline.projects_to_pull():
+        project_pull.delay(project_id)

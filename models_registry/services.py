@@ -1,0 +1,165 @@
+"""The thin layer between the ML engine (plain Python) and alweb's rows: train for a cycle, mirror the MLflow
+registry in ModelVersion, load a version, score inputs."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import torch
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Max
+
+from campaigns.models import Cycle, Project, Split, TaskType
+from campaigns.selectors import evaluation_items, labeled_items
+from campaigns.services.cycles import cycle_progress
+from campaigns.services.features import image_config, item_inputs
+from models_registry.ml.architectures import ImageCNN, TextHead
+from models_registry.ml.engine import Batch, ScoreChunk, concat_chunks, score_model
+from models_registry.ml.training import TrainConfig, train_classifier
+from models_registry.models import ModelStatus, ModelVersion
+from models_registry.registry import ModelRegistry
+
+MIN_LABELS_TO_TRAIN = 2
+
+
+class TrainingError(Exception):
+    """Training cannot run for a clear reason (too few labels, a task type alweb does not train)."""
+
+
+@lru_cache(maxsize=1)
+def registry() -> ModelRegistry:
+    return ModelRegistry(settings.MLFLOW_TRACKING_URI, artifact_root=settings.MLFLOW_ARTIFACT_ROOT)
+
+
+def registered_name(project: Project) -> str:
+    return f"alweb-project-{project.pk}"
+
+
+def build_model(project: Project) -> torch.nn.Module:
+    n = len(project.labels)
+    cfg = project.model_config or {}
+    if project.task_type == TaskType.TEXT_CLASSIFICATION:
+        return TextHead(n, in_dim=int(cfg.get("embedding_dim", 384)), dropout=float(cfg.get("dropout", 0.3)))
+    if project.task_type == TaskType.IMAGE_CLASSIFICATION:
+        size, channels = image_config(project)
+        return ImageCNN(n, image_size=size, channels=channels, dropout=float(cfg.get("dropout", 0.5)))
+    raise TrainingError("alweb trains classifiers only: register an external MLflow detector for this project")
+
+
+def _xy(project: Project, items: list[Any], *, use_ground_truth: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    labels = list(project.labels)
+    values = [i.label if i.label is not None or not use_ground_truth else i.ground_truth for i in items]
+    x = torch.as_tensor(item_inputs(project, items))
+    y = torch.as_tensor([labels.index(v) for v in values], dtype=torch.long)
+    return x, y
+
+
+def _next_version(project: Project) -> int:
+    Project.objects.select_for_update().filter(pk=project.pk).first()
+    return (ModelVersion.objects.filter(project=project).aggregate(v=Max("version"))["v"] or 0) + 1
+
+
+def model_version_mirror_champion(*, model_version: ModelVersion) -> None:
+    """The champion flag moves in one transaction (a partial unique constraint allows one per project)."""
+    with transaction.atomic():
+        ModelVersion.objects.filter(project=model_version.project, is_champion=True).update(is_champion=False)
+        ModelVersion.objects.filter(pk=model_version.pk).update(is_champion=True)
+
+
+def model_train_for_cycle(*, cycle: Cycle) -> ModelVersion:
+    """Train on the project's labels, evaluate, log and register in MLflow, mirror the version. Idempotent per cycle:
+    a redelivered task finds the version this cycle already trained."""
+    project = cycle.project
+    existing = ModelVersion.objects.filter(project=project, params__cycle_id=cycle.pk, status=ModelStatus.READY).first()
+    if existing is not None:
+        return existing
+    train_items = list(labeled_items(project=project).order_by("pk"))
+    if len(train_items) < MIN_LABELS_TO_TRAIN:
+        raise TrainingError(f"need at least {MIN_LABELS_TO_TRAIN} labeled items to train, have {len(train_items)}")
+    model = build_model(project)
+    epochs = int((project.model_config or {}).get("epochs", 30))
+    x_train, y_train = _xy(project, train_items, use_ground_truth=False)
+    valid = [list(evaluation_items(project=project, split=s).order_by("pk")) for s in (Split.VALID, Split.TEST)]
+    xy_valid = _xy(project, valid[0], use_ground_truth=True) if valid[0] else None
+    xy_test = _xy(project, valid[1], use_ground_truth=True) if valid[1] else None
+    result = train_classifier(
+        model,
+        (x_train, y_train),
+        xy_valid,
+        num_classes=len(project.labels),
+        test=xy_test,
+        config=TrainConfig(epochs=epochs, seed=cycle.seed),
+        on_epoch=lambda log: cycle_progress(cycle_id=cycle.pk, stage="training", done=log.epoch, total=epochs),
+    )
+    evaluated = result.test or result.valid
+    metrics: dict[str, Any] = {}
+    if evaluated is not None:
+        metrics = {
+            "accuracy": evaluated.accuracy,
+            "macro_f1": evaluated.macro_f1,
+            "per_class_f1": dict(zip(project.labels, evaluated.f1, strict=True)),
+            "confusion": evaluated.confusion,
+            "evaluated_on": "test" if result.test is not None else "valid",
+        }
+    if result.valid is not None:
+        metrics["valid"] = {"accuracy": result.valid.accuracy, "macro_f1": result.valid.macro_f1}
+    params = {
+        "cycle_id": cycle.pk,
+        "cycle": cycle.number,
+        "labels_used": len(train_items),
+        "heuristic": cycle.heuristic,
+        "mc_iterations": cycle.mc_iterations,
+        "epochs_run": result.epochs_run,
+        "best_epoch": result.best_epoch,
+        "seed": cycle.seed,
+    }
+    # Slow I/O (MLflow) first, outside any transaction; then the mirror row in one short transaction.
+    champion_metric = "best_val_macro_f1" if result.valid is not None else "test_macro_f1"
+    rv = registry().log_training_run(
+        experiment=f"alweb/project-{project.pk}",
+        registered_name=registered_name(project),
+        model=result.model,
+        input_example=x_train[:2].numpy(),
+        params=params,
+        history=[{"epoch": h.epoch, **h.metrics()} for h in result.history],
+        metrics=result.final_metrics(list(project.labels)),
+        champion_metric=champion_metric,
+        policy=(project.model_config or {}).get("champion_policy", "if_better"),
+        run_name=f"cycle-{cycle.number}",
+    )
+    with transaction.atomic():
+        mv = ModelVersion.objects.create(
+            project=project,
+            version=_next_version(project),
+            kind="trained",
+            status=ModelStatus.READY,
+            architecture=type(result.model).__name__,
+            mlflow_run_id=rv.run_id or "",
+            model_uri=rv.model_uri,
+            registered_name=rv.name,
+            registered_version=str(rv.version),
+            label_count=len(train_items),
+            metrics=metrics,
+            params=params,
+        )
+    if rv.champion:
+        model_version_mirror_champion(model_version=mv)
+    return mv
+
+
+def model_load(*, model_version: ModelVersion) -> Any:
+    """The torch module behind a version (from MLflow, so any worker can load what another trained)."""
+    return registry().load_torch(model_version.model_uri)
+
+
+def model_score(
+    *, model: Any, inputs: np.ndarray, ids: list[int], iterations: int, heuristic: str, seed: int
+) -> ScoreChunk:
+    """MC-dropout scores for one chunk of inputs, with penultimate embeddings for diversity-aware selection."""
+    batches = [Batch(lambda: torch.as_tensor(inputs), ids=ids, size=len(ids))]
+    return concat_chunks(
+        score_model(model, batches, iterations=iterations, heuristic=heuristic, seed=seed, embeddings=True)
+    )

@@ -1,0 +1,94 @@
+"""Training and scoring a cycle end to end in-process: digits images and MiniLM text, the real MLflow store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from campaigns.demo_data import DIGIT_LABELS, TOPIC_LABELS, write_digits, write_topics
+from campaigns.models import Cycle, CycleState, Item, Score
+from campaigns.services import scoring
+from campaigns.services.cycles import cycle_create
+from campaigns.services.items import items_import
+from campaigns.services.pipeline import cycle_run_scoring, cycle_run_training
+from models_registry.models import ModelVersion
+from models_registry.services import registry
+
+pytestmark = [pytest.mark.django_db, pytest.mark.integration, pytest.mark.slow]
+
+
+def label_some(project: Any, n: int) -> None:
+    """Stand-in for annotators: give n pool items their ground truth as label (round robin over classes)."""
+    for item in Item.objects.filter(project=project, split="pool").order_by("pk")[:n]:
+        item.label, item.label_source = item.ground_truth, "annotation"
+        item.save(update_fields=["label", "label_source"])
+
+
+def test_image_cycle_trains_registers_scores_and_resumes(
+    make_project: Any, tmp_path: Path, mlflow_store: str, monkeypatch: Any
+) -> None:
+    project = make_project(
+        task_type="image_classification",
+        labels=DIGIT_LABELS,
+        model_config={"image_size": 16, "channels": 1, "epochs": 15},
+        split_ratios={"train": 0.0, "valid": 0.15, "test": 0.15, "pool": 0.7},
+    )
+    items_import(project=project, path=write_digits(tmp_path / "digits", limit=600, size=16))
+    label_some(project, 200)
+    cycle = cycle_create(project=project, mc_iterations=8, budget=20)
+
+    cycle_run_training(cycle_id=cycle.pk)
+    cycle.refresh_from_db()
+    mv = cycle.model_version
+    assert cycle.state == CycleState.SCORING and mv is not None
+    assert mv.label_count == 200 and mv.is_champion and mv.metrics["evaluated_on"] == "test"
+    assert mv.metrics["accuracy"] > 0.7, mv.metrics
+    reloaded = registry().load_torch(f"models:/{mv.registered_name}@champion")
+    assert type(reloaded).__name__ == "ImageCNN"
+
+    # Score in small chunks, then lose one chunk as if the worker died before writing it: only it is recomputed.
+    monkeypatch.setattr(scoring, "CHUNK_IDS", 64)
+    cycle_run_scoring(cycle_id=cycle.pk)
+    cycle.refresh_from_db()
+    pool = Item.objects.filter(project=project, split="pool", label__isnull=True).count()
+    assert cycle.state == CycleState.SCORED and Score.objects.filter(cycle=cycle).count() == pool
+    assert cycle.score_stats["count"] == pool and cycle.progress["done"] == pool
+    chunks = sorted(set(Score.objects.filter(cycle=cycle).values_list("chunk", flat=True)))
+    assert len(chunks) > 3
+    lost = chunks[1]
+    lost_n, _ = Score.objects.filter(cycle=cycle, chunk=lost).delete()
+    calls: list[int] = []
+    real = scoring.score_chunk
+    monkeypatch.setattr(scoring, "score_chunk", lambda **kw: calls.append(kw["chunk"]) or real(**kw))
+    assert scoring.cycle_score_pool(cycle=cycle) == lost_n
+    assert calls == [lost]
+    assert Score.objects.filter(cycle=cycle).count() == pool
+
+    # A redelivered training task does not train again.
+    cycle_run_training(cycle_id=cycle.pk)
+    assert ModelVersion.objects.filter(project=project).count() == 1
+
+
+def test_text_cycle_uses_cached_minilm_embeddings(make_project: Any, tmp_path: Path, mlflow_store: str) -> None:
+    project = make_project(
+        task_type="text_classification",
+        labels=TOPIC_LABELS,
+        model_config={"epochs": 20},
+        split_ratios={"train": 0.0, "valid": 0.2, "test": 0.2, "pool": 0.6},
+    )
+    items_import(project=project, path=write_topics(tmp_path / "topics", n=240))
+    label_some(project, 60)
+    cycle = cycle_create(project=project, mc_iterations=10)
+    cycle_run_training(cycle_id=cycle.pk)
+    cycle_run_scoring(cycle_id=cycle.pk)
+    cycle = Cycle.objects.get(pk=cycle.pk)
+    assert cycle.model_version is not None and cycle.model_version.metrics["accuracy"] > 0.8
+    scores = Score.objects.filter(cycle=cycle)
+    assert scores.count() == Item.objects.filter(project=project, split="pool", label__isnull=True).count()
+    assert set(scores.values_list("predicted_label", flat=True)) <= set(TOPIC_LABELS)
+    # Every item was embedded once; a second cycle reuses the cache.
+    from campaigns.models import ItemEmbedding
+
+    assert ItemEmbedding.objects.filter(item__project=project).count() == Item.objects.filter(project=project).count()
