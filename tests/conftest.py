@@ -47,3 +47,41 @@ def mlflow_store(tmp_path: Path) -> Any:
         registry.cache_clear()
         yield uri
     registry.cache_clear()
+
+
+@pytest.fixture
+def celery_worker(tmp_path: Path, settings: Any, django_db_blocker: Any) -> Any:
+    """A real worker process on Redis, sharing this test's database, media and MLflow store.
+
+    Tests using it need `django_db(transaction=True)`: the worker only sees committed rows.
+    """
+    from django.db import connection
+
+    from alweb.celery import app
+    from models_registry.services import registry
+    from tests.worker import make_worker
+
+    worker = make_worker(tmp_path, connection.settings_dict["NAME"])
+    app.conf.broker_transport_options = {
+        "global_keyprefix": worker.env["CELERY_KEY_PREFIX"],
+        "visibility_timeout": int(worker.env["CELERY_VISIBILITY_TIMEOUT"]),
+    }
+    # Drop pooled broker connections made with the old options; new ones pick up the key prefix.
+    if app._pool is not None:
+        app._pool.force_close_all()
+        app._pool = None
+    app.amqp._producer_pool = None
+    settings.MLFLOW_TRACKING_URI = worker.mlflow_uri
+    settings.MLFLOW_ARTIFACT_ROOT = worker.env["MLFLOW_ARTIFACT_ROOT"]
+    settings.STORAGES = {
+        "default": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(worker.media_root)},
+        },
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+    registry.cache_clear()
+    worker.start()
+    yield worker
+    worker.stop()
+    registry.cache_clear()

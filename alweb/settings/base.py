@@ -148,6 +148,19 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=3 * 3600)
 CELERY_TASK_TIME_LIMIT = CELERY_TASK_SOFT_TIME_LIMIT + 300
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Redis redelivers an unacknowledged task after this many seconds: longer than the longest task.
+CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=4 * 3600),
+}
+if env.str("CELERY_KEY_PREFIX", default=""):
+    # Several alweb installs (or test runs) sharing one Redis keep their queues apart.
+    CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"] = env.str("CELERY_KEY_PREFIX")
+CELERY_BEAT_SCHEDULE = {
+    "pull-annotations": {
+        "task": "campaigns.tasks.pull_all_projects",
+        "schedule": env.int("ALWEB_PULL_INTERVAL", default=60),
+    },
+}
 # CPU-heavy work (train, score) and I/O (Label Studio sync and pull) scale on separate worker pools.
 CELERY_TASK_DEFAULT_QUEUE = "celery"
 CELERY_TASK_ROUTES = {
