@@ -1,4 +1,4 @@
-"""Project writes: creation with validated labels and split ratios, membership."""
+"""Project writes: creation and update with validated labels, split ratios and defaults; membership; deletion."""
 
 from __future__ import annotations
 
@@ -7,10 +7,27 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from campaigns.ingest.rows import validate_split_ratios
-from campaigns.models import Membership, Project, TaskType
+from campaigns.models import Heuristic, Item, Membership, Project, TaskType
+from campaigns.services.cycles import MAX_BUDGET, MAX_MC_ITERATIONS
+
+# The Label Studio connection: only project owners may change it (checked by the API and admin).
+LS_CONNECTION_FIELDS = ("ls_url", "ls_api_key", "ls_project_id")
+UPDATABLE_FIELDS = frozenset(
+    {
+        "name",
+        "task_type",
+        "labels",
+        "split_ratios",
+        "model_config",
+        "default_heuristic",
+        "default_mc_iterations",
+        "default_budget",
+        *LS_CONNECTION_FIELDS,
+    }
+)
 
 
 def validate_labels(labels: Any) -> list[str]:
@@ -28,6 +45,53 @@ def validate_labels(labels: Any) -> list[str]:
     return clean
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def validate_project_defaults(**fields: Any) -> None:
+    """Raise ValidationError {field: reason} for cycle defaults out of range or of the wrong type (None = not given)."""
+    errors: dict[str, str] = {}
+    budget = fields.get("default_budget")
+    if budget is not None and (not _is_int(budget) or not 1 <= budget <= MAX_BUDGET):
+        errors["default_budget"] = f"must be an integer between 1 and {MAX_BUDGET}"
+    mc = fields.get("default_mc_iterations")
+    if mc is not None and (not _is_int(mc) or not 1 <= mc <= MAX_MC_ITERATIONS):
+        errors["default_mc_iterations"] = f"must be an integer between 1 and {MAX_MC_ITERATIONS}"
+    heuristic = fields.get("default_heuristic")
+    if heuristic is not None and heuristic not in Heuristic.values:
+        errors["default_heuristic"] = f"must be one of {', '.join(Heuristic.values)}"
+    config = fields.get("model_config")
+    if config is not None and not isinstance(config, dict):
+        errors["model_config"] = "must be an object"
+    if errors:
+        raise ValidationError(errors)
+
+
+def _check_unique(project: Project) -> None:
+    """Name the field a unique constraint would reject, instead of a bare IntegrityError or '__all__' message."""
+    others = Project.objects.exclude(pk=project.pk)
+    if others.filter(owner_id=project.owner_id, name=project.name).exists():
+        raise ValidationError({"name": "you already own a project with this name"})
+    if (
+        project.ls_project_id is not None
+        and others.filter(ls_url=project.ls_url, ls_project_id=project.ls_project_id).exists()
+    ):
+        raise ValidationError({"ls_project_id": "another alweb project is already linked to this Label Studio project"})
+
+
+def _clean_and_save(project: Project, **kwargs: Any) -> None:
+    _check_unique(project)
+    project.full_clean(exclude=["owner"], validate_constraints=True)
+    try:
+        with transaction.atomic():
+            project.save(**kwargs)
+    except IntegrityError as exc:
+        # A concurrent create or update won the race between the check above and the save.
+        _check_unique(project)
+        raise ValidationError({"name": "conflicts with another project"}) from exc
+
+
 @transaction.atomic
 def project_create(
     *,
@@ -42,8 +106,9 @@ def project_create(
     """Create a project owned by `owner` (who becomes its first member, role owner)."""
     if task_type not in TaskType.values:
         raise ValidationError({"task_type": f"must be one of {', '.join(TaskType.values)}"})
-    if not name or not name.strip():
+    if not isinstance(name, str) or not name.strip():
         raise ValidationError({"name": "must not be empty"})
+    validate_project_defaults(model_config=model_config, **options)
     project = Project(
         owner=owner,
         name=name.strip(),
@@ -58,12 +123,71 @@ def project_create(
             project.split_ratios = validate_split_ratios(split_ratios)
         except ValueError as exc:
             raise ValidationError({"split_ratios": str(exc)}) from exc
-    project.full_clean(exclude=["owner"], validate_constraints=True)
-    project.save()
+    _clean_and_save(project)
     Membership.objects.create(project=project, user=owner, role=Membership.Role.OWNER)
     return project
 
 
+@transaction.atomic
+def project_update(*, project: Project, **changes: Any) -> Project:
+    """Change a project's settings. Once items exist, what they were imported against stays put.
+
+    The task type and split ratios are frozen then (a split is a function of the key and the ratios at import, and
+    items hold labels of the task type), and labels may only be appended: models and Label Studio address classes by
+    position, so renaming, removing or reordering one would silently relabel what is stored.
+    """
+    unknown = set(changes) - UPDATABLE_FIELDS
+    if unknown:
+        raise TypeError(f"project_update got fields it cannot change: {', '.join(sorted(unknown))}")
+    project = Project.objects.select_for_update().get(pk=project.pk)
+    has_items = Item.objects.filter(project=project).exists()
+    if "name" in changes:
+        if not isinstance(changes["name"], str) or not changes["name"].strip():
+            raise ValidationError({"name": "must not be empty"})
+        changes["name"] = changes["name"].strip()
+    if "task_type" in changes:
+        if changes["task_type"] not in TaskType.values:
+            raise ValidationError({"task_type": f"must be one of {', '.join(TaskType.values)}"})
+        if has_items and changes["task_type"] != project.task_type:
+            raise ValidationError({"task_type": "cannot change once items are imported"})
+    if "labels" in changes:
+        labels = validate_labels(changes["labels"])
+        if has_items and labels[: len(project.labels)] != list(project.labels):
+            raise ValidationError(
+                {"labels": "items exist: labels can only be appended, existing labels keep their names and order"}
+            )
+        changes["labels"] = labels
+    if "split_ratios" in changes:
+        try:
+            ratios = validate_split_ratios(changes["split_ratios"])
+        except ValueError as exc:
+            raise ValidationError({"split_ratios": str(exc)}) from exc
+        if has_items and ratios != project.split_ratios:
+            raise ValidationError({"split_ratios": "cannot change once items are imported"})
+        changes["split_ratios"] = ratios
+    validate_project_defaults(**changes)
+    for name, value in changes.items():
+        setattr(project, name, value)
+    _clean_and_save(project, update_fields=[*changes, "updated_at"])
+    return project
+
+
+def project_delete(*, project: Project) -> None:
+    """Delete a project and everything under it (items, cycles, scores, model versions). Label Studio is untouched."""
+    project.delete()
+
+
 def project_add_member(*, project: Project, user: AbstractBaseUser, role: str = Membership.Role.MEMBER) -> Membership:
-    membership, _ = Membership.objects.update_or_create(project=project, user=user, defaults={"role": role})
+    """Add `user` to the project, or change their role. The project's creator always stays an owner."""
+    if role not in Membership.Role.values:
+        raise ValidationError({"role": f"must be one of {', '.join(Membership.Role.values)}"})
+    if user.pk == project.owner_id and role != Membership.Role.OWNER:
+        raise ValidationError({"role": "the project's creator is always an owner"})
+    membership, _ = Membership.objects.update_or_create(project=project, user_id=user.pk, defaults={"role": role})
     return membership
+
+
+def project_remove_member(*, project: Project, user: AbstractBaseUser) -> None:
+    if user.pk == project.owner_id:
+        raise ValidationError({"username": "the project's creator cannot be removed"})
+    Membership.objects.filter(project=project, user_id=user.pk).delete()
