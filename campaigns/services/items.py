@@ -41,6 +41,14 @@ def label_spec_for(project: Project) -> LabelSpec:
     return LabelSpec(task_type=project.task_type, labels=tuple(project.labels))
 
 
+def _label_as_ground_truth(rows: Iterator[ItemRow]) -> Iterator[ItemRow]:
+    """CSV and JSONL name both columns; asked to import labels as ground truth, the label column becomes it."""
+    for row in rows:
+        if row.label is not None:
+            row.ground_truth, row.label = row.label, None
+        yield row
+
+
 def _rows(project: Project, path: Path, fmt: str, *, label_from_dir: bool, labels_as: str) -> Iterator[ItemRow]:
     spec = label_spec_for(project)
     max_pixels = settings.ALWEB_IMPORT_MAX_IMAGE_PIXELS
@@ -52,7 +60,8 @@ def _rows(project: Project, path: Path, fmt: str, *, label_from_dir: bool, label
             max_chars=settings.ALWEB_IMPORT_MAX_FIELD_CHARS,
             max_pixels=max_pixels,
         )
-        return (read_csv if fmt == "csv" else read_jsonl)(path, builder)
+        rows = (read_csv if fmt == "csv" else read_jsonl)(path, builder)
+        return _label_as_ground_truth(rows) if labels_as == "ground_truth" else rows
     if project.task_type == "text_classification":
         raise ItemImportError(path.name, None, f"a text project cannot import {fmt}: use csv or jsonl")
     if fmt == "coco":
