@@ -1,0 +1,81 @@
+"""Strict serializer fields: a JSON API should reject a wrong type, not coerce it.
+
+DRF's CharField turns 5 into "5", IntegerField takes "5" and 5.0, FloatField takes true as 1.0; each hides a client's
+mistake, so these fields accept only the JSON type they name and say which type they wanted.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rest_framework import serializers
+
+
+class StrictCharField(serializers.CharField):
+    default_error_messages = {"invalid": "Must be a string."}
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictIntegerField(serializers.IntegerField):
+    default_error_messages = {"invalid": "Must be an integer."}
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictFloatField(serializers.FloatField):
+    """A finite JSON number (DRF's FloatField already refuses NaN and infinities, "NaN" strings included)."""
+
+    default_error_messages = {"invalid": "Must be a finite number."}
+
+    def to_internal_value(self, data: Any) -> float:
+        if isinstance(data, bool) or not isinstance(data, int | float):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class JSONObjectField(serializers.JSONField):
+    """A JSON object, stored as is: finite numbers only (Postgres jsonb refuses NaN, and 1e999 parses as infinity)."""
+
+    default_error_messages = {
+        "not_object": "Must be a JSON object.",
+        "not_finite": "Must not contain NaN or infinite numbers.",
+        "too_large": "Must be at most {max_bytes} bytes as JSON.",
+        "nul": "Must not contain NUL characters.",
+    }
+
+    def __init__(self, *, max_bytes: int = 65536, **kwargs: Any) -> None:
+        self.max_bytes = max_bytes
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        value = super().to_internal_value(data)
+        if not isinstance(value, dict):
+            self.fail("not_object")
+        try:
+            dumped = json.dumps(value, allow_nan=False)
+        except ValueError:
+            self.fail("not_finite")
+        if _has_nul(value):
+            self.fail("nul")
+        if len(dumped) > self.max_bytes:
+            self.fail("too_large", max_bytes=self.max_bytes)
+        return value
+
+
+def _has_nul(value: Any) -> bool:
+    """Postgres text and jsonb cannot hold U+0000: refuse it here rather than fail in the database."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False

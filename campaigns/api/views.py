@@ -1,0 +1,281 @@
+"""API views, kept thin: resolve the project (404 for non-members), validate the shape with a serializer, call one
+service or query, serialize the result. Errors go through `campaigns.api.errors.exception_handler`."""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, cast
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.files.uploadedfile import UploadedFile
+from django.db.models import QuerySet
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.authtoken.serializers import AuthTokenSerializer
+from rest_framework.authtoken.views import ObtainAuthToken
+from rest_framework.decorators import action
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.throttling import AnonRateThrottle
+
+from campaigns.api import queries
+from campaigns.api.errors import ApiErrorsMixin
+from campaigns.api.pagination import BoundedLimitOffsetPagination
+from campaigns.api.parsers import LenientJSONParser
+from campaigns.api.permissions import OwnerForActions, ProjectMember, require_owner_for_connection, role_of
+from campaigns.api.serializers import (
+    AnnotationFilterSerializer,
+    AnnotationSerializer,
+    ImportErrorSerializer,
+    ImportResultSerializer,
+    ItemFilterSerializer,
+    ItemImportSerializer,
+    ItemSerializer,
+    MembershipSerializer,
+    MembershipWriteSerializer,
+    ModelVersionSerializer,
+    ProjectSerializer,
+)
+from campaigns.models import Annotation, Item, Membership, Project
+from campaigns.services.items import items_import
+from campaigns.services.projects import (
+    project_add_member,
+    project_create,
+    project_delete,
+    project_remove_member,
+    project_update,
+)
+from models_registry.models import ModelVersion
+
+ID_REGEX = "[0-9]{1,18}"  # fits a bigint: a longer id is a 404, not a database error
+PROJECT_PK = OpenApiParameter("project_pk", OpenApiTypes.INT, OpenApiParameter.PATH, description="Project id.")
+FIELD_ERRORS = OpenApiResponse(description='Invalid input, by field: {"field": ["reason", ...]}.')
+NOT_FOUND = OpenApiResponse(description="No such project (or you are not a member), or no such object in it.")
+OWNERS_ONLY = OpenApiResponse(description="Only project owners may do this.")
+
+
+class ApiViewSet(ApiErrorsMixin, viewsets.GenericViewSet):
+    pagination_class = BoundedLimitOffsetPagination
+    project: Project  # set by ProjectMember on nested views
+
+    def fake(self) -> bool:
+        """True while drf-spectacular builds the schema (no request user, no project)."""
+        return getattr(self, "swagger_fake_view", False)
+
+
+@extend_schema_view(
+    create=extend_schema(responses={201: ProjectSerializer, 400: FIELD_ERRORS}),
+    update=extend_schema(responses={200: ProjectSerializer, 400: FIELD_ERRORS, 403: OWNERS_ONLY, 404: NOT_FOUND}),
+    partial_update=extend_schema(
+        responses={200: ProjectSerializer, 400: FIELD_ERRORS, 403: OWNERS_ONLY, 404: NOT_FOUND}
+    ),
+    destroy=extend_schema(responses={204: None, 403: OWNERS_ONLY, 404: NOT_FOUND}),
+)
+class ProjectViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    mixins.DestroyModelMixin,
+    ApiViewSet,
+):
+    """Your projects. Members read and edit settings; owners also delete, manage members and set Label Studio."""
+
+    serializer_class = ProjectSerializer
+    permission_classes = [IsAuthenticated, OwnerForActions]
+    parser_classes = [LenientJSONParser]
+    owner_actions = frozenset({"destroy"})
+    lookup_value_regex = ID_REGEX
+
+    def get_queryset(self) -> QuerySet[Project]:
+        if self.fake():
+            return Project.objects.none()
+        return queries.projects_for_user(user=self.request.user)
+
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        # IsAuthenticated ran first: the user is a real one.
+        project = project_create(owner=cast(AbstractBaseUser, request.user), **serializer.validated_data)
+        project.user_role = Membership.Role.OWNER  # type: ignore[attr-defined]
+        return Response(self.get_serializer(project).data, status=status.HTTP_201_CREATED)
+
+    def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        project = self.get_object()
+        serializer = self.get_serializer(project, data=request.data, partial=kwargs.get("partial", False))
+        serializer.is_valid(raise_exception=True)
+        require_owner_for_connection(project, serializer.validated_data)
+        updated = project_update(project=project, **serializer.validated_data)
+        updated.user_role = role_of(project)  # type: ignore[attr-defined]
+        return Response(self.get_serializer(updated).data)
+
+    def perform_destroy(self, instance: Project) -> None:
+        project_delete(project=instance)
+
+
+@extend_schema(parameters=[PROJECT_PK])
+@extend_schema_view(
+    create=extend_schema(
+        request=MembershipWriteSerializer,
+        responses={201: MembershipSerializer, 400: FIELD_ERRORS, 403: OWNERS_ONLY, 404: NOT_FOUND},
+    ),
+    destroy=extend_schema(
+        parameters=[OpenApiParameter("username", OpenApiTypes.STR, OpenApiParameter.PATH)],
+        responses={204: None, 400: FIELD_ERRORS, 403: OWNERS_ONLY, 404: NOT_FOUND},
+    ),
+)
+class MembershipViewSet(mixins.ListModelMixin, ApiViewSet):
+    """Who is in a project. Owners add members (or change a role) by username, and remove them."""
+
+    serializer_class = MembershipSerializer
+    permission_classes = [IsAuthenticated, ProjectMember, OwnerForActions]
+    parser_classes = [LenientJSONParser]
+    owner_actions = frozenset({"create", "destroy"})
+    lookup_field = "user__username"
+    lookup_url_kwarg = "username"
+    lookup_value_regex = "[^/]+"
+
+    def get_queryset(self) -> QuerySet[Membership]:
+        if self.fake():
+            return Membership.objects.none()
+        return queries.memberships_for_project(project=self.project)
+
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        serializer = MembershipWriteSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        membership = project_add_member(project=self.project, user=data["username"], role=data["role"])
+        return Response(MembershipSerializer(membership).data, status=status.HTTP_201_CREATED)
+
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        membership = self.get_object()
+        project_remove_member(project=self.project, user=membership.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def _save_upload(upload: UploadedFile, directory: Path) -> Path:
+    """Copy the upload under a safe version of its own name: the importer reads the format from the suffix and
+    names the file in its errors, so the client recognises its file there."""
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", Path(upload.name or "").name)[-120:].lstrip(".") or "upload"
+    path = directory / name
+    with path.open("wb") as fh:
+        for chunk in upload.chunks():
+            fh.write(chunk)
+    return path
+
+
+@extend_schema(parameters=[PROJECT_PK])
+@extend_schema_view(list=extend_schema(parameters=[ItemFilterSerializer]))
+class ItemViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
+    """A project's items, filtered by split, labeled, state and key; and bulk import by upload."""
+
+    serializer_class = ItemSerializer
+    permission_classes = [IsAuthenticated, ProjectMember]
+    lookup_value_regex = ID_REGEX
+
+    def get_queryset(self) -> QuerySet[Item]:
+        if self.fake():
+            return Item.objects.none()
+        if self.action != "list":
+            return queries.items_for_project(project=self.project)
+        filters = ItemFilterSerializer(data=self.request.query_params)
+        filters.is_valid(raise_exception=True)
+        return queries.items_for_project(project=self.project, **filters.validated_data)
+
+    @extend_schema(
+        request={"multipart/form-data": ItemImportSerializer},
+        responses={
+            200: ImportResultSerializer,
+            400: OpenApiResponse(
+                ImportErrorSerializer,
+                description="The file was refused and nothing was imported (or a form field is invalid).",
+            ),
+            404: NOT_FOUND,
+        },
+    )
+    @action(
+        detail=False,
+        methods=["post"],
+        url_path="import",
+        url_name="import",
+        parser_classes=[MultiPartParser, FormParser],
+        serializer_class=ItemImportSerializer,
+    )
+    def import_items(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Import items from an uploaded file, synchronously and all or nothing (the `import_items` command's rules)."""
+        serializer = ItemImportSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        with tempfile.TemporaryDirectory(prefix="alweb-import-") as tmp:
+            result = items_import(
+                project=self.project,
+                path=_save_upload(data["file"], Path(tmp)),
+                fmt=data.get("format"),
+                tile=data.get("tile"),
+                label_from_dir=data["labels_from_folders"],
+                labels_as_ground_truth=data["as_ground_truth"],
+            )
+        return Response(ImportResultSerializer(asdict(result)).data)
+
+
+@extend_schema(parameters=[PROJECT_PK])
+@extend_schema_view(list=extend_schema(parameters=[AnnotationFilterSerializer]))
+class AnnotationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
+    """Every annotator's answer as received from Label Studio (the item holds the resolved label)."""
+
+    serializer_class = AnnotationSerializer
+    permission_classes = [IsAuthenticated, ProjectMember]
+    lookup_value_regex = ID_REGEX
+
+    def get_queryset(self) -> QuerySet[Annotation]:
+        if self.fake():
+            return Annotation.objects.none()
+        if self.action != "list":
+            return queries.annotations_for_project(project=self.project)
+        filters = AnnotationFilterSerializer(data=self.request.query_params)
+        filters.is_valid(raise_exception=True)
+        params = filters.validated_data
+        return queries.annotations_for_project(
+            project=self.project,
+            item_id=params.get("item"),
+            annotator=params.get("annotator"),
+            deleted=params.get("deleted"),
+        )
+
+
+@extend_schema(parameters=[PROJECT_PK])
+class ModelVersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
+    """The project's model versions with their metrics, oldest first."""
+
+    serializer_class = ModelVersionSerializer
+    permission_classes = [IsAuthenticated, ProjectMember]
+    lookup_value_regex = ID_REGEX
+
+    def get_queryset(self) -> QuerySet[ModelVersion]:
+        if self.fake():
+            return ModelVersion.objects.none()
+        return queries.model_versions_for_project(project=self.project)
+
+
+class TokenThrottle(AnonRateThrottle):
+    """Slow down password guessing on the token endpoint (per client address)."""
+
+    scope = "auth-token"
+    rate = "30/min"
+
+
+class TokenResponseSerializer(serializers.Serializer):
+    token = serializers.CharField()
+
+
+@extend_schema(request=AuthTokenSerializer, responses={200: TokenResponseSerializer, 400: FIELD_ERRORS})
+class TokenView(ApiErrorsMixin, ObtainAuthToken):
+    """Exchange a username and password for an API token (send it as `Authorization: Token <key>`)."""
+
+    throttle_classes = [TokenThrottle]
