@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from campaigns.ingest.rows import validate_split_ratios
-from campaigns.models import Heuristic, Item, Membership, Project, TaskType
+from campaigns.models import Cycle, Heuristic, Item, Membership, Project, TaskType
 from campaigns.services.cycles import MAX_BUDGET, MAX_MC_ITERATIONS
 
 # The Label Studio connection: only project owners may change it (checked by the API and admin).
@@ -172,8 +172,19 @@ def project_update(*, project: Project, **changes: Any) -> Project:
     return project
 
 
-def project_delete(*, project: Project) -> None:
-    """Delete a project and everything under it (items, cycles, scores, model versions). Label Studio is untouched."""
+@transaction.atomic
+def project_delete(*, project: Project, batch_size: int = 10_000) -> None:
+    """Delete a project and everything under it (items, cycles, scores, model versions). Label Studio is untouched.
+
+    Items go first, in batches: Django's delete collector loads every row it cascades from into memory, which for a
+    pool of millions is too much at once; per batch, the rows hanging off those items go in a few DELETEs. Cycles go
+    before the project: they (and their selections) point at model versions with PROTECT, and the collector refuses
+    to cascade from the project into model versions while it still sees them referenced.
+    """
+    items = Item.objects.filter(project=project)
+    while batch := list(items.order_by("pk").values_list("pk", flat=True)[:batch_size]):
+        Item.objects.filter(pk__in=batch).delete()
+    Cycle.objects.filter(project=project).delete()
     project.delete()
 
 

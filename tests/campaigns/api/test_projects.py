@@ -212,3 +212,27 @@ def test_ids_too_large_for_the_database_are_404(as_owner: Any) -> None:
     assert as_owner.get(f"{URL}{10**30}/").status_code == 404
     assert as_owner.get(f"{URL}{2**62}/").status_code == 404
     assert as_owner.get(f"{URL}?offset={10**30}").status_code == 200
+
+
+def test_delete_removes_everything_under_the_project(as_owner: Any, project: Any) -> None:
+    from campaigns.models import Annotation, Cycle, Score, SelectedItem
+    from models_registry.models import ModelVersion
+    from tests.campaigns.api.factories import (
+        AnnotationFactory,
+        CycleFactory,
+        ModelVersionFactory,
+        ScoreFactory,
+        SelectedItemFactory,
+    )
+
+    version = ModelVersionFactory(project=project)
+    cycle = CycleFactory(project=project, model_version=version)
+    for _ in range(5):
+        ScoreFactory(cycle=cycle)
+    AnnotationFactory(item=ItemFactory(project=project))
+    SelectedItemFactory(selection__cycle=cycle, selection__model_version=version)
+    other = ScoreFactory()  # another project's rows stay
+    assert as_owner.delete(detail(project)).status_code == 204
+    for model in (Item, Annotation, Cycle, Score, SelectedItem, ModelVersion):
+        assert not model.objects.exclude(pk__in=[other.pk, other.item_id, other.cycle_id]).exists(), model
+    assert Score.objects.filter(pk=other.pk).exists()
