@@ -69,6 +69,7 @@ class ApiViewSet(ApiErrorsMixin, viewsets.GenericViewSet):
         return getattr(self, "swagger_fake_view", False)
 
 
+@extend_schema(tags=["projects"])
 @extend_schema_view(
     create=extend_schema(responses={201: ProjectSerializer, 400: FIELD_ERRORS}),
     update=extend_schema(responses={200: ProjectSerializer, 400: FIELD_ERRORS, 403: OWNERS_ONLY, 404: NOT_FOUND}),
@@ -119,7 +120,7 @@ class ProjectViewSet(
         project_delete(project=instance)
 
 
-@extend_schema(parameters=[PROJECT_PK])
+@extend_schema(parameters=[PROJECT_PK], tags=["members"])
 @extend_schema_view(
     create=extend_schema(
         request=MembershipWriteSerializer,
@@ -139,7 +140,7 @@ class MembershipViewSet(mixins.ListModelMixin, ApiViewSet):
     owner_actions = frozenset({"create", "destroy"})
     lookup_field = "user__username"
     lookup_url_kwarg = "username"
-    lookup_value_regex = "[^/]+"
+    lookup_value_regex = r"[\w.@+-]+"  # Django's username characters; anything else (NUL included) is a 404
 
     def get_queryset(self) -> QuerySet[Membership]:
         if self.fake():
@@ -170,7 +171,7 @@ def _save_upload(upload: UploadedFile, directory: Path) -> Path:
     return path
 
 
-@extend_schema(parameters=[PROJECT_PK])
+@extend_schema(parameters=[PROJECT_PK], tags=["items"])
 @extend_schema_view(list=extend_schema(parameters=[ItemFilterSerializer]))
 class ItemViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
     """A project's items, filtered by split, labeled, state and key; and bulk import by upload."""
@@ -224,7 +225,7 @@ class ItemViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
         return Response(ImportResultSerializer(asdict(result)).data)
 
 
-@extend_schema(parameters=[PROJECT_PK])
+@extend_schema(parameters=[PROJECT_PK], tags=["annotations"])
 @extend_schema_view(list=extend_schema(parameters=[AnnotationFilterSerializer]))
 class AnnotationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
     """Every annotator's answer as received from Label Studio (the item holds the resolved label)."""
@@ -249,7 +250,7 @@ class AnnotationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiVie
         )
 
 
-@extend_schema(parameters=[PROJECT_PK])
+@extend_schema(parameters=[PROJECT_PK], tags=["model versions"])
 class ModelVersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
     """The project's model versions with their metrics, oldest first."""
 
@@ -274,7 +275,7 @@ class TokenResponseSerializer(serializers.Serializer):
     token = serializers.CharField()
 
 
-@extend_schema(request=AuthTokenSerializer, responses={200: TokenResponseSerializer, 400: FIELD_ERRORS})
+@extend_schema(request=AuthTokenSerializer, responses={200: TokenResponseSerializer, 400: FIELD_ERRORS}, tags=["auth"])
 class TokenView(ApiErrorsMixin, ObtainAuthToken):
     """Exchange a username and password for an API token (send it as `Authorization: Token <key>`)."""
 

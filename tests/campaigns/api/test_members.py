@@ -38,6 +38,8 @@ def test_owner_adds_changes_and_removes_a_member(as_owner: Any, project: Any) ->
     assert as_owner.delete(url(project, "nina")).status_code == 204
     assert not Membership.objects.filter(project=project, user=newcomer).exists()
     assert as_owner.delete(url(project, "nina")).status_code == 404
+    assert as_owner.delete(url(project, "ni%00na")).status_code == 404
+    assert as_owner.delete(url(project, "ni na")).status_code == 404
 
 
 def test_a_new_member_then_sees_the_project(as_owner: Any, project: Any, client_for: Any) -> None:
