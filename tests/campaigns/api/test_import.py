@@ -125,4 +125,4 @@ def test_permissions(anon: Any, as_outsider: Any, project: Any) -> None:
     assert anon.post(url(project), {"file": upload("a.csv", CSV.encode())}, format="multipart").status_code == 401
     response = as_outsider.post(url(project), {"file": upload("a.csv", CSV.encode())}, format="multipart")
     assert response.status_code == 404
-    assert not Item.objects.exists()
+    assert not Item.objects.filter(project=project).exists()

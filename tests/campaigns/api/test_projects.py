@@ -118,7 +118,7 @@ def test_only_owner_deletes(as_member: Any, as_owner: Any, project: Any) -> None
     assert as_member.delete(detail(project)).status_code == 403
     assert as_owner.delete(detail(project)).status_code == 204
     assert not Project.objects.filter(pk=project.pk).exists()
-    assert not Item.objects.exists()
+    assert not Item.objects.filter(project_id=project.pk).exists()
 
 
 def test_duplicate_name_is_a_400_on_name(as_owner: Any, project: Any) -> None:
@@ -233,6 +233,11 @@ def test_delete_removes_everything_under_the_project(as_owner: Any, project: Any
     SelectedItemFactory(selection__cycle=cycle, selection__model_version=version)
     other = ScoreFactory()  # another project's rows stay
     assert as_owner.delete(detail(project)).status_code == 204
-    for model in (Item, Annotation, Cycle, Score, SelectedItem, ModelVersion):
-        assert not model.objects.exclude(pk__in=[other.pk, other.item_id, other.cycle_id]).exists(), model
+    pk = project.pk
+    assert not Item.objects.filter(project_id=pk).exists()
+    assert not Annotation.objects.filter(project_id=pk).exists()
+    assert not Cycle.objects.filter(project_id=pk).exists()
+    assert not Score.objects.filter(cycle__project_id=pk).exists()
+    assert not SelectedItem.objects.filter(item__project_id=pk).exists()
+    assert not ModelVersion.objects.filter(project_id=pk).exists()
     assert Score.objects.filter(pk=other.pk).exists()
