@@ -8,6 +8,7 @@ import logging
 from typing import Any
 
 from celery import Task, shared_task
+from django.conf import settings
 
 from campaigns.services import pipeline
 from campaigns.services.cycles import cycle_fail
@@ -29,10 +30,10 @@ class CycleTask(Task):  # type: ignore[misc]
     """Marks the cycle failed, with the reason, once retries are exhausted or the error is not retryable."""
 
     autoretry_for = RETRYABLE
-    retry_backoff = 2
+    retry_backoff = settings.ALWEB_TASK_RETRY_BACKOFF
     retry_backoff_max = 300
     retry_jitter = True
-    max_retries = 6
+    max_retries = settings.ALWEB_TASK_MAX_RETRIES
 
     def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
         cycle_id = kwargs.get("cycle_id", args[0] if args else None)

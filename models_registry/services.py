@@ -3,6 +3,8 @@ registry in ModelVersion, load a version, score inputs."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
@@ -27,6 +29,24 @@ MIN_LABELS_TO_TRAIN = 2
 
 class TrainingError(Exception):
     """Training cannot run for a clear reason (too few labels, a task type alweb does not train)."""
+
+
+class RegistryUnavailable(ConnectionError):
+    """MLflow could not be reached: a ConnectionError, so the task layer retries it with backoff."""
+
+
+@contextmanager
+def mlflow_errors() -> Iterator[None]:
+    """Turn MLflow's "API request ... failed" (a generic MlflowException) into a retryable, readable error."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except MlflowException as exc:
+        text = str(exc)
+        if "API request to" in text and "failed with exception" in text:
+            raise RegistryUnavailable(f"MLflow at {settings.MLFLOW_TRACKING_URI} is unreachable: {text[:300]}") from exc
+        raise
 
 
 @lru_cache(maxsize=1)
@@ -118,18 +138,19 @@ def model_train_for_cycle(*, cycle: Cycle) -> ModelVersion:
     }
     # Slow I/O (MLflow) first, outside any transaction; then the mirror row in one short transaction.
     champion_metric = "best_val_macro_f1" if result.valid is not None else "test_macro_f1"
-    rv = registry().log_training_run(
-        experiment=f"alweb/project-{project.pk}",
-        registered_name=registered_name(project),
-        model=result.model,
-        input_example=x_train[:2].numpy(),
-        params=params,
-        history=[{"epoch": h.epoch, **h.metrics()} for h in result.history],
-        metrics=result.final_metrics(list(project.labels)),
-        champion_metric=champion_metric,
-        policy=(project.model_config or {}).get("champion_policy", "if_better"),
-        run_name=f"cycle-{cycle.number}",
-    )
+    with mlflow_errors():
+        rv = registry().log_training_run(
+            experiment=f"alweb/project-{project.pk}",
+            registered_name=registered_name(project),
+            model=result.model,
+            input_example=x_train[:2].numpy(),
+            params=params,
+            history=[{"epoch": h.epoch, **h.metrics()} for h in result.history],
+            metrics=result.final_metrics(list(project.labels)),
+            champion_metric=champion_metric,
+            policy=(project.model_config or {}).get("champion_policy", "if_better"),
+            run_name=f"cycle-{cycle.number}",
+        )
     with transaction.atomic():
         mv = ModelVersion.objects.create(
             project=project,
@@ -152,7 +173,8 @@ def model_train_for_cycle(*, cycle: Cycle) -> ModelVersion:
 
 def model_load(*, model_version: ModelVersion) -> Any:
     """The torch module behind a version (from MLflow, so any worker can load what another trained)."""
-    return registry().load_torch(model_version.model_uri)
+    with mlflow_errors():
+        return registry().load_torch(model_version.model_uri)
 
 
 def model_score(

@@ -155,6 +155,11 @@ CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {
 if env.str("CELERY_KEY_PREFIX", default=""):
     # Several alweb installs (or test runs) sharing one Redis keep their queues apart.
     CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"] = env.str("CELERY_KEY_PREFIX")
+# Network errors (Label Studio, MLflow, the database) are retried with exponential backoff, then the cycle fails.
+ALWEB_TASK_MAX_RETRIES = env.int("ALWEB_TASK_MAX_RETRIES", default=6)
+ALWEB_TASK_RETRY_BACKOFF = env.int("ALWEB_TASK_RETRY_BACKOFF", default=2)
+# Scoring writes the pool in chunks of this many item ids; a redelivered scoring task skips chunks already written.
+ALWEB_SCORING_CHUNK_IDS = env.int("ALWEB_SCORING_CHUNK_IDS", default=2048)
 CELERY_BEAT_SCHEDULE = {
     "pull-annotations": {
         "task": "campaigns.tasks.pull_all_projects",

@@ -1,15 +1,17 @@
 """Scoring a cycle's pool with MC dropout, chunk by chunk, resumable.
 
-A chunk is the pool items whose id falls in one block of CHUNK_IDS ids: stable whatever else changes, so a
+A chunk is the pool items whose id falls in one block of ALWEB_SCORING_CHUNK_IDS ids: stable whatever else changes, so a
 redelivered task (after a worker died) lists the chunks already written and skips them. Each chunk's scores are
 written in one transaction, so a chunk is either all there or not at all.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import numpy as np
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 
@@ -19,7 +21,11 @@ from campaigns.services.embeddings import embeddings_save
 from campaigns.services.features import item_inputs
 from campaigns.services.score_stats import score_stats_freeze
 
-CHUNK_IDS = 2048
+log = logging.getLogger(__name__)
+
+
+def chunk_ids() -> int:
+    return int(settings.ALWEB_SCORING_CHUNK_IDS)
 
 
 def chunks_done(*, cycle: Cycle) -> set[int]:
@@ -29,7 +35,10 @@ def chunks_done(*, cycle: Cycle) -> set[int]:
 def pool_chunks(*, cycle: Cycle) -> dict[int, int]:
     """{chunk index: pool items in it} for the cycle's project."""
     rows = (
-        pool_for_cycle(project=cycle.project).annotate(chunk=F("pk") / CHUNK_IDS).values_list("chunk").order_by("chunk")
+        pool_for_cycle(project=cycle.project)
+        .annotate(chunk=F("pk") / chunk_ids())
+        .values_list("chunk")
+        .order_by("chunk")
     )
     counts: dict[int, int] = {}
     for (chunk,) in rows.iterator(chunk_size=50_000):
@@ -42,7 +51,7 @@ def score_chunk(*, cycle: Cycle, chunk: int, model: object) -> int:
     from models_registry.services import model_score
 
     items = list(
-        pool_for_cycle(project=cycle.project).filter(pk__gte=chunk * CHUNK_IDS, pk__lt=(chunk + 1) * CHUNK_IDS)
+        pool_for_cycle(project=cycle.project).filter(pk__gte=chunk * chunk_ids(), pk__lt=(chunk + 1) * chunk_ids())
     )
     if not items:
         return 0
@@ -76,6 +85,7 @@ def score_chunk(*, cycle: Cycle, chunk: int, model: object) -> int:
         )
     if result.embeddings is not None:
         embeddings_save(cycle_id=cycle.pk, chunk=chunk, item_ids=np.asarray(result.ids), features=result.embeddings)
+    log.info("cycle %s: scored chunk %s (%s items)", cycle.pk, chunk, len(items))
     return len(items)
 
 
@@ -89,6 +99,8 @@ def cycle_score_pool(*, cycle: Cycle, on_progress: Callable[[int, int], None] | 
     done = chunks_done(cycle=cycle)
     total = sum(chunks.values())
     progress = sum(n for chunk, n in chunks.items() if chunk in done)
+    if done:
+        log.info("cycle %s: resuming scoring, %s chunks already written", cycle.pk, len(done & set(chunks)))
     model = model_load(model_version=cycle.model_version) if set(chunks) - done else None
     scored = 0
     for chunk in chunks:

@@ -27,7 +27,7 @@ def label_some(project: Any, n: int) -> None:
 
 
 def test_image_cycle_trains_registers_scores_and_resumes(
-    make_project: Any, tmp_path: Path, mlflow_store: str, monkeypatch: Any
+    make_project: Any, tmp_path: Path, mlflow_store: str, monkeypatch: Any, settings: Any
 ) -> None:
     project = make_project(
         task_type="image_classification",
@@ -49,7 +49,7 @@ def test_image_cycle_trains_registers_scores_and_resumes(
     assert type(reloaded).__name__ == "ImageCNN"
 
     # Score in small chunks, then lose one chunk as if the worker died before writing it: only it is recomputed.
-    monkeypatch.setattr(scoring, "CHUNK_IDS", 64)
+    settings.ALWEB_SCORING_CHUNK_IDS = 64
     cycle_run_scoring(cycle_id=cycle.pk)
     cycle.refresh_from_db()
     pool = Item.objects.filter(project=project, split="pool", label__isnull=True).count()

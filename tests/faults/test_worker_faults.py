@@ -1,0 +1,99 @@
+"""Faults around a real worker: SIGKILL mid-scoring, MLflow unreachable during training.
+
+Each test asserts the state afterwards (rows in alweb's database), not just the absence of an exception.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from campaigns.models import Cycle, CycleState, Item, Score
+from campaigns.services.cycles import cycle_retry
+from campaigns.services.pipeline import cycle_start
+from tests.integration.test_worker_cycle import digits_project
+from tests.worker import wait_for
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.integration, pytest.mark.slow]
+
+
+def state_of(cycle_id: int) -> Cycle:
+    return Cycle.objects.get(pk=cycle_id)
+
+
+def test_worker_killed_mid_scoring_resumes_without_recomputing_chunks(tmp_path: Path, celery_worker: Any) -> None:
+    project = digits_project(tmp_path, n=450, labeled=60)
+    celery_worker.env["ALWEB_SCORING_CHUNK_IDS"] = "8"  # many small chunks: a wide window to kill in
+    celery_worker.stop()
+    celery_worker.start()
+    cycle = cycle_start(project=project, budget=10, mc_iterations=20, auto_advance=False)
+    pool = Item.objects.filter(project=project, split="pool", label__isnull=True).count()
+    wait_for(
+        lambda: Score.objects.filter(cycle=cycle).count() > 0,
+        timeout=240,
+        what="the first scored chunk",
+        worker=celery_worker,
+    )
+    celery_worker.kill()
+    written = Score.objects.filter(cycle=cycle).count()
+    chunks_before = set(Score.objects.filter(cycle=cycle).values_list("chunk", flat=True))
+    assert 0 < written < pool, "the worker finished before it could be killed"
+    first_log = celery_worker.output()
+    celery_worker.log = tmp_path / "worker-2.log"
+    celery_worker.start()  # the unacknowledged task comes back after the visibility timeout
+    done = wait_for(
+        lambda: (c := state_of(cycle.pk)).state == CycleState.SCORED and c,
+        timeout=240,
+        what="the redelivered scoring task",
+        worker=celery_worker,
+    )
+    assert Score.objects.filter(cycle=cycle).count() == pool  # nothing lost, nothing twice (unique per item)
+    recomputed = {int(c) for c in re.findall(r"scored chunk (\d+)", celery_worker.output())}
+    assert recomputed, "the second worker scored nothing"
+    assert not recomputed & chunks_before, "chunks written before the kill were scored again"
+    assert re.search(rf"resuming scoring, {len(chunks_before)} chunks already written", celery_worker.output())
+    assert done.score_stats["count"] == pool
+    assert "scored chunk" in first_log
+
+
+def test_mlflow_unreachable_fails_the_cycle_with_a_reason_and_retry_succeeds(
+    tmp_path: Path, celery_worker: Any
+) -> None:
+    project = digits_project(tmp_path, n=200, labeled=60)
+    good_uri = celery_worker.env["MLFLOW_TRACKING_URI"]
+    celery_worker.stop()
+    celery_worker.env.update(
+        MLFLOW_TRACKING_URI="http://127.0.0.1:9",  # nothing listens there
+        MLFLOW_HTTP_REQUEST_MAX_RETRIES="0",
+        MLFLOW_HTTP_REQUEST_TIMEOUT="5",
+        ALWEB_TASK_MAX_RETRIES="1",
+        ALWEB_TASK_RETRY_BACKOFF="1",
+    )
+    celery_worker.start()
+    cycle = cycle_start(project=project, budget=5, mc_iterations=4, auto_advance=False)
+    failed = wait_for(
+        lambda: (c := state_of(cycle.pk)).state == CycleState.FAILED and c,
+        timeout=240,
+        what="the cycle to fail",
+        worker=celery_worker,
+    )
+    assert "MLflow at http://127.0.0.1:9 is unreachable" in failed.failure_reason
+    assert failed.model_version is None and not Score.objects.filter(cycle=cycle).exists()
+
+    celery_worker.stop()
+    celery_worker.env["MLFLOW_TRACKING_URI"] = good_uri
+    celery_worker.start()
+    assert cycle_retry(cycle=failed) == CycleState.TRAINING
+    from campaigns.tasks import cycle_train
+
+    cycle_train.delay(cycle_id=cycle.pk)
+    done = wait_for(
+        lambda: (c := state_of(cycle.pk)).state == CycleState.SCORED and c,
+        timeout=240,
+        what="the retried cycle",
+        worker=celery_worker,
+    )
+    assert done.model_version is not None and done.failure_reason == ""
