@@ -34,6 +34,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI assets served locally: no CDN at run time
     "campaigns",
     "models_registry",
 ]
@@ -125,12 +126,17 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Service ValidationErrors ({field: reason}) become 400s naming the field, on every endpoint.
+    "EXCEPTION_HANDLER": "campaigns.api.errors.exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "alweb API",
     "DESCRIPTION": "Active-learning labeling campaigns: projects, items, cycles, scores, model versions.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # Celery: the embedded default is kombu's filesystem transport (no server) with a real worker process.
