@@ -3,7 +3,10 @@ from __future__ import annotations
 from django.contrib import admin
 from django.urls import include, path
 
+from campaigns.media_views import media_signed
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include("campaigns.api.urls")),
+    path("m/<str:token>/", media_signed, name="media-signed"),
 ]

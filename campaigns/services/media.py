@@ -1,0 +1,39 @@
+"""Item media URLs for Label Studio annotators: signed, expiring, served by alweb — or presigned S3 URLs.
+
+The signature covers the item id and the file name, so a URL can neither be forged nor reused for another file,
+and it stops working after ALWEB_MEDIA_URL_TTL seconds (Label Studio re-reads task data when a task opens, and
+alweb re-signs on every sync).
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core import signing
+from django.core.files.storage import default_storage
+from django.urls import reverse
+
+from campaigns.models import Item
+
+_SALT = "alweb.media"
+
+
+def _is_remote_storage() -> bool:
+    return "s3" in settings.STORAGES["default"]["BACKEND"].lower()
+
+
+def item_media_url(item: Item) -> str:
+    """The URL Label Studio loads the item's image from."""
+    if item.url:
+        return item.url
+    if not item.media:
+        return ""
+    if _is_remote_storage():
+        return str(default_storage.url(item.media.name))  # presigned by django-storages, expiring
+    token = signing.TimestampSigner(salt=_SALT).sign_object({"i": item.pk, "m": item.media.name})
+    return settings.ALWEB_BASE_URL.rstrip("/") + reverse("media-signed", args=[token])
+
+
+def media_name_for_token(token: str) -> str:
+    """The storage name a token grants, or raise signing.BadSignature / SignatureExpired."""
+    data = signing.TimestampSigner(salt=_SALT).unsign_object(token, max_age=settings.ALWEB_MEDIA_URL_TTL)
+    return str(data["m"])
