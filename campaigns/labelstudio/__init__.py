@@ -1,0 +1,1 @@
+"""Label Studio adapter: local server, SDK client, label configs, converters to and from LS JSON."""
