@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import mlflow
 import numpy as np
 import pandas as pd
@@ -45,9 +43,11 @@ class MCClassifier(PythonModel):
         return np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
 
 
-@pytest.fixture
-def registry(tmp_path: Path) -> ModelRegistry:
-    return ModelRegistry(f"sqlite:///{tmp_path}/mlflow.db", artifact_root=tmp_path / "artifacts")
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> ModelRegistry:
+    # One store for the module: creating an MLflow sqlite schema takes seconds.
+    root = tmp_path_factory.mktemp("mlflow")
+    return ModelRegistry(f"sqlite:///{root}/mlflow.db", artifact_root=root / "artifacts")
 
 
 def _log(reg: ModelRegistry, model: PythonModel, experiment: str) -> str:
