@@ -13,20 +13,30 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
 import json
 import os
 import secrets
-import signal
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from campaigns.labelstudio import tokens
+from campaigns.labelstudio import process, tokens
+from campaigns.labelstudio.process import free_port, port_is_free
+
+__all__ = [
+    "LabelStudioError",
+    "LabelStudioServer",
+    "PortBusyError",
+    "ensure_running",
+    "ensure_venv",
+    "free_port",
+    "installed_version",
+    "port_is_free",
+    "start",
+    "stop",
+]
 
 LS_VERSION = "1.23.2"
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -72,9 +82,9 @@ class LabelStudioServer:
     def stop(self, timeout: float = 15.0) -> None:
         """Stop this server (the process we started, or the one recorded in the data dir's pid file)."""
         if self.process is not None:
-            _terminate_group(self.process.pid, timeout=timeout, proc=self.process)
+            process.terminate_group(self.process.pid, timeout=timeout, proc=self.process)
         elif self.pid is not None:
-            _terminate_group(self.pid, timeout=timeout)
+            process.terminate_group(self.pid, timeout=timeout)
         if self.data_dir is not None:
             with contextlib.suppress(FileNotFoundError):
                 (self.data_dir / PID_FILE).unlink()
@@ -104,7 +114,7 @@ def ensure_venv(venv: Path = DEFAULT_VENV, *, version: str = LS_VERSION, python:
     """Install label-studio==version into its own venv unless already there; returns the `label-studio` path."""
     venv = Path(venv)
     venv.parent.mkdir(parents=True, exist_ok=True)
-    with _file_lock(venv.parent / f".{venv.name}.lock"):  # two concurrent installs would corrupt the venv
+    with process.file_lock(venv.parent / f".{venv.name}.lock"):  # two concurrent installs would corrupt the venv
         current = installed_version(venv)
         if current == version:
             return venv / "bin" / "label-studio"
@@ -117,32 +127,6 @@ def ensure_venv(venv: Path = DEFAULT_VENV, *, version: str = LS_VERSION, python:
         if result.returncode != 0 or installed_version(venv) != version:
             raise LabelStudioError(f"pip install label-studio=={version} into {venv} failed (rc {result.returncode})")
     return venv / "bin" / "label-studio"
-
-
-# ---------------------------------------------------------------------------------------------------- ports
-
-
-def port_is_free(port: int, host: str = DEFAULT_HOST) -> bool:
-    """True if LS could bind `host:port` *and* would not consider it busy.
-
-    LS probes `localhost:port` with a connect (which may hit ::1) and moves on silently if anything answers,
-    so check both that probe and an actual bind (SO_REUSEADDR like Django's runserver, so TIME_WAIT is fine)."""
-    with contextlib.suppress(OSError), socket.create_connection(("localhost", port), timeout=0.5):
-        return False
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def free_port(host: str = DEFAULT_HOST) -> int:
-    """A port that is free right now on `host` (racy by nature; `start` re-checks and fails clearly)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 # ---------------------------------------------------------------------------------------------------- start / stop
@@ -187,7 +171,7 @@ def start(
     executable = Path(venv) / "bin" / "label-studio"
     if not executable.exists():
         raise LabelStudioError(f"{executable} not found: run `python -m campaigns.labelstudio.server install`")
-    with _file_lock(data_dir / LOCK_FILE):
+    with process.file_lock(data_dir / LOCK_FILE):
         stored = tokens.load_credentials(data_dir / CREDENTIALS_FILE)
         username = (username or stored.get("username") or DEFAULT_USERNAME).lower()
         password = password or stored.get("password") or secrets.token_urlsafe(16)
@@ -202,8 +186,8 @@ def start(
                 return LabelStudioServer(
                     url, username, password, creds.pat, creds.legacy_token, None, data_dir, running
                 )
-            _terminate_group(running, timeout=15.0)
-            _wait_port_free(port, host, timeout=10.0)
+            process.terminate_group(running, timeout=15.0)
+            process.wait_port_free(port, host, timeout=10.0)
         if not port_is_free(port, host):
             raise PortBusyError(f"port {port} is busy on {host}/localhost: Label Studio would silently move to another")
 
@@ -231,7 +215,7 @@ def stop(data_dir: Path = DEFAULT_DATA_DIR, timeout: float = 15.0) -> bool:
     data_dir = Path(data_dir).resolve()
     pid = _running_pid(data_dir)
     if pid is not None:
-        _terminate_group(pid, timeout=timeout)
+        process.terminate_group(pid, timeout=timeout)
     with contextlib.suppress(FileNotFoundError):
         (data_dir / PID_FILE).unlink()
     return pid is not None
@@ -307,51 +291,6 @@ def _running_pid(data_dir: Path) -> int | None:
     except (FileNotFoundError, ValueError, ProcessLookupError):
         return None
     return pid if b"label-studio" in cmdline else None
-
-
-def _terminate_group(pid: int, *, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> None:
-    """SIGTERM the process group started with `start_new_session`, then SIGKILL after `timeout`."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None:
-            if proc.poll() is not None:
-                return
-        elif not Path(f"/proc/{pid}").exists() or _is_zombie(pid):
-            return
-        time.sleep(0.1)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGKILL)
-    if proc is not None:
-        proc.wait(5)
-
-
-def _is_zombie(pid: int) -> bool:
-    """Dead but not reaped (we are not its parent after a CLI start). The leader turns zombie before its other
-    threads have exited and released the listening socket, so wait for those too."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
-        return state == "Z" and len(list(Path(f"/proc/{pid}/task").iterdir())) <= 1
-    except (FileNotFoundError, IndexError):
-        return True
-
-
-def _wait_port_free(port: int, host: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not port_is_free(port, host) and time.monotonic() < deadline:
-        time.sleep(0.1)
-
-
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 # ---------------------------------------------------------------------------------------------------- CLI

@@ -1,0 +1,346 @@
+"""A thin, typed layer over label-studio-sdk 2.x for the calls alweb makes. No Django here.
+
+Both token kinds work with one factory: the SDK sends a legacy token as `Authorization: Token …` and exchanges a
+personal access token (a JWT refresh token) for 5-minute access tokens at `/api/token/refresh/` by itself.
+
+Retries: the SDK retries POSTs on 5xx/408/409/429 and connection errors (`max_retries` 2), so a bulk import can
+land twice. Every write here passes `max_retries=0`: the caller (alweb's sync) owns retries and makes them
+idempotent by checking what LS already has. Reads keep the SDK's retries.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, Literal
+
+import httpx
+import jwt
+from label_studio_sdk import LabelStudio
+from label_studio_sdk.core.api_error import ApiError
+from label_studio_sdk.core.request_options import RequestOptions
+
+from campaigns.labelstudio.convert import PredictionPayload, TaskPayload
+
+TokenKind = Literal["pat", "legacy"]
+Sampling = Literal["Sequential sampling", "Uniform sampling", "Uncertainty sampling"]
+UNCERTAINTY_SAMPLING: Sampling = "Uncertainty sampling"
+
+DEFAULT_TIMEOUT_S = 30.0
+# Bulk imports of a few thousand tasks with predictions take seconds; a short timeout would fail them and, worse,
+# leave the caller unsure whether LS committed them.
+IMPORT_TIMEOUT_S = 300.0
+NO_RETRY: RequestOptions = {"max_retries": 0}
+WEBHOOK_SECRET_HEADER = "X-Alweb-Webhook-Secret"
+WEBHOOK_ACTIONS = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_DELETED")
+# The Data Manager parses Datetime filter values with exactly this format (naive, read as UTC by LS).
+LS_DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+__all__ = [
+    "ApiError",
+    "ImportMismatchError",
+    "LabelStudio",
+    "ProjectInfo",
+    "add_ml_backend",
+    "create_project",
+    "get_project",
+    "import_predictions",
+    "import_tasks",
+    "iter_tasks",
+    "list_annotations",
+    "make_client",
+    "next_task",
+    "register_webhook",
+    "server_time",
+    "set_model_version",
+    "tasks_query",
+    "token_kind",
+    "update_project",
+]
+
+
+class ImportMismatchError(RuntimeError):
+    """LS created fewer objects than sent (it drops invalid predictions silently)."""
+
+    def __init__(self, *, expected: int, created: int, what: str = "predictions") -> None:
+        self.expected, self.created = expected, created
+        super().__init__(f"LS created {created} of {expected} {what}; see its log for the rejected ones")
+
+
+@dataclass(frozen=True)
+class ProjectInfo:
+    id: int
+    title: str
+    label_config: str
+    model_version: str
+    sampling: str | None
+
+
+def token_kind(api_key: str) -> TokenKind:
+    """ "pat" for a JWT (a personal access token), "legacy" for an opaque key; how the SDK tells them apart too."""
+    try:
+        jwt.decode(api_key, options={"verify_signature": False})
+    except jwt.InvalidTokenError:
+        return "legacy"
+    return "pat"
+
+
+def make_client(base_url: str, api_key: str, *, timeout: float = DEFAULT_TIMEOUT_S) -> LabelStudio:
+    """An SDK client for a PAT or a legacy token.
+
+    The SDK joins `api/token/refresh/` to the base URL with `urljoin`, which drops a path segment without a
+    trailing slash: keep the base URL bare (`http://host:port`) or end a sub-path with `/`."""
+    if not api_key:
+        raise ValueError("an API key (personal access token or legacy token) is required")
+    return LabelStudio(base_url=base_url.rstrip("/"), api_key=api_key, timeout=timeout)
+
+
+# ---------------------------------------------------------------------------------------------------- projects
+
+
+def create_project(
+    client: LabelStudio,
+    *,
+    title: str,
+    label_config: str,
+    description: str = "",
+    sampling: Sampling = UNCERTAINTY_SAMPLING,
+    model_version: str | None = None,
+) -> ProjectInfo:
+    """Create a project; uncertainty sampling by default so LS's task stream follows alweb's scores."""
+    if len(title) < 3:
+        raise ValueError("LS project titles need at least 3 characters")
+    project = client.projects.create(
+        title=title[:50],  # LS limits titles to 50 characters
+        label_config=label_config,
+        description=description,
+        sampling=sampling,
+        model_version=model_version if model_version is not None else "",
+        request_options=NO_RETRY,  # a retried create makes a second project
+    )
+    assert project.id is not None
+    return get_project(client, project.id)
+
+
+def get_project(client: LabelStudio, project_id: int) -> ProjectInfo:
+    data = _request(client, "GET", f"api/projects/{int(project_id)}/")
+    return ProjectInfo(
+        id=int(data["id"]),
+        title=str(data.get("title") or ""),
+        label_config=str(data.get("label_config") or ""),
+        model_version=str(data.get("model_version") or ""),
+        sampling=data.get("sampling"),
+    )
+
+
+def update_project(client: LabelStudio, *, project_id: int, **fields: Any) -> None:
+    """PATCH project fields by LS name (`sampling`, `model_version`, `label_config`, `title`, ...)."""
+    _request(client, "PATCH", f"api/projects/{int(project_id)}/", json=fields)
+
+
+def set_model_version(client: LabelStudio, *, project_id: int, model_version: str) -> None:
+    """LS orders tasks only by predictions whose model_version equals the project's: keep them in step."""
+    update_project(client, project_id=project_id, model_version=str(model_version))
+
+
+# ---------------------------------------------------------------------------------------------------- imports
+
+
+def import_tasks(client: LabelStudio, *, project_id: int, tasks: Sequence[TaskPayload]) -> list[int]:
+    """Bulk-import tasks (with inline predictions); returns the new task ids in input order. Not retried."""
+    if not tasks:
+        return []
+    response = client.projects.import_tasks(
+        id=int(project_id),
+        request=list(tasks),  # type: ignore[arg-type]  # the SDK's models accept plain dicts
+        return_task_ids=True,
+        commit_to_project=True,
+        request_options={**NO_RETRY, "timeout": IMPORT_TIMEOUT_S},
+    )
+    ids = list(getattr(response, "task_ids", None) or [])
+    if len(ids) != len(tasks):
+        raise ImportMismatchError(expected=len(tasks), created=len(ids), what="tasks")
+    return [int(i) for i in ids]
+
+
+def import_predictions(client: LabelStudio, *, project_id: int, predictions: Sequence[PredictionPayload]) -> int:
+    """Bulk-import predictions for existing tasks (each with `task`); returns how many LS created. Not retried."""
+    if not predictions:
+        return 0
+    if any("task" not in p for p in predictions):
+        raise ValueError("every prediction of a bulk import needs its `task` id")
+    response = client.projects.import_predictions(
+        id=int(project_id),
+        request=list(predictions),  # type: ignore[arg-type]
+        request_options={**NO_RETRY, "timeout": IMPORT_TIMEOUT_S},
+    )
+    created = int(getattr(response, "created", 0) or 0)
+    if created != len(predictions):
+        # LS validates these (score in [0, 1], labels in the config) and drops invalid ones with a 201 and a line
+        # in its own log only. Inline predictions of a task import are not validated at all.
+        raise ImportMismatchError(expected=len(predictions), created=created)
+    return created
+
+
+# ---------------------------------------------------------------------------------------------------- reads
+
+
+def tasks_query(*, updated_after: datetime | None = None, task_ids: Sequence[int] | None = None) -> str:
+    """The Data Manager `query` JSON for the task list: tasks updated strictly after a time, and/or given ids.
+
+    `updated_at` moves when an annotation of the task is created, updated or deleted (and when a prediction is
+    saved one by one). Ordering is left to LS's default, by id: stable under concurrent updates, unlike
+    ordering by `updated_at`, where a task updated mid-pull jumps pages and shifts others past the reader."""
+    filters: list[dict[str, Any]] = []
+    if updated_after is not None:
+        value = _as_utc(updated_after).strftime(LS_DATETIME_FORMAT)
+        filters.append({"filter": "filter:tasks:updated_at", "operator": "greater", "type": "Datetime", "value": value})
+    query: dict[str, Any] = {"filters": {"conjunction": "and", "items": filters}}
+    if task_ids is not None:
+        query["selectedItems"] = {"all": False, "included": [int(i) for i in task_ids]}
+    return json.dumps(query)
+
+
+def iter_tasks(
+    client: LabelStudio,
+    *,
+    project_id: int,
+    updated_after: datetime | None = None,
+    task_ids: Sequence[int] | None = None,
+    fields: Literal["all", "task_only"] = "all",
+    page_size: int = 200,
+) -> Iterator[dict[str, Any]]:
+    """Tasks of a project as raw JSON dicts (with `annotations` and `predictions` when fields="all").
+
+    For an incremental pull, take `server_time()` *before* the first page and use it (minus a small margin)
+    as the next `updated_after`: a max of the `updated_at` values seen would skip tasks updated mid-pull."""
+    if task_ids is not None and not task_ids:
+        return
+    query = tasks_query(updated_after=updated_after, task_ids=task_ids)
+    page = 1
+    while True:
+        params = {"project": int(project_id), "page": page, "page_size": page_size, "fields": fields, "query": query}
+        try:
+            data = _request(client, "GET", "api/tasks/", params=params)
+        except ApiError as exc:
+            if exc.status_code == 404:  # LS answers "Invalid page." past the last page
+                return
+            raise
+        tasks = data.get("tasks", []) if isinstance(data, Mapping) else data
+        yield from tasks
+        if len(tasks) < page_size:
+            return
+        page += 1
+
+
+def list_annotations(client: LabelStudio, *, task_ids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
+    """All annotations (cancelled/skipped ones included) of each task, one request per task.
+
+    For many tasks prefer `iter_tasks(fields="all")`, which returns annotations inline, a page at a time."""
+    return {int(t): _request(client, "GET", f"api/tasks/{int(t)}/annotations/") for t in task_ids}
+
+
+def next_task(client: LabelStudio, *, project_id: int) -> dict[str, Any] | None:
+    """The task LS's labeling stream would serve this user next (`/api/projects/{id}/next/`), or None."""
+    try:
+        task: dict[str, Any] = _request(client, "GET", f"api/projects/{int(project_id)}/next/")
+        return task
+    except ApiError as exc:
+        if exc.status_code == 404:  # "There are still some tasks to complete for the user" / none left
+            return None
+        raise
+
+
+def server_time(client: LabelStudio) -> datetime:
+    """LS's clock (from the HTTP Date header, 1 s resolution): pull watermarks must come from LS, not from us."""
+    response = _raw(client, "GET", "api/version/")
+    return parsedate_to_datetime(response.headers["date"]).astimezone(UTC)
+
+
+# ---------------------------------------------------------------------------------------------------- hooks
+
+
+def register_webhook(
+    client: LabelStudio,
+    *,
+    project_id: int,
+    url: str,
+    secret: str,
+    actions: Sequence[str] = WEBHOOK_ACTIONS,
+    header: str = WEBHOOK_SECRET_HEADER,
+) -> int:
+    """Register (or update, if one exists for this URL) a project webhook carrying `secret` in a header.
+
+    LS signs nothing and retries nothing: the header is the only authentication, a missed call is never resent."""
+    body = {
+        "project": int(project_id),
+        "url": url,
+        "headers": {header: secret},
+        "send_payload": True,
+        "send_for_all_actions": False,
+        "actions": list(actions),
+        "is_active": True,
+    }
+    existing = _request(client, "GET", "api/webhooks/", params={"project": int(project_id)})
+    for hook in existing:
+        if hook.get("url") == url and hook.get("project") == int(project_id):
+            _request(client, "PATCH", f"api/webhooks/{hook['id']}/", json=body)
+            return int(hook["id"])
+    return int(_request(client, "POST", "api/webhooks/", json=body)["id"])
+
+
+def add_ml_backend(
+    client: LabelStudio, *, project_id: int, url: str, title: str = "alweb", timeout_s: float = 100.0
+) -> int:
+    """Connect an ML backend (LS calls its /health and /setup now); reuses one already registered at `url`."""
+    for backend in _request(client, "GET", "api/ml/", params={"project": int(project_id)}):
+        if backend.get("url") == url:
+            return int(backend["id"])
+    body = {"project": int(project_id), "url": url, "title": title, "is_interactive": False, "timeout": timeout_s}
+    return int(_request(client, "POST", "api/ml/", json=body)["id"])
+
+
+# ---------------------------------------------------------------------------------------------------- plumbing
+
+
+def _raw(
+    client: LabelStudio,
+    method: str,
+    path: str,
+    *,
+    params: Mapping[str, Any] | None = None,
+    json: Any = None,
+) -> httpx.Response:
+    # The SDK's own HTTP client: base URL, both token kinds (with the PAT refresh) and timeouts come with it.
+    # Writes are never retried here, for the same reason as the bulk imports.
+    http = client._client_wrapper.httpx_client
+    options: RequestOptions | None = None if method == "GET" else NO_RETRY
+    response = http.request(path, method=method, params=dict(params or {}), json=json, request_options=options)
+    if response.status_code >= 400:
+        try:
+            body: Any = response.json()
+        except ValueError:
+            body = response.text
+        raise ApiError(status_code=response.status_code, headers=dict(response.headers), body=body)
+    return response
+
+
+def _request(
+    client: LabelStudio,
+    method: str,
+    path: str,
+    *,
+    params: Mapping[str, Any] | None = None,
+    json: Any = None,
+) -> Any:
+    response = _raw(client, method, path, params=params, json=json)
+    return response.json() if response.content else None
+
+
+def _as_utc(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        raise ValueError("pass an aware datetime: LS compares in UTC")
+    return moment.astimezone(UTC)
