@@ -9,4 +9,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include("campaigns.api.urls")),
     path("m/<str:token>/", media_signed, name="media-signed"),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("", include("campaigns.web.urls")),
 ]

@@ -1,0 +1,42 @@
+"""Login for dashboard views, with one twist for htmx: a poll or preview whose session expired gets an
+HX-Redirect to the login page (a whole-page navigation) instead of a login form swapped into a table cell."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.views import redirect_to_login
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import resolve_url
+
+View = Callable[..., HttpResponse]
+
+
+def is_htmx(request: HttpRequest) -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+def member(request: HttpRequest) -> AbstractBaseUser:
+    """The signed-in user of a view behind `login_required` (typed: never anonymous there)."""
+    user = request.user
+    assert isinstance(user, AbstractBaseUser), "member() used on a view without login_required"
+    return user
+
+
+def login_required(view: View) -> View:
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if request.user.is_authenticated:
+            return view(request, *args, **kwargs)
+        if is_htmx(request):
+            current = request.headers.get("HX-Current-URL") or request.get_full_path()
+            response = HttpResponse(status=204)
+            response["HX-Redirect"] = redirect_to_login(current, resolve_url(settings.LOGIN_URL)).url
+            return response
+        return redirect_to_login(request.get_full_path(), resolve_url(settings.LOGIN_URL))
+
+    return wrapped

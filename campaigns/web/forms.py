@@ -1,0 +1,211 @@
+"""Dashboard forms. They parse what a browser sends (text to numbers, lists, JSON); the services decide what is
+valid, and `ServiceErrorsMixin` puts the services' {field: reason} errors next to the field that caused them."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from django import forms
+from django.conf import settings
+from django.core.exceptions import ValidationError
+
+from campaigns.models import Heuristic, TaskType
+from campaigns.services.selection import STRATEGIES
+
+STRATEGY_CHOICES = [
+    ("topk", "Most uncertain first (top-k)"),
+    ("power", "Sampled in proportion to uncertainty (power)"),
+    ("diverse", "Uncertain and diverse (core-set)"),
+    ("quota", "Per predicted class quotas"),
+    ("random", "Random (baseline)"),
+]
+assert [s for s, _ in STRATEGY_CHOICES] == list(STRATEGIES), "a strategy is missing from the dashboard's choices"
+
+SPLITS = ("train", "valid", "test", "pool")
+
+
+class ServiceErrorsMixin:
+    """Map a service's ValidationError onto the form. `aliases` sends a service field to the form field shown for it;
+    anything else lands in the form's non-field errors, prefixed with the field name so it still says what is wrong."""
+
+    aliases: dict[str, str] = {}
+
+    def add_service_errors(self, exc: ValidationError) -> None:
+        form: forms.Form = self  # type: ignore[assignment]
+        if not hasattr(exc, "error_dict"):
+            form.add_error(None, exc)
+            return
+        for key, errors in exc.message_dict.items():
+            field = self.aliases.get(key, key)
+            if field in form.fields:
+                form.add_error(field, errors)
+            else:
+                form.add_error(None, [f"{key.replace('_', ' ')}: {e}" for e in errors])
+
+
+def _json_object(value: str, what: str) -> dict[str, Any]:
+    if not value.strip():
+        return {}
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise ValidationError(f"{what} must be JSON, e.g. {{}}: {exc.msg} at column {exc.colno}") from exc
+    if not isinstance(parsed, dict):
+        raise ValidationError(f"{what} must be a JSON object, e.g. {{}}")
+    return parsed
+
+
+class ProjectCreateForm(ServiceErrorsMixin, forms.Form):
+    name = forms.CharField(max_length=200, help_text="Unique among your projects.")
+    task_type = forms.ChoiceField(choices=TaskType.choices, label="Task type")
+    labels = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 4}),
+        help_text="The classes annotators choose from, separated by commas or new lines. Order matters: it is kept.",
+    )
+    split_train = forms.FloatField(label="Train", min_value=0, max_value=1)
+    split_valid = forms.FloatField(label="Validation", min_value=0, max_value=1)
+    split_test = forms.FloatField(label="Test", min_value=0, max_value=1)
+    split_pool = forms.FloatField(label="Pool", min_value=0, max_value=1)
+    default_budget = forms.IntegerField(label="Items per cycle (budget)", initial=100)
+    default_heuristic = forms.ChoiceField(
+        choices=Heuristic.choices, initial=Heuristic.BALD, label="Uncertainty heuristic"
+    )
+    default_mc_iterations = forms.IntegerField(
+        label="MC dropout passes", initial=20, help_text="More passes give steadier scores and take longer."
+    )
+    model_config = forms.CharField(
+        required=False,
+        label="Model settings (JSON)",
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text='For example {"image_size": 32, "channels": 1, "epochs": 20}. Leave empty for the defaults.',
+    )
+    ls_url = forms.URLField(
+        required=False,
+        assume_scheme="http",  # a local Label Studio (127.0.0.1:8080) speaks http
+        label="Label Studio URL",
+        help_text="For example http://127.0.0.1:8080. You can leave it empty for now.",
+    )
+    # Write-only: PasswordInput never renders the value back, not even after an error.
+    ls_api_key = forms.CharField(
+        required=False,
+        max_length=2048,
+        label="Label Studio API key",
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        help_text="Stored on the server and never shown again.",
+    )
+    ls_project_id = forms.IntegerField(
+        required=False,
+        min_value=1,
+        label="Existing Label Studio project id",
+        help_text="Leave empty to let alweb create the Label Studio project on the first sync.",
+    )
+
+    aliases = {"split_ratios": "split_pool"}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for split in SPLITS:
+            self.fields[f"split_{split}"].initial = settings.ALWEB_DEFAULT_SPLIT_RATIOS[split]
+            self.fields[f"split_{split}"].widget.attrs["step"] = "0.01"
+
+    def clean_labels(self) -> list[str]:
+        # Commas or new lines separate labels; blank entries (a trailing comma) are not labels.
+        raw = self.cleaned_data["labels"]
+        labels = [part.strip() for part in re.split(r"[,\n]", raw) if part.strip()]
+        if not labels:
+            raise ValidationError("Give at least one label, e.g. cat, dog.")
+        return labels
+
+    def clean_model_config(self) -> dict[str, Any]:
+        return _json_object(self.cleaned_data["model_config"], "Model settings")
+
+    def service_kwargs(self) -> dict[str, Any]:
+        data = dict(self.cleaned_data)
+        kwargs: dict[str, Any] = {
+            "name": data["name"],
+            "task_type": data["task_type"],
+            "labels": data["labels"],
+            "split_ratios": {split: data[f"split_{split}"] for split in SPLITS},
+            "model_config": data["model_config"],
+            "default_budget": data["default_budget"],
+            "default_heuristic": data["default_heuristic"],
+            "default_mc_iterations": data["default_mc_iterations"],
+            "ls_url": data["ls_url"] or "",
+            "ls_api_key": data["ls_api_key"] or "",
+        }
+        if data.get("ls_project_id") is not None:
+            kwargs["ls_project_id"] = data["ls_project_id"]
+        return kwargs
+
+
+class ItemImportForm(forms.Form):
+    file = forms.FileField(
+        label="File",
+        help_text="CSV, JSON lines, a zip of images or a COCO JSON file.",
+    )
+    fmt = forms.ChoiceField(
+        required=False,
+        label="Format",
+        choices=[
+            ("", "Guess from the file name"),
+            ("csv", "CSV"),
+            ("jsonl", "JSON lines"),
+            ("images", "Zip of images"),
+            ("coco", "COCO JSON"),
+        ],
+    )
+    label_from_dir = forms.BooleanField(
+        required=False, label="Zip of images: the folder name is the label", initial=False
+    )
+    labels_as_ground_truth = forms.BooleanField(
+        required=False,
+        label="Labels in the file are hidden answers (for simulations), not training labels",
+        initial=False,
+    )
+
+
+class CycleStartForm(ServiceErrorsMixin, forms.Form):
+    budget = forms.IntegerField(label="Items to send (budget)", help_text="At most this many items go to annotators.")
+    threshold = forms.FloatField(
+        required=False,
+        label="Minimum uncertainty (threshold)",
+        help_text="Only items at least this uncertain are sent. Leave empty for no minimum.",
+    )
+    heuristic = forms.ChoiceField(choices=Heuristic.choices, label="Uncertainty heuristic")
+    strategy = forms.ChoiceField(choices=STRATEGY_CHOICES, initial="topk", label="How to pick among uncertain items")
+    strategy_params = forms.CharField(
+        required=False,
+        label="Strategy options (JSON)",
+        widget=forms.TextInput(),
+        help_text='Quotas need shares per label, e.g. {"quotas": {"cat": 0.5, "dog": 0.5}}.',
+    )
+    mc_iterations = forms.IntegerField(label="MC dropout passes")
+    seed = forms.IntegerField(initial=0, label="Random seed", help_text="The same seed replays the same choices.")
+    auto_advance = forms.BooleanField(
+        required=False,
+        initial=True,
+        label="Select and send to Label Studio on its own once scored",
+        help_text="Untick to review the scores and choose the threshold yourself first.",
+    )
+
+    aliases = {"strategy_params": "strategy_params"}
+
+    def clean_strategy_params(self) -> dict[str, Any]:
+        return _json_object(self.cleaned_data["strategy_params"], "Strategy options")
+
+
+class SelectionForm(ServiceErrorsMixin, forms.Form):
+    """The cycle page's choice: the slider, the budget and the strategy; used by the live preview and by "select"."""
+
+    threshold = forms.FloatField(required=False, min_value=0, label="Minimum uncertainty (threshold)")
+    budget = forms.IntegerField(min_value=1, label="Items to send (budget)")
+    strategy = forms.ChoiceField(choices=STRATEGY_CHOICES, label="How to pick among uncertain items")
+
+    aliases = {"strategy_params": "strategy"}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The cycle page renders its errors in a slot the live preview refreshes (out of band), not Django's list.
+        self.fields["strategy"].widget.attrs["aria-describedby"] = "err-strategy"

@@ -1,0 +1,85 @@
+"""What a template shows for a cycle's progress, in words and numbers; no queries here (callers pass counts in)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from campaigns.models import OPEN_CYCLE_STATES, Cycle, CycleState
+
+S = CycleState
+
+# Stages a worker is busy in: the page polls every 2 s. In the others a cycle waits for people (a lead choosing the
+# threshold, annotators labeling) for minutes or days, so polling slows down to spare the server.
+WORKING_STATES: set[str] = {S.CREATED, S.TRAINING, S.SCORING, S.SELECTED, S.SYNCING, S.COLLECTING}
+FAST_POLL_S = 2
+SLOW_POLL_S = 10
+
+STAGE_WORDS: dict[str, str] = {
+    S.CREATED: "Waiting for a worker",
+    S.TRAINING: "Training the model",
+    S.SCORING: "Scoring the unlabeled pool",
+    S.SCORED: "Scored: waiting for a selection",
+    S.SELECTED: "Selected: waiting to be sent to Label Studio",
+    S.SYNCING: "Sending items to Label Studio",
+    S.LABELING: "Being labeled in Label Studio",
+    S.COLLECTING: "Collecting annotations",
+    S.CLOSED: "Closed",
+    S.FAILED: "Failed",
+    S.CANCELLED: "Cancelled",
+}
+UNITS: dict[str, str] = {S.TRAINING: "epochs", S.SCORING: "items", S.SYNCING: "items", S.LABELING: "items labeled"}
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressView:
+    words: str
+    # "bar": a determinate bar (value of maximum); "busy": something runs, its size unknown; "none": no bar.
+    kind: str
+    value: int = 0
+    maximum: int = 0
+    detail: str = ""
+
+    @property
+    def percent(self) -> int:
+        return round(100 * self.value / self.maximum) if self.maximum else 0
+
+
+def eta_words(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    if seconds < 60:
+        return f"about {max(1, round(seconds))} s left"
+    if seconds < 3600:
+        return f"about {round(seconds / 60)} min left"
+    return f"about {seconds / 3600:.1f} h left"
+
+
+def progress_view(cycle: Cycle, *, labeled: int | None = None, selected: int | None = None) -> ProgressView:
+    """The bar for the cycle's state. `labeled`/`selected`: the labeling progress, for a cycle in Label Studio."""
+    state = cycle.state
+    words = STAGE_WORDS.get(state, state)
+    progress = cycle.progress or {}
+    if state in (S.TRAINING, S.SCORING, S.SYNCING):
+        done, total = int(progress.get("done") or 0), int(progress.get("total") or 0)
+        if progress.get("stage") != state or total <= 0:
+            return ProgressView(words, "busy", detail="starting")
+        detail = f"{done} of {total} {UNITS[state]}"
+        eta = eta_words(progress.get("eta_s"))
+        return ProgressView(words, "bar", min(done, total), total, f"{detail}, {eta}" if eta else detail)
+    if state in (S.LABELING, S.COLLECTING) and selected:
+        value = min(labeled or 0, selected)
+        return ProgressView(words, "bar", value, selected, f"{value} of {selected} selected items labeled")
+    if state in (S.CREATED, S.SELECTED) and state in WORKING_STATES:
+        return ProgressView(words, "busy" if state == S.CREATED or cycle.auto_advance else "none")
+    if state == S.FAILED:
+        return ProgressView(words, "none", detail=cycle.failure_reason)
+    return ProgressView(words, "none")
+
+
+def poll_seconds(cycle: Cycle) -> int | None:
+    """How often a page showing this cycle asks for news; None once it is finished."""
+    if cycle.state not in OPEN_CYCLE_STATES:
+        return None
+    if cycle.state == S.SELECTED and not cycle.auto_advance:
+        return SLOW_POLL_S
+    return FAST_POLL_S if cycle.state in WORKING_STATES else SLOW_POLL_S
