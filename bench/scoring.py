@@ -68,24 +68,35 @@ def lazy_batches(n: int, batch: int = BATCH) -> Iterator[Batch]:
 
 
 def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+    """Peak RSS of this process's own address space, in MiB.
+
+    VmHWM, not getrusage's ru_maxrss: Linux carries ru_maxrss across execve, so a child spawned by this (large)
+    benchmark process would report the parent's RSS at spawn time as its own peak, hiding what the child used.
+    """
+    with contextlib.suppress(OSError), open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0  # kB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def rss_child(n: int) -> None:
     """Subprocess body: score n lazily generated items with the engine, keep only the uncertainties."""
     torch.set_num_threads(THREADS)
     sampler = MCDropout(make_model(), iterations=T)
+    baseline = peak_rss_mb()  # interpreter + torch + baal + model, before any item is scored
     kept = np.empty(n, dtype=np.float64)
     for chunk in score_chunks(sampler, lazy_batches(n), heuristic="bald"):
         kept[chunk.start : chunk.start + len(chunk)] = chunk.uncertainty  # what a caller would write to the DB
-    print(json.dumps({"n": n, "peak_rss_mb": peak_rss_mb(), "mode": sampler.mode}))
+    print(json.dumps({"n": n, "peak_rss_mb": peak_rss_mb(), "baseline_rss_mb": baseline, "mode": sampler.mode}))
 
 
-def measure_rss(n: int) -> float:
+def measure_rss(n: int) -> dict[str, Any]:
     out = subprocess.run(
         [sys.executable, __file__, "--rss-child", str(n)], check=True, capture_output=True, text=True, cwd=ROOT
     )
-    return float(json.loads(out.stdout.strip().splitlines()[-1])["peak_rss_mb"])
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
 
 
 def plain_pass_rate(model: torch.nn.Module, data: torch.Tensor) -> float:
@@ -174,8 +185,8 @@ def main() -> None:
     bald_baal = BALD().get_uncertainties(samples.astype(np.float64))
     bald_diff = float(np.max(np.abs(bald - bald_baal)))
 
-    rss_n = measure_rss(n)
-    rss_10n = measure_rss(10 * n)
+    child_n, child_10n = measure_rss(n), measure_rss(10 * n)
+    rss_n, rss_10n = float(child_n["peak_rss_mb"]), float(child_10n["peak_rss_mb"])
     print(f"peak RSS {rss_n:.0f} MiB for {n} items, {rss_10n:.0f} MiB for {10 * n}", file=sys.stderr)
 
     t_rate = max(text_rate(20480) for _ in range(2))
@@ -191,6 +202,7 @@ def main() -> None:
         "baal_items_timed": baal_items,
         "rss_n_mib": round(rss_n, 1),
         "rss_10n_mib": round(rss_10n, 1),
+        "rss_before_scoring_mib": round(float(child_n["baseline_rss_mb"]), 1),
         "text_items_per_s": round(t_rate, 1),
         "engine_mode": mode,
         "n": n,

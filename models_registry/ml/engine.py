@@ -126,7 +126,7 @@ class MCDropout:
 
     @property
     def mode(self) -> Literal["fast", "plain"] | None:
-        """ "fast" or "plain" once the first batch decided; None before."""
+        """The path chosen on the first batch ("fast" or "plain"); None before any batch."""
         return self._mode
 
     def _verify_split(self, x: torch.Tensor) -> bool:
