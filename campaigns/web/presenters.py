@@ -12,6 +12,7 @@ S = CycleState
 # threshold, annotators labeling) for minutes or days, so polling slows down to spare the server.
 WORKING_STATES: set[str] = {S.CREATED, S.TRAINING, S.SCORING, S.SELECTED, S.SYNCING, S.COLLECTING}
 FAST_POLL_S = 2
+ETA_FROM = 0.05
 SLOW_POLL_S = 10
 
 STAGE_WORDS: dict[str, str] = {
@@ -64,15 +65,15 @@ def progress_view(cycle: Cycle, *, labeled: int | None = None, selected: int | N
         if progress.get("stage") != state or total <= 0:
             return ProgressView(words, "busy", detail="starting")
         detail = f"{done} of {total} {UNITS[state]}"
-        eta = eta_words(progress.get("eta_s"))
+        # The first chunks pay for loading the model, so an early ETA overstates the wait: give it from 5% on.
+        eta = eta_words(progress.get("eta_s")) if done >= ETA_FROM * total else ""
         return ProgressView(words, "bar", min(done, total), total, f"{detail}, {eta}" if eta else detail)
     if state in (S.LABELING, S.COLLECTING) and selected:
         value = min(labeled or 0, selected)
         return ProgressView(words, "bar", value, selected, f"{value} of {selected} selected items labeled")
-    if state in (S.CREATED, S.SELECTED) and state in WORKING_STATES:
-        return ProgressView(words, "busy" if state == S.CREATED or cycle.auto_advance else "none")
-    if state == S.FAILED:
-        return ProgressView(words, "none", detail=cycle.failure_reason)
+    if state == S.CREATED or (state == S.SELECTED and cycle.auto_advance):
+        # Queued for a worker (a selected cycle that advances on its own has its sync queued): it moves soon.
+        return ProgressView(words, "busy")
     return ProgressView(words, "none")
 
 

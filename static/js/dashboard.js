@@ -27,14 +27,17 @@
       type: "line",
       data: {
         datasets: [
-          { label: "Accuracy", data: series("accuracy"), borderColor: css("--accent"), backgroundColor: css("--accent"), tension: 0.2 },
-          { label: "Macro-F1", data: series("macro_f1"), borderColor: "#b7791f", backgroundColor: "#b7791f", borderDash: [6, 3], tension: 0.2 },
+          { label: "Accuracy", data: series("accuracy"), borderColor: css("--accent"), backgroundColor: css("--accent"), pointRadius: 4, tension: 0.2 },
+          { label: "Macro-F1", data: series("macro_f1"), borderColor: "#b7791f", backgroundColor: "#b7791f", pointStyle: "triangle", pointRadius: 5, tension: 0.2 },
         ],
       },
       options: {
         ...common,
+        plugins: { legend: { labels: { usePointStyle: true } } },
         scales: {
-          x: { type: "linear", title: { display: true, text: "Labels used for training" } },
+          // From zero labels, with room on the right: one point (the first model) still reads as "this good,
+          // with this many labels", instead of sitting on the chart's edge.
+          x: { type: "linear", min: 0, grace: "10%", title: { display: true, text: "Labels used for training" } },
           y: { suggestedMin: 0, suggestedMax: 1, title: { display: true, text: "Score on the test set" } },
         },
       },
