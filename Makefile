@@ -9,7 +9,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: run test lint fmt bench install ls-venv services migrate clean
+.PHONY: run test lint fmt bench install ls-venv services migrate clean browser-deps
 
 install: $(STAMP)
 
@@ -28,13 +28,17 @@ ls-venv: $(STAMP)
 services:
 	./scripts/ensure_services.sh
 
+# Browser tests drive Debian's chromium (Playwright's own browser download does not work here); installed once.
+browser-deps:
+	@test -x /usr/bin/chromium || { sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); $$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
 migrate: $(STAMP)
 	$(PY) manage.py migrate --noinput
 
 run: $(STAMP) ls-venv
 	$(PY) -m alweb.run
 
-test: $(STAMP) ls-venv services
+test: $(STAMP) ls-venv services browser-deps
 	$(PY) manage.py makemigrations --check --dry-run --settings=alweb.settings.test
 	$(PY) -m pytest $(PYTEST_ARGS)
 
