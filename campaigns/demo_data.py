@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import random
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -26,10 +27,30 @@ _TOPIC_WORDS = {
 _FILLER = ["the", "my", "was", "really", "very", "and", "it", "this", "not", "so", "again", "today", "order", "item"]
 
 
-def write_digits(folder: Path, *, skew: float = 0.0, size: int = 32, limit: int | None = None, seed: int = 0) -> Path:
+def _jitter(pixels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A near-duplicate: shifted by up to one pixel, with a little noise (what a re-shot or re-scanned item looks like)."""
+    dy, dx = rng.integers(-1, 2, size=2)
+    shifted = np.roll(np.roll(pixels.astype(np.int16), dy, axis=0), dx, axis=1)
+    return np.clip(shifted + rng.normal(0, 12, size=pixels.shape), 0, 255).astype(np.uint8)
+
+
+def write_digits(
+    folder: Path,
+    *,
+    skew: float = 0.0,
+    size: int = 32,
+    limit: int | None = None,
+    duplicates: int = 0,
+    balanced: Callable[[str], bool] | None = None,
+    seed: int = 0,
+) -> Path:
     """PNG digits under `folder/images/`, and `folder/digits.csv` (image, ground_truth). Returns the CSV path.
 
     `skew` in [0, 1): keep each digit d with probability 1 - skew * d / 9, so 0 stays common and 9 becomes rare.
+    `duplicates`: near-duplicate copies added per image, the redundancy real pools have (bursts of similar photos,
+    re-scans) and the reason random sampling wastes labels.
+    `balanced(key)`: items for which it is true escape the skew, e.g. evaluation splits kept class-balanced, as
+    curated test sets are, while the pool has the real-world imbalance.
     """
     from sklearn.datasets import load_digits
 
@@ -42,15 +63,22 @@ def write_digits(folder: Path, *, skew: float = 0.0, size: int = 32, limit: int 
         writer.writerow(["key", "image", "ground_truth"])
         kept = 0
         for i, (img, target) in enumerate(zip(digits.images, digits.target, strict=True)):
-            if skew and rng.random() > 1 - skew * int(target) / 9:
+            key = f"digit-{i:04d}"
+            exempt = balanced is not None and balanced(key)
+            if skew and rng.random() > 1 - skew * int(target) / 9 and not exempt:
                 continue
             if limit is not None and kept >= limit:
                 break
             pixels = (img / 16.0 * 255).astype(np.uint8)
-            Image.fromarray(pixels, mode="L").resize((size, size), Image.Resampling.BILINEAR).save(
-                folder / "images" / f"digit-{i:04d}.png"
-            )
-            writer.writerow([f"digit-{i:04d}", f"images/digit-{i:04d}.png", str(int(target))])
+            for copy in range(1 if exempt else duplicates + 1):
+                name = f"digit-{i:04d}" + (f"-dup{copy}" if copy else "")
+                if copy and balanced is not None and balanced(name):
+                    continue  # near-duplicates stay out of the evaluation splits
+                variant = _jitter(pixels, rng) if copy else pixels
+                Image.fromarray(variant, mode="L").resize((size, size), Image.Resampling.BILINEAR).save(
+                    folder / "images" / f"{name}.png"
+                )
+                writer.writerow([name, f"images/{name}.png", str(int(target))])
             kept += 1
     return path
 
