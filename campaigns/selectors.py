@@ -7,20 +7,25 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.files.storage import default_storage
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 from numpy.typing import NDArray
 
 from campaigns.models import (
+    Annotation,
     Cycle,
     CycleState,
     Item,
     ItemState,
+    Membership,
     Project,
     Score,
     SelectedItem,
+    Selection,
     Split,
 )
+from models_registry.models import ModelVersion
 
 
 def items_selected_elsewhere(*, project: Project) -> QuerySet[SelectedItem]:
@@ -178,3 +183,122 @@ def score_stats_compute(*, cycle: Cycle) -> dict[str, Any]:
     else:
         counts[0] = agg["n"]
     return {"count": agg["n"], "histogram": counts, "min": lo, "max": hi, "mean": float(agg["mean"])}
+
+
+# --- Membership-scoped reads for the REST API (moved from campaigns/api/queries.py) ---------------------------------
+# Every project-scoped read starts from a membership, so a project the user is not a member of is simply absent
+# (the API answers 404, never 403, and so does not reveal that it exists).
+
+
+def projects_for_user(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet[Project]:
+    """The user's projects, each annotated with `user_role` (owner or member), newest first.
+
+    The annotation reuses the membership join of the filter: (project, user) is unique, so one row per project.
+    """
+    if not user.is_authenticated:
+        return Project.objects.none()
+    return (
+        Project.objects.filter(memberships__user_id=int(user.pk))
+        .annotate(user_role=F("memberships__role"))
+        .select_related("owner")
+        .order_by("-created_at", "-pk")
+    )
+
+
+def project_for_member(*, user: AbstractBaseUser | AnonymousUser, project_id: int) -> Project | None:
+    return projects_for_user(user=user).filter(pk=project_id).first()
+
+
+def memberships_for_project(*, project: Project) -> QuerySet[Membership]:
+    return Membership.objects.filter(project=project).select_related("user").order_by("user__username")
+
+
+def items_for_project(
+    *,
+    project: Project,
+    split: str | None = None,
+    labeled: bool | None = None,
+    state: str | None = None,
+    key: str | None = None,
+    search: str | None = None,
+) -> QuerySet[Item]:
+    """Items in id order. `key` is exact (served by the (project, key) unique index); `search` is a substring match
+    that scans the project's items, so prefer `key` or a narrower filter on very large projects."""
+    qs = Item.objects.filter(project=project)
+    if split:
+        qs = qs.filter(split=split)
+    if labeled is not None:
+        qs = qs.filter(label__isnull=not labeled)
+    if state:
+        qs = qs.filter(state=state)
+    if key:
+        qs = qs.filter(key=key)
+    if search:
+        qs = qs.filter(key__contains=search)
+    return qs.order_by("pk")
+
+
+def annotations_for_project(
+    *, project: Project, item_id: int | None = None, annotator: str | None = None, deleted: bool | None = None
+) -> QuerySet[Annotation]:
+    qs = Annotation.objects.filter(project=project)
+    if item_id is not None:
+        qs = qs.filter(item_id=item_id)
+    if annotator:
+        qs = qs.filter(annotator=annotator)
+    if deleted is not None:
+        qs = qs.filter(deleted_at__isnull=not deleted)
+    return qs.order_by("pk")
+
+
+def model_versions_for_project(*, project: Project) -> QuerySet[ModelVersion]:
+    return ModelVersion.objects.filter(project=project).order_by("version")
+
+
+def cycles_for_project(*, project: Project) -> QuerySet[Cycle]:
+    """The project's cycles, newest first, with what a listing shows (model version, selection, creator) joined:
+    one query whatever the number of cycles."""
+    return (
+        Cycle.objects.filter(project=project)
+        .select_related("model_version", "selection__model_version", "created_by")
+        .order_by("-number")
+    )
+
+
+def selected_items_for(*, selection: Selection) -> QuerySet[SelectedItem]:
+    """A selection's items by rank, with the item's key, task id and label annotated rather than the whole item
+    joined in (an item's text can be large): served by the (selection, rank) unique index."""
+    return (
+        SelectedItem.objects.filter(selection=selection)
+        .annotate(key=F("item__key"), item_ls_task_id=F("item__ls_task_id"), item_label=F("item__label"))
+        .order_by("rank")
+    )
+
+
+def scores_for_cycle(
+    *,
+    cycle: Cycle,
+    min_uncertainty: float | None = None,
+    max_uncertainty: float | None = None,
+    predicted_label: str | None = None,
+    descending: bool = True,
+) -> QuerySet[Score]:
+    """A cycle's scores in uncertainty order (most uncertain first by default), with the item key annotated.
+
+    The (cycle, -uncertainty) index serves the filter on cycle and uncertainty and the order, in either direction;
+    the item id only breaks ties, so pages are stable (Postgres sorts just the rows that tie).
+    """
+    qs = Score.objects.filter(cycle=cycle)
+    if min_uncertainty is not None:
+        qs = qs.filter(uncertainty__gte=min_uncertainty)
+    if max_uncertainty is not None:
+        qs = qs.filter(uncertainty__lte=max_uncertainty)
+    if predicted_label is not None:
+        qs = qs.filter(predicted_label=predicted_label)
+    order = ("-uncertainty", "item_id") if descending else ("uncertainty", "item_id")
+    return qs.annotate(key=F("item__key")).order_by(*order)
+
+
+def item_keys(*, item_ids: list[int]) -> dict[int, str]:
+    """{item id: key} in one query, for rows (a preview's picks) that carry only ids."""
+    return dict(Item.objects.filter(pk__in=item_ids).values_list("pk", "key"))

@@ -12,7 +12,7 @@ from rest_framework.exceptions import PermissionDenied
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
-from campaigns.api import queries
+from campaigns import selectors
 from campaigns.models import Membership, Project
 from campaigns.services.projects import LS_CONNECTION_FIELDS
 
@@ -20,7 +20,7 @@ OWNER = Membership.Role.OWNER
 
 
 def role_of(project: Project) -> str:
-    """The requesting user's role, as annotated by `queries.projects_for_user`."""
+    """The requesting user's role, as annotated by `selectors.projects_for_user`."""
     return getattr(project, "user_role", "") or ""
 
 
@@ -28,7 +28,7 @@ class ProjectMember(BasePermission):
     """For views nested under /projects/{project_pk}/: resolves the project once, or 404s, and keeps it on the view."""
 
     def has_permission(self, request: Request, view: Any) -> bool:
-        project = queries.project_for_member(user=request.user, project_id=view.kwargs["project_pk"])
+        project = selectors.project_for_member(user=request.user, project_id=view.kwargs["project_pk"])
         if project is None:
             raise Http404
         view.project = project

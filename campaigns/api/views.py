@@ -14,7 +14,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import mixins, serializers, status, viewsets
+from rest_framework import mixins, serializers, status
 from rest_framework.authtoken.serializers import AuthTokenSerializer
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.decorators import action
@@ -24,9 +24,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle
 
-from campaigns.api import queries
+from campaigns import selectors
+from campaigns.api.common import FIELD_ERRORS, ID_REGEX, NOT_FOUND, OWNERS_ONLY, PROJECT_PK, ApiViewSet
 from campaigns.api.errors import ApiErrorsMixin
-from campaigns.api.pagination import BoundedLimitOffsetPagination
 from campaigns.api.parsers import LenientJSONParser
 from campaigns.api.permissions import OwnerForActions, ProjectMember, require_owner_for_connection, role_of
 from campaigns.api.serializers import (
@@ -52,21 +52,6 @@ from campaigns.services.projects import (
     project_update,
 )
 from models_registry.models import ModelVersion
-
-ID_REGEX = "[0-9]{1,18}"  # fits a bigint: a longer id is a 404, not a database error
-PROJECT_PK = OpenApiParameter("project_pk", OpenApiTypes.INT, OpenApiParameter.PATH, description="Project id.")
-FIELD_ERRORS = OpenApiResponse(description='Invalid input, by field: {"field": ["reason", ...]}.')
-NOT_FOUND = OpenApiResponse(description="No such project (or you are not a member), or no such object in it.")
-OWNERS_ONLY = OpenApiResponse(description="Only project owners may do this.")
-
-
-class ApiViewSet(ApiErrorsMixin, viewsets.GenericViewSet):
-    pagination_class = BoundedLimitOffsetPagination
-    project: Project  # set by ProjectMember on nested views
-
-    def fake(self) -> bool:
-        """True while drf-spectacular builds the schema (no request user, no project)."""
-        return getattr(self, "swagger_fake_view", False)
 
 
 @extend_schema(tags=["projects"])
@@ -97,7 +82,7 @@ class ProjectViewSet(
     def get_queryset(self) -> QuerySet[Project]:
         if self.fake():
             return Project.objects.none()
-        return queries.projects_for_user(user=self.request.user)
+        return selectors.projects_for_user(user=self.request.user)
 
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         serializer = self.get_serializer(data=request.data)
@@ -145,7 +130,7 @@ class MembershipViewSet(mixins.ListModelMixin, ApiViewSet):
     def get_queryset(self) -> QuerySet[Membership]:
         if self.fake():
             return Membership.objects.none()
-        return queries.memberships_for_project(project=self.project)
+        return selectors.memberships_for_project(project=self.project)
 
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         serializer = MembershipWriteSerializer(data=request.data)
@@ -184,10 +169,10 @@ class ItemViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
         if self.fake():
             return Item.objects.none()
         if self.action != "list":
-            return queries.items_for_project(project=self.project)
+            return selectors.items_for_project(project=self.project)
         filters = ItemFilterSerializer(data=self.request.query_params)
         filters.is_valid(raise_exception=True)
-        return queries.items_for_project(project=self.project, **filters.validated_data)
+        return selectors.items_for_project(project=self.project, **filters.validated_data)
 
     @extend_schema(
         request={"multipart/form-data": ItemImportSerializer},
@@ -238,11 +223,11 @@ class AnnotationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiVie
         if self.fake():
             return Annotation.objects.none()
         if self.action != "list":
-            return queries.annotations_for_project(project=self.project)
+            return selectors.annotations_for_project(project=self.project)
         filters = AnnotationFilterSerializer(data=self.request.query_params)
         filters.is_valid(raise_exception=True)
         params = filters.validated_data
-        return queries.annotations_for_project(
+        return selectors.annotations_for_project(
             project=self.project,
             item_id=params.get("item"),
             annotator=params.get("annotator"),
@@ -261,7 +246,7 @@ class ModelVersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiV
     def get_queryset(self) -> QuerySet[ModelVersion]:
         if self.fake():
             return ModelVersion.objects.none()
-        return queries.model_versions_for_project(project=self.project)
+        return selectors.model_versions_for_project(project=self.project)
 
 
 class TokenThrottle(AnonRateThrottle):
