@@ -137,6 +137,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # One schema name for a choice set used by several fields (a project's default heuristic, a cycle's heuristic).
+    "ENUM_NAME_OVERRIDES": {"HeuristicEnum": "campaigns.models.Heuristic"},
 }
 
 # Celery: the embedded default is kombu's filesystem transport (no server) with a real worker process.

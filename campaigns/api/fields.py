@@ -41,6 +41,18 @@ class StrictFloatField(serializers.FloatField):
         return super().to_internal_value(data)
 
 
+class StrictBooleanField(serializers.BooleanField):
+    """true or false only: DRF's BooleanField also takes "yes", "0" and 1, and a flag set by accident is worse than
+    a 400 (for query strings, where everything is a string, the plain BooleanField is the right one)."""
+
+    default_error_messages = {"invalid": "Must be true or false."}
+
+    def to_internal_value(self, data: Any) -> bool:
+        if not isinstance(data, bool):
+            self.fail("invalid")
+        return data
+
+
 class JSONObjectField(serializers.JSONField):
     """A JSON object, stored as is: finite numbers only (Postgres jsonb refuses NaN, and 1e999 parses as infinity)."""
 

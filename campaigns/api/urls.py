@@ -2,25 +2,29 @@
 
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
-from campaigns.api import views
+from campaigns.api import cycle_views, stats_views, views
+from campaigns.api.common import ID_REGEX
 
 app_name = "api"
 
 router = SimpleRouter()
 router.register("projects", views.ProjectViewSet, basename="project")
-_nested = rf"projects/(?P<project_pk>{views.ID_REGEX})"
+_nested = rf"projects/(?P<project_pk>{ID_REGEX})"
 router.register(f"{_nested}/members", views.MembershipViewSet, basename="project-member")
 router.register(f"{_nested}/items", views.ItemViewSet, basename="project-item")
 router.register(f"{_nested}/annotations", views.AnnotationViewSet, basename="project-annotation")
 router.register(f"{_nested}/model-versions", views.ModelVersionViewSet, basename="project-model-version")
+router.register(f"{_nested}/cycles", cycle_views.CycleViewSet, basename="project-cycle")
 
 urlpatterns = [
     path("auth/token/", views.TokenView.as_view(), name="token"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("schema/swagger/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="swagger"),
+    re_path(rf"^{_nested}/stats/$", stats_views.ProjectStatsView.as_view(), name="project-stats"),
+    re_path(rf"^{_nested}/learning-curve/$", stats_views.LearningCurveView.as_view(), name="project-learning-curve"),
     *router.urls,
 ]

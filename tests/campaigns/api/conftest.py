@@ -6,6 +6,7 @@ Studio key or webhook secret appears in it: a check on every endpoint and status
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -95,3 +96,30 @@ def as_member(client_for: Callable[[Any], ScanningClient], member: Any) -> Scann
 @pytest.fixture
 def as_outsider(client_for: Callable[[Any], ScanningClient], outsider: Any) -> ScanningClient:
     return client_for(outsider)
+
+
+QUEUED_TASKS = ("cycle_train", "cycle_score", "cycle_select", "cycle_sync", "project_pull")
+
+
+@pytest.fixture
+def enqueued(monkeypatch: Any) -> list[tuple[str, dict[str, Any]]]:
+    """Tasks queued by requests made with `post_json`, recorded instead of sent to a broker: [(task name, kwargs)]."""
+    from campaigns import tasks
+
+    sent: list[tuple[str, dict[str, Any]]] = []
+    for name in QUEUED_TASKS:
+        monkeypatch.setattr(getattr(tasks, name), "delay", lambda _n=name, **kw: sent.append((_n, kw)))
+    return sent
+
+
+@pytest.fixture
+def post_json(django_capture_on_commit_callbacks: Any) -> Callable[..., Any]:
+    """POST a raw JSON body (NaN and Infinity literals reach the server as Python's json.dumps writes them) and run
+    the request's on-commit callbacks, as a real commit would: that is when the services queue their tasks."""
+
+    def post(client: ScanningClient, path: str, body: Any = None) -> Any:
+        with django_capture_on_commit_callbacks(execute=True):
+            data = "" if body is None else json.dumps(body)
+            return client.post(path, data=data, content_type="application/json")
+
+    return post

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import factory
 
 from campaigns.models import Annotation, Cycle, Score, SelectedItem, Selection
@@ -72,3 +74,28 @@ class SelectedItemFactory(factory.django.DjangoModelFactory):
     item = factory.SubFactory(ItemFactory, project=factory.SelfAttribute("..selection.cycle.project"))
     rank = factory.Sequence(lambda n: n + 1)
     uncertainty = 0.9
+
+
+def scored_cycle(project: Any, *, n: int = 30, state: str = "scored", **fields: Any) -> Cycle:
+    """A cycle of `project` with a ready model version and `n` pool items scored 0, 1/n, ... (n-1)/n, predicted labels
+    cycling through the project's, and the score statistics frozen as the scoring service leaves them."""
+    from campaigns.services.score_stats import score_stats_freeze
+
+    model_version = ModelVersionFactory(project=project)
+    fields.setdefault("budget", 5)
+    cycle = CycleFactory(project=project, state=state, model_version=model_version, **fields)
+    items = ItemFactory.create_batch(n, project=project)
+    labels = list(project.labels)
+    Score.objects.bulk_create(
+        Score(
+            cycle=cycle,
+            item=item,
+            uncertainty=i / n,
+            heuristic="bald",
+            predicted_label=labels[i % len(labels)],
+            confidence=1 - i / n,
+        )
+        for i, item in enumerate(items)
+    )
+    score_stats_freeze(cycle=cycle)
+    return cycle

@@ -64,6 +64,14 @@ def test_schema_is_valid_openapi_and_lists_the_endpoints(anon: Any, tmp_path: An
         "/api/projects/{project_pk}/items/import/",
         "/api/projects/{project_pk}/annotations/",
         "/api/projects/{project_pk}/model-versions/",
+        "/api/projects/{project_pk}/cycles/",
+        "/api/projects/{project_pk}/cycles/{id}/",
+        *(
+            f"/api/projects/{{project_pk}}/cycles/{{id}}/{action}/"
+            for action in ("preview", "select", "sync", "pull", "cancel", "retry", "selection", "histogram", "scores")
+        ),
+        "/api/projects/{project_pk}/stats/",
+        "/api/projects/{project_pk}/learning-curve/",
         "/api/auth/token/",
     } <= paths
     project_schema = schema["components"]["schemas"]["Project"]["properties"]

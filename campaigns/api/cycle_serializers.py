@@ -1,0 +1,283 @@
+"""Shapes for cycles, their selection, scores and the project's statistics.
+
+Request serializers check JSON types and ranges only (strict fields: `true` is not a budget, "5" is not a seed), so a
+bad value is a 400 naming its field before any service runs; the services still check the business rules (a quota
+label that is not in the project, a strategy that needs embeddings) and their `ValidationError`s name the field too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from campaigns.api.fields import (
+    JSONObjectField,
+    StrictBooleanField,
+    StrictFloatField,
+    StrictIntegerField,
+)
+from campaigns.models import Cycle, Heuristic, SelectedItem, Selection
+from campaigns.services.cycles import MAX_BUDGET, MAX_MC_ITERATIONS
+from campaigns.services.selection import STRATEGIES
+from models_registry.models import ModelVersion
+
+MAX_SEED = 2**63 - 1  # Cycle.seed is a bigint
+PREVIEW_MAX_SHOW = 100
+
+
+def _budget(**kwargs: Any) -> StrictIntegerField:
+    return StrictIntegerField(
+        min_value=1, max_value=MAX_BUDGET, help_text="Maximum number of items to select.", **kwargs
+    )
+
+
+def _threshold(**kwargs: Any) -> StrictFloatField:
+    return StrictFloatField(
+        min_value=0, allow_null=True, help_text="Minimum uncertainty of a selected item; null for none.", **kwargs
+    )
+
+
+def _strategy(**kwargs: Any) -> serializers.ChoiceField:
+    return serializers.ChoiceField(choices=STRATEGIES, **kwargs)
+
+
+def _strategy_params(**kwargs: Any) -> JSONObjectField:
+    return JSONObjectField(
+        max_bytes=16384,
+        help_text='Strategy options, e.g. {"power": 2} (power), {"quotas": {"cat": 0.5}} (quota), '
+        '{"candidates_factor": 10} (diverse, power).',
+        **kwargs,
+    )
+
+
+def _seed(**kwargs: Any) -> StrictIntegerField:
+    return StrictIntegerField(min_value=0, max_value=MAX_SEED, **kwargs)
+
+
+class ProgressSerializer(serializers.Serializer):
+    stage = serializers.CharField(help_text="The stage the numbers are about (scoring, labeling...).")
+    done = serializers.IntegerField()
+    total = serializers.IntegerField()
+    eta_s = serializers.FloatField(allow_null=True, help_text="Seconds left at the rate so far; null if unknown.")
+    updated_at = serializers.CharField(allow_null=True)
+
+
+class ModelVersionBriefSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ModelVersion
+        fields = ["id", "version", "kind", "status", "architecture", "label_count"]
+        read_only_fields = fields
+
+
+class CycleSerializer(serializers.ModelSerializer):
+    progress = serializers.SerializerMethodField()
+    model_version = ModelVersionBriefSerializer(read_only=True, allow_null=True)
+    selection_size = serializers.SerializerMethodField(help_text="Items selected; null until the cycle selects.")
+    score_count = serializers.SerializerMethodField(help_text="Items scored, once scoring has finished.")
+    created_by = serializers.CharField(source="created_by.username", read_only=True, allow_null=True, default=None)
+
+    class Meta:
+        model = Cycle
+        fields = [
+            "id",
+            "number",
+            "state",
+            "progress",
+            "budget",
+            "threshold",
+            "heuristic",
+            "mc_iterations",
+            "strategy",
+            "strategy_params",
+            "seed",
+            "auto_advance",
+            "model_version",
+            "selection_size",
+            "score_count",
+            "failure_reason",
+            "created_by",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(ProgressSerializer)
+    def get_progress(self, obj: Cycle) -> dict[str, Any]:
+        # The pipeline writes progress as free JSON; the API promises these five keys whatever was stored.
+        stored = obj.progress or {}
+        return {
+            "stage": str(stored.get("stage") or obj.state),
+            "done": int(stored.get("done") or 0),
+            "total": int(stored.get("total") or 0),
+            "eta_s": stored.get("eta_s"),
+            "updated_at": stored.get("updated_at"),
+        }
+
+    def get_selection_size(self, obj: Cycle) -> int | None:
+        # A reverse one-to-one: joined by the list's select_related, and None (not an error) when there is none.
+        selection = getattr(obj, "selection", None)
+        return selection.size if selection is not None else None
+
+    def get_score_count(self, obj: Cycle) -> int:
+        return int((obj.score_stats or {}).get("count") or 0)
+
+
+class CycleStartSerializer(serializers.Serializer):
+    """Every field is optional: budget, heuristic and mc_iterations default to the project's defaults."""
+
+    budget = _budget(required=False)
+    threshold = _threshold(required=False)
+    heuristic = serializers.ChoiceField(choices=Heuristic.choices, required=False)
+    mc_iterations = StrictIntegerField(min_value=1, max_value=MAX_MC_ITERATIONS, required=False)
+    strategy = _strategy(required=False)
+    strategy_params = _strategy_params(required=False)
+    seed = _seed(required=False)
+    auto_advance = StrictBooleanField(
+        required=False, help_text="Select and sync on its own after scoring (default true); false waits in scored."
+    )
+
+
+class SelectionRequestSerializer(serializers.Serializer):
+    """Parameters of a selection; each left out takes the cycle's own value."""
+
+    budget = _budget(required=False)
+    threshold = _threshold(required=False)
+    strategy = _strategy(required=False)
+    strategy_params = _strategy_params(
+        required=False,
+    )
+
+
+class PreviewRequestSerializer(SelectionRequestSerializer):
+    seed = _seed(required=False, help_text="Seed of the stochastic strategies; default the cycle's.")
+    show = StrictIntegerField(
+        min_value=0, max_value=PREVIEW_MAX_SHOW, default=20, help_text="How many of the picks to return."
+    )
+
+
+class HistogramSerializer(serializers.Serializer):
+    edges = serializers.ListField(child=serializers.FloatField(), help_text="Bin edges: one more than counts.")
+    counts = serializers.ListField(child=serializers.IntegerField())
+    count = serializers.IntegerField()
+    min = serializers.FloatField(allow_null=True)
+    max = serializers.FloatField(allow_null=True)
+    mean = serializers.FloatField(allow_null=True)
+
+
+class HistogramQuerySerializer(serializers.Serializer):
+    bins = serializers.IntegerField(min_value=1, max_value=200, default=50)
+
+
+class PickSerializer(serializers.Serializer):
+    item_id = serializers.IntegerField()
+    key = serializers.CharField()
+    uncertainty = serializers.FloatField(allow_null=True)
+    predicted_label = serializers.CharField(allow_blank=True)
+    confidence = serializers.FloatField(allow_null=True)
+
+
+class PreviewSerializer(serializers.Serializer):
+    qualifying = serializers.IntegerField(help_text="Scored items at or above the threshold.")
+    would_select = serializers.IntegerField(help_text="Items the budget and strategy would select.")
+    threshold = serializers.FloatField(allow_null=True)
+    budget = serializers.IntegerField()
+    strategy = serializers.CharField()
+    histogram = HistogramSerializer()
+    items = PickSerializer(many=True, help_text="The first picks, in rank order.")
+
+
+class SelectionSerializer(serializers.ModelSerializer):
+    model_version = ModelVersionBriefSerializer(read_only=True, allow_null=True)
+
+    class Meta:
+        model = Selection
+        fields = ["id", "strategy", "params", "size", "model_version", "created_at"]
+        read_only_fields = fields
+
+
+class SelectedItemSerializer(serializers.ModelSerializer):
+    # Annotated by `selectors.selected_items_for`: the item's key and label without loading the item.
+    item = serializers.IntegerField(source="item_id", read_only=True)
+    key = serializers.CharField(read_only=True)
+    # The item's current label (null until answered). DRF pops declared fields off the class, so shadowing
+    # Field.label here is only a typing matter.
+    label = serializers.JSONField(source="item_label", read_only=True, allow_null=True)  # type: ignore[assignment]
+    ls_task_id = serializers.SerializerMethodField(help_text="The item's Label Studio task, once synced.")
+
+    class Meta:
+        model = SelectedItem
+        fields = [
+            "rank",
+            "item",
+            "key",
+            "uncertainty",
+            "predicted_label",
+            "confidence",
+            "label",
+            "ls_task_id",
+            "sync_state",
+            "synced_at",
+            "sync_error",
+        ]
+        read_only_fields = fields
+
+    def get_ls_task_id(self, obj: SelectedItem) -> int | None:
+        # The selection row records the task it created; an item synced by an earlier cycle keeps its own task.
+        return obj.ls_task_id or getattr(obj, "item_ls_task_id", None)
+
+
+class SelectionPageSerializer(serializers.Serializer):
+    selection = SelectionSerializer()
+    count = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = SelectedItemSerializer(many=True)
+
+
+class ScoreSerializer(serializers.Serializer):
+    item = serializers.IntegerField(source="item_id")
+    key = serializers.CharField()
+    uncertainty = serializers.FloatField()
+    heuristic = serializers.CharField()
+    predicted_label = serializers.CharField(allow_blank=True)
+    confidence = serializers.FloatField(allow_null=True)
+
+
+class ScoreFilterSerializer(serializers.Serializer):
+    min_uncertainty = serializers.FloatField(required=False, help_text="Only scores at or above this.")
+    max_uncertainty = serializers.FloatField(required=False, help_text="Only scores at or below this.")
+    predicted_label = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    ordering = serializers.ChoiceField(
+        choices=["-uncertainty", "uncertainty"], default="-uncertainty", help_text="Most uncertain first by default."
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        lo, hi = attrs.get("min_uncertainty"), attrs.get("max_uncertainty")
+        if lo is not None and hi is not None and lo > hi:
+            raise serializers.ValidationError({"max_uncertainty": "Must be at least min_uncertainty."})
+        return attrs
+
+
+class ItemCountSerializer(serializers.Serializer):
+    total = serializers.IntegerField()
+    labeled = serializers.IntegerField()
+
+
+class ProjectStatsSerializer(serializers.Serializer):
+    by_split = serializers.DictField(child=ItemCountSerializer(), help_text="Items per split (train, valid, ...).")
+    total = serializers.IntegerField()
+    labeled = serializers.IntegerField()
+
+
+class LearningCurvePointSerializer(serializers.Serializer):
+    cycle = serializers.IntegerField(help_text="Cycle number.")
+    model_version = serializers.IntegerField(help_text="Model version number.")
+    labels = serializers.IntegerField(help_text="Labels the model was trained on.")
+    accuracy = serializers.FloatField(allow_null=True)
+    macro_f1 = serializers.FloatField(allow_null=True)
+    per_class_f1 = serializers.DictField(child=serializers.FloatField(allow_null=True))
+    valid_accuracy = serializers.FloatField(allow_null=True)
