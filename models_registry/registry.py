@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ import numpy as np
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 import mlflow
+from mlflow.entities import Metric
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
@@ -132,9 +134,16 @@ class ModelRegistry:
             run = mlflow.active_run()
             assert run is not None
             self._log_params(params)
-            for i, epoch in enumerate(history):
-                step = int(epoch.get("epoch", i + 1))
-                mlflow.log_metrics({k: float(v) for k, v in epoch.items() if k != "epoch"}, step=step)
+            # One batched call: hundreds of short epochs (few labels) would be hundreds of round trips otherwise.
+            now = int(time.time() * 1000)
+            per_epoch = [
+                Metric(key=k, value=float(v), timestamp=now, step=int(epoch.get("epoch", i + 1)))
+                for i, epoch in enumerate(history)
+                for k, v in epoch.items()
+                if k != "epoch"
+            ]
+            for start in range(0, len(per_epoch), 1000):  # MLflow's log_batch limit
+                self.client.log_batch(run.info.run_id, metrics=per_epoch[start : start + 1000])
             if metrics:
                 mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
             model.eval()

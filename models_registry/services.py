@@ -20,7 +20,7 @@ from campaigns.services.cycles import cycle_progress
 from campaigns.services.features import image_config, item_inputs
 from models_registry.ml.architectures import ImageCNN, TextHead
 from models_registry.ml.engine import Batch, ScoreChunk, concat_chunks, score_model
-from models_registry.ml.training import TrainConfig, train_classifier
+from models_registry.ml.training import TrainConfig, effective_schedule, train_classifier
 from models_registry.models import ModelStatus, ModelVersion
 from models_registry.registry import ModelRegistry
 
@@ -100,7 +100,9 @@ def model_train_for_cycle(*, cycle: Cycle) -> ModelVersion:
     if len(train_items) < MIN_LABELS_TO_TRAIN:
         raise TrainingError(f"need at least {MIN_LABELS_TO_TRAIN} labeled items to train, have {len(train_items)}")
     model = build_model(project)
-    epochs = int((project.model_config or {}).get("epochs", 30))
+    cfg = project.model_config or {}
+    config = TrainConfig(epochs=int(cfg.get("epochs", 30)), min_steps=int(cfg.get("min_steps", 300)), seed=cycle.seed)
+    epochs, _ = effective_schedule(config, len(train_items))
     x_train, y_train = _xy(project, train_items, use_ground_truth=False)
     valid = [list(evaluation_items(project=project, split=s).order_by("pk")) for s in (Split.VALID, Split.TEST)]
     xy_valid = _xy(project, valid[0], use_ground_truth=True) if valid[0] else None
@@ -111,7 +113,7 @@ def model_train_for_cycle(*, cycle: Cycle) -> ModelVersion:
         xy_valid,
         num_classes=len(project.labels),
         test=xy_test,
-        config=TrainConfig(epochs=epochs, seed=cycle.seed),
+        config=config,
         on_epoch=lambda log: cycle_progress(cycle_id=cycle.pk, stage="training", done=log.epoch, total=epochs),
     )
     evaluated = result.test or result.valid

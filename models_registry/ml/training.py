@@ -8,6 +8,7 @@ that flag is process-wide and the scoring engine doesn't need it).
 from __future__ import annotations
 
 import copy
+import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -33,6 +34,9 @@ class TrainConfig:
     lr: float = 1e-3
     weight_decay: float = 1e-4
     patience: int = 5  # epochs without improvement of `monitor` before stopping
+    # With few labels an epoch is one or two optimizer steps: 30 epochs would leave the model half trained and its
+    # quality (and its uncertainty) noisy from cycle to cycle. Epochs and patience stretch to reach this many steps.
+    min_steps: int = 0
     monitor: Monitor = "val_loss"
     class_weights: bool = True
     seed: int = 0
@@ -148,6 +152,13 @@ def _better(monitor: Monitor, new: EpochLog, best: EpochLog | None) -> bool:
     return bool(a < b) if monitor == "val_loss" else bool(a > b)
 
 
+def effective_schedule(config: TrainConfig, n_train: int) -> tuple[int, int]:
+    """(epochs, patience) after stretching both so that training takes at least ``config.min_steps`` steps."""
+    steps_per_epoch = max(1, math.ceil(n_train / config.batch_size))
+    scale = max(1.0, config.min_steps / (config.epochs * steps_per_epoch)) if config.min_steps else 1.0
+    return math.ceil(config.epochs * scale), math.ceil(config.patience * scale)
+
+
 def train_classifier(
     model: nn.Module,
     train: DataLike,
@@ -176,12 +187,13 @@ def train_classifier(
     best: EpochLog | None = None
     best_state = copy.deepcopy(model.state_dict())
     stale, stopped_early = 0, False
+    epochs, patience = effective_schedule(cfg, len(train_ds))  # type: ignore[arg-type]
 
     with deterministic_algorithms(cfg.deterministic):
         torch.manual_seed(cfg.seed)  # dropout masks during training
         generator = torch.Generator().manual_seed(cfg.seed)
         loader = DataLoader(train_ds, batch_size=cfg.batch_size, shuffle=True, generator=generator, drop_last=False)
-        for epoch in range(1, cfg.epochs + 1):
+        for epoch in range(1, epochs + 1):
             started = time.perf_counter()
             model.train()
             total, count = 0.0, 0
@@ -208,7 +220,7 @@ def train_classifier(
                 best_state = copy.deepcopy(model.state_dict())
             else:
                 stale += 1
-                if stale >= cfg.patience:
+                if stale >= patience:
                     stopped_early = True
                     break
 
