@@ -343,6 +343,9 @@ class SelectedItem(models.Model):
     confidence = models.FloatField(null=True, blank=True)
     # Sync state is the only mutable part: rank and score are what the selection decided.
     sync_state = models.CharField(max_length=8, choices=SyncState.choices, default=SyncState.PENDING)
+    # Written (and committed) before the item's first push to Label Studio and carried in the task data: a retried
+    # sync that finds it set knows LS may already hold the task or prediction and looks it up instead of pushing twice.
+    sync_batch = models.CharField(max_length=32, blank=True, default="")
     ls_task_id = models.PositiveBigIntegerField(null=True, blank=True)
     synced_at = models.DateTimeField(null=True, blank=True)
     sync_error = models.TextField(blank=True, default="")
