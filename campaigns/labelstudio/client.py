@@ -46,6 +46,8 @@ __all__ = [
     "ProjectInfo",
     "add_ml_backend",
     "create_project",
+    "delete_predictions",
+    "delete_tasks",
     "get_project",
     "import_predictions",
     "import_tasks",
@@ -53,7 +55,9 @@ __all__ = [
     "list_annotations",
     "make_client",
     "next_task",
+    "project_counts",
     "register_webhook",
+    "retrieve_predictions",
     "server_time",
     "set_model_version",
     "tasks_query",
@@ -146,6 +150,14 @@ def set_model_version(client: LabelStudio, *, project_id: int, model_version: st
     update_project(client, project_id=project_id, model_version=str(model_version))
 
 
+def project_counts(client: LabelStudio, project_id: int) -> tuple[int, int]:
+    """(tasks, predictions) in the project: two COUNTs on LS's side, cheap enough to check after every batch."""
+    data = _request(
+        client, "GET", f"api/projects/{int(project_id)}/", params={"include": "task_number,total_predictions_number"}
+    )
+    return int(data.get("task_number") or 0), int(data.get("total_predictions_number") or 0)
+
+
 # ---------------------------------------------------------------------------------------------------- imports
 
 
@@ -188,7 +200,12 @@ def import_predictions(client: LabelStudio, *, project_id: int, predictions: Seq
 # ---------------------------------------------------------------------------------------------------- reads
 
 
-def tasks_query(*, updated_after: datetime | None = None, task_ids: Sequence[int] | None = None) -> str:
+def tasks_query(
+    *,
+    updated_after: datetime | None = None,
+    task_ids: Sequence[int] | None = None,
+    data_equals: tuple[str, str] | None = None,
+) -> str:
     """The Data Manager `query` JSON for the task list: tasks updated strictly after a time, and/or given ids.
 
     `updated_at` moves when an annotation of the task is created, updated or deleted (and when a prediction is
@@ -198,6 +215,10 @@ def tasks_query(*, updated_after: datetime | None = None, task_ids: Sequence[int
     if updated_after is not None:
         value = _as_utc(updated_after).strftime(LS_DATETIME_FORMAT)
         filters.append({"filter": "filter:tasks:updated_at", "operator": "greater", "type": "Datetime", "value": value})
+    if data_equals is not None:
+        # A string key in task data (e.g. alweb's sync batch token): LS filters `data__key` in SQL.
+        key, text = data_equals
+        filters.append({"filter": f"filter:tasks:data.{key}", "operator": "equal", "type": "String", "value": text})
     query: dict[str, Any] = {"filters": {"conjunction": "and", "items": filters}}
     if task_ids is not None:
         query["selectedItems"] = {"all": False, "included": [int(i) for i in task_ids]}
@@ -210,6 +231,7 @@ def iter_tasks(
     project_id: int,
     updated_after: datetime | None = None,
     task_ids: Sequence[int] | None = None,
+    data_equals: tuple[str, str] | None = None,
     fields: Literal["all", "task_only"] = "all",
     page_size: int = 200,
 ) -> Iterator[dict[str, Any]]:
@@ -219,7 +241,7 @@ def iter_tasks(
     as the next `updated_after`: a max of the `updated_at` values seen would skip tasks updated mid-pull."""
     if task_ids is not None and not task_ids:
         return
-    query = tasks_query(updated_after=updated_after, task_ids=task_ids)
+    query = tasks_query(updated_after=updated_after, task_ids=task_ids, data_equals=data_equals)
     page = 1
     while True:
         params = {"project": int(project_id), "page": page, "page_size": page_size, "fields": fields, "query": query}
@@ -260,6 +282,26 @@ def server_time(client: LabelStudio) -> datetime:
     return parsedate_to_datetime(response.headers["date"]).astimezone(UTC)
 
 
+# ---------------------------------------------------------------------------------------------------- deletes
+
+
+def delete_tasks(client: LabelStudio, *, project_id: int, task_ids: Sequence[int]) -> None:
+    """Delete tasks (with their predictions and annotations) in one Data Manager action."""
+    if not task_ids:
+        return
+    body = {"selectedItems": {"all": False, "included": [int(t) for t in task_ids]}}
+    _request(client, "POST", "api/dm/actions/", params={"id": "delete_tasks", "project": int(project_id)}, json=body)
+
+
+def delete_predictions(client: LabelStudio, *, prediction_ids: Sequence[int]) -> None:
+    for prediction_id in prediction_ids:  # only ever a few: the extras of a doubled import
+        try:
+            _request(client, "DELETE", f"api/predictions/{int(prediction_id)}/")
+        except ApiError as exc:
+            if exc.status_code != 404:  # already gone: what we wanted
+                raise
+
+
 # ---------------------------------------------------------------------------------------------------- hooks
 
 
@@ -293,14 +335,42 @@ def register_webhook(
 
 
 def add_ml_backend(
-    client: LabelStudio, *, project_id: int, url: str, title: str = "alweb", timeout_s: float = 100.0
+    client: LabelStudio,
+    *,
+    project_id: int,
+    url: str,
+    title: str = "alweb",
+    timeout_s: float = 100.0,
+    basic_auth: tuple[str, str] | None = None,
 ) -> int:
-    """Connect an ML backend (LS calls its /health and /setup now); reuses one already registered at `url`."""
+    """Connect an ML backend (LS calls its /health and /setup now); reuses one already registered at `url`.
+
+    With `basic_auth`, LS sends those credentials on /health, /setup, /predict and "train" (START_TRAINING to
+    /webhook). The webhook LS adds for the backend (`<url>/webhook`, every event) carries no credentials."""
+    body: dict[str, Any] = {
+        "project": int(project_id),
+        "url": url,
+        "title": title,
+        "is_interactive": False,
+        "timeout": timeout_s,
+    }
+    if basic_auth is not None:
+        body |= {"auth_method": "BASIC_AUTH", "basic_auth_user": basic_auth[0], "basic_auth_pass": basic_auth[1]}
     for backend in _request(client, "GET", "api/ml/", params={"project": int(project_id)}):
         if backend.get("url") == url:
+            if basic_auth is not None:  # a rotated secret must reach LS too
+                _request(client, "PATCH", f"api/ml/{backend['id']}", json=body)
             return int(backend["id"])
-    body = {"project": int(project_id), "url": url, "title": title, "is_interactive": False, "timeout": timeout_s}
     return int(_request(client, "POST", "api/ml/", json=body)["id"])
+
+
+def retrieve_predictions(client: LabelStudio, *, project_id: int, task_ids: Sequence[int] | None = None) -> None:
+    """The Data Manager's "Retrieve predictions" action: LS asks the project's ML backend to predict the tasks."""
+    selected: dict[str, Any] = (
+        {"all": True, "excluded": []} if task_ids is None else {"all": False, "included": [int(t) for t in task_ids]}
+    )
+    params = {"id": "retrieve_tasks_predictions", "project": int(project_id)}
+    _request(client, "POST", "api/dm/actions/", params=params, json={"selectedItems": selected})
 
 
 # ---------------------------------------------------------------------------------------------------- plumbing
