@@ -11,6 +11,9 @@ from django.test import override_settings
 
 from tests.factories import ProjectFactory, UserFactory
 
+# The session's real Label Studio server and clients (ls_server, ls_pat_client, ls_settings, ...).
+pytest_plugins = ["tests.labelstudio_server"]
+
 
 @pytest.fixture
 def user(db: None) -> Any:

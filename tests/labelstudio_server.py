@@ -1,5 +1,7 @@
 """A real Label Studio for the session: started from var/ls-venv on a free loopback port, stopped at the end.
 
+A pytest plugin loaded by tests/conftest.py, so integration tests anywhere (Django ones included) can use it.
+
 The data dir (`var/test-labelstudio`) is kept between runs, so only the very first run pays for LS's migrations
 (~45 s); later runs start in ~5 s. Two test sessions at once (two terminals, two workers) must not share one
 SQLite file: each session holds a lock on its data dir and falls back to `var/test-labelstudio-2`, `-3`, ...
@@ -12,7 +14,7 @@ import fcntl
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import pytest
 
@@ -21,11 +23,6 @@ from campaigns.labelstudio import server as lss
 from campaigns.labelstudio.client import LabelStudio
 
 DATA_DIR = Path(os.environ.get("ALWEB_TEST_LS_DATA_DIR", lss.REPO_ROOT / "var" / "test-labelstudio"))
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    # Registered in pyproject.toml too; repeated here so these tests run under any root config.
-    config.addinivalue_line("markers", "integration: talks to a real service (here: a Label Studio server)")
 
 
 @contextlib.contextmanager
@@ -81,3 +78,13 @@ def unique_title(request: pytest.FixtureRequest) -> Callable[[str], str]:
         return f"{request.node.name[:30]} {suffix}".strip()[:50]
 
     return make
+
+
+@pytest.fixture
+def ls_settings(settings: Any, ls_server: lss.LabelStudioServer) -> Any:
+    """Django settings pointing alweb's default Label Studio connection at the session's server (PAT)."""
+    settings.LABEL_STUDIO_URL = ls_server.url
+    settings.LABEL_STUDIO_API_KEY = ls_server.pat
+    # Webhooks registered by tests go nowhere (the discard port refuses at once) unless a test serves alweb.
+    settings.ALWEB_BASE_URL = "http://127.0.0.1:9"
+    return settings
