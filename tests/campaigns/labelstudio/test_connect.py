@@ -1,0 +1,101 @@
+"""Connecting alweb projects to a real Label Studio: create per task type, link with validation, webhook, retries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from campaigns.labelstudio import client as lsc
+from campaigns.labelstudio import connect
+from campaigns.labelstudio.client import LabelStudio
+from campaigns.labelstudio.connect import labelstudio_connect_project
+from campaigns.labelstudio.label_config import TASK_TYPES, build_label_config, info_for, validate_label_config
+from campaigns.models import Project
+from tests.campaigns.labelstudio.builders import LABELS, make_project
+
+pytestmark = [pytest.mark.django_db, pytest.mark.integration]
+
+
+@pytest.mark.parametrize("task_type", TASK_TYPES)
+def test_creates_the_ls_project_for_each_task_type(
+    ls_settings: Any, ls_pat_client: LabelStudio, task_type: str
+) -> None:
+    project = make_project(task_type, n=0)
+    linked = labelstudio_connect_project(project=project)
+    assert linked.ls_project_id is not None and linked.ls_url == ls_settings.LABEL_STUDIO_URL
+    assert linked.ls_api_key == ""  # the key stays in the settings; the project only falls back to it
+    info = lsc.get_project(ls_pat_client, linked.ls_project_id)
+    assert info.sampling == lsc.UNCERTAINTY_SAMPLING
+    assert validate_label_config(info.label_config, task_type, LABELS) == info_for(task_type, LABELS)  # type: ignore[arg-type]
+    hooks = lsc._request(ls_pat_client, "GET", "api/webhooks/", params={"project": linked.ls_project_id})
+    (hook,) = hooks
+    assert hook["url"] == connect.webhook_url(linked)
+    assert hook["url"].endswith(f"/labelstudio/webhook/{project.pk}/")
+    assert hook["headers"] == {lsc.WEBHOOK_SECRET_HEADER: project.ls_webhook_secret}
+    assert set(hook["actions"]) == set(connect.WEBHOOK_ACTIONS)
+
+
+def test_connect_twice_and_after_a_lost_save_reuses_one_ls_project(
+    ls_settings: Any, ls_pat_client: LabelStudio
+) -> None:
+    project = make_project(n=0)
+    first = labelstudio_connect_project(project=project)
+    assert labelstudio_connect_project(project=first).ls_project_id == first.ls_project_id
+    # A crash after LS created the project but before alweb saved its id: the retry adopts it.
+    Project.objects.filter(pk=project.pk).update(ls_project_id=None)
+    again = labelstudio_connect_project(project=Project.objects.get(pk=project.pk))
+    assert again.ls_project_id == first.ls_project_id
+    hooks = lsc._request(ls_pat_client, "GET", "api/webhooks/", params={"project": first.ls_project_id})
+    assert len(hooks) == 1
+
+
+def test_link_existing_project_checks_its_config(ls_settings: Any, ls_pat_client: LabelStudio) -> None:
+    fits = lsc.create_project(
+        ls_pat_client,
+        title="linked by hand",
+        label_config=build_label_config("text_classification", LABELS),
+        sampling="Sequential sampling",
+    )
+    project = make_project(n=0)
+    linked = labelstudio_connect_project(project=project, ls_project_id=fits.id)
+    assert linked.ls_project_id == fits.id
+    assert lsc.get_project(ls_pat_client, fits.id).sampling == lsc.UNCERTAINTY_SAMPLING
+
+    wrong = lsc.create_project(
+        ls_pat_client, title="wrong labels", label_config=build_label_config("text_classification", ["cat", "fish"])
+    )
+    other = make_project(n=0)
+    with pytest.raises(ValidationError) as exc:
+        labelstudio_connect_project(project=other, ls_project_id=wrong.id)
+    problems = exc.value.message_dict["ls_project_id"]
+    assert any("missing labels: 'dog', 'bird'" in p for p in problems)
+    assert any("labels unknown to alweb: 'fish'" in p for p in problems)
+    other.refresh_from_db()
+    assert other.ls_project_id is None
+
+    with pytest.raises(ValidationError, match="no project 99999999"):
+        labelstudio_connect_project(project=other, ls_project_id=99_999_999)
+    with pytest.raises(ValidationError, match="another alweb project"):
+        labelstudio_connect_project(project=other, ls_project_id=fits.id)
+
+
+def test_project_credentials_win_over_settings_and_a_missing_key_is_named(settings: Any, ls_server: Any) -> None:
+    settings.LABEL_STUDIO_URL, settings.LABEL_STUDIO_API_KEY = "http://127.0.0.1:9", ""
+    project = make_project(n=0)
+    with pytest.raises(ValidationError) as exc:
+        connect.labelstudio_credentials(project)
+    assert "ls_api_key" in exc.value.message_dict
+    Project.objects.filter(pk=project.pk).update(ls_url=ls_server.url, ls_api_key=ls_server.legacy_token)
+    linked = labelstudio_connect_project(project=Project.objects.get(pk=project.pk))
+    assert linked.ls_project_id is not None
+    assert "legacy" not in repr(connect.labelstudio_credentials(linked))
+    assert ls_server.legacy_token not in repr(connect.labelstudio_credentials(linked))
+
+
+def test_unreachable_label_studio_is_a_retryable_error(settings: Any) -> None:
+    settings.LABEL_STUDIO_URL, settings.LABEL_STUDIO_API_KEY = "http://127.0.0.1:9", "0" * 40
+    with pytest.raises(connect.LabelStudioUnavailable) as exc:
+        labelstudio_connect_project(project=make_project(n=0))
+    assert isinstance(exc.value, ConnectionError)  # what the Celery tasks retry on

@@ -1,0 +1,232 @@
+"""Sync against a real Label Studio: tasks with predictions, LS's own task stream in alweb's order, idempotence."""
+
+from __future__ import annotations
+
+import contextlib
+import random
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from campaigns.labelstudio import client as lsc
+from campaigns.labelstudio import convert
+from campaigns.labelstudio import sync as ls_sync
+from campaigns.labelstudio.client import LabelStudio
+from campaigns.labelstudio.sync import cycle_sync_to_labelstudio
+from campaigns.models import Cycle, Item, Project, SelectedItem
+from campaigns.services.cycles import cycle_cancel
+from tests.campaigns.labelstudio.builders import (
+    cold_cycle,
+    duplicates,
+    ls_tasks,
+    make_project,
+    model_version,
+    scored_cycle,
+    selection_of,
+)
+
+pytestmark = [pytest.mark.django_db, pytest.mark.integration]
+
+
+class Killed(BaseException):
+    """A process death: not an Exception, so nothing on the way may swallow it."""
+
+
+def uncertainties(keys: list[str], seed: int = 0) -> dict[str, float]:
+    rng = random.Random(seed)
+    return {k: round(rng.uniform(0.01, 2.5), 6) for k in keys}
+
+
+def keys(n: int, start: int = 0) -> list[str]:
+    return [f"item-{i:04d}" for i in range(start, start + n)]
+
+
+def served_order(client: LabelStudio, project: Project, count: int) -> list[str]:
+    """Keys in the order LS's labeling stream serves them (each answered so the next one comes)."""
+    out = []
+    for _ in range(count):
+        task = lsc.next_task(client, project_id=project.ls_project_id or 0)
+        assert task is not None
+        out.append(task["data"]["alweb_key"])
+        lsc._request(client, "POST", f"api/tasks/{task['id']}/annotations/", json={"result": [], "lead_time": 1})
+    return out
+
+
+@contextlib.contextmanager
+def doubled_posts(*suffixes: str) -> Iterator[list[str]]:
+    """Send matching POSTs twice at the HTTP level, as a retrying proxy or client would; the first answer is lost."""
+    original = httpx.Client.send
+    seen: list[str] = []
+
+    def send(self: httpx.Client, request: httpx.Request, **kwargs: Any) -> httpx.Response:
+        if request.method == "POST" and request.url.path.rstrip("/").endswith(suffixes):
+            seen.append(request.url.path)
+            original(self, request, **kwargs)
+        return original(self, request, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(httpx.Client, "send", send)
+        yield seen
+
+
+def test_sync_pushes_tasks_and_ls_serves_alweb_most_informative_first(
+    ls_settings: Any, ls_pat_client: LabelStudio
+) -> None:
+    project = make_project(n=30)
+    scores = uncertainties(keys(30))
+    cycle = scored_cycle(project, scores, budget=10)
+    result = cycle_sync_to_labelstudio(cycle=cycle)
+    assert (result.tasks_created, result.duplicates_removed) == (10, 0)
+
+    project.refresh_from_db()
+    rows = list(SelectedItem.objects.filter(selection__cycle=cycle).select_related("item").order_by("rank"))
+    assert all(si.sync_state == "synced" and si.ls_task_id == si.item.ls_task_id for si in rows)
+    tasks = {t["id"]: t for t in ls_tasks(ls_pat_client, project)}
+    assert set(tasks) == {si.ls_task_id for si in rows}
+    for si in rows:
+        task = tasks[si.ls_task_id]
+        assert task["data"]["text"] == si.item.text
+        assert (task["data"]["alweb_key"], task["data"]["alweb_item"]) == (si.item.key, si.item.pk)
+        (pred,) = task["predictions"]
+        assert pred["model_version"] == "alweb-v1"
+        assert pred["score"] == pytest.approx(convert.uncertainty_to_ls_score(si.uncertainty or 0))
+        assert convert.result_to_labels(pred["result"], known_labels=project.labels) == [si.predicted_label]
+    assert lsc.get_project(ls_pat_client, project.ls_project_id or 0).model_version == "alweb-v1"
+    progress = Cycle.objects.get(pk=cycle.pk).progress
+    assert (progress["stage"], progress["done"], progress["total"]) == ("syncing", 10, 10)
+
+    top = sorted(scores, key=lambda k: -scores[k])[:3]
+    assert served_order(ls_pat_client, project, 3) == top
+
+
+def test_cold_start_keeps_alweb_rank_order_in_ls(ls_settings: Any, ls_pat_client: LabelStudio) -> None:
+    project = make_project(n=25)
+    cycle = cold_cycle(project, budget=8)
+    cycle_sync_to_labelstudio(cycle=cycle)
+    project.refresh_from_db()
+    ranked = list(
+        SelectedItem.objects.filter(selection__cycle=cycle).order_by("rank").values_list("item__key", flat=True)
+    )
+    tasks = ls_tasks(ls_pat_client, project)
+    assert {p["model_version"] for t in tasks for p in t["predictions"]} == {f"cold-start-c{cycle.number}"}
+    assert all(p["result"] == [] for t in tasks for p in t["predictions"])
+    assert served_order(ls_pat_client, project, 4) == ranked[:4]
+
+
+def test_items_already_in_ls_get_only_the_new_prediction(ls_settings: Any, ls_pat_client: LabelStudio) -> None:
+    project = make_project(n=20)
+    first = scored_cycle(project, uncertainties(keys(6)), budget=6)
+    cycle_sync_to_labelstudio(cycle=first)
+    before = dict(Item.objects.filter(project=project, ls_task_id__isnull=False).values_list("key", "ls_task_id"))
+    cycle_cancel(cycle=first)
+
+    second_scores = {k: 3.0 - i * 0.1 for i, k in enumerate(keys(8, start=3))}  # 3 overlap with the first cycle
+    second = scored_cycle(project, second_scores, budget=8)
+    result = cycle_sync_to_labelstudio(cycle=second)
+    assert (result.tasks_created, result.predictions_created) == (5, 8)
+    after = dict(Item.objects.filter(project=project, ls_task_id__isnull=False).values_list("key", "ls_task_id"))
+    assert all(after[k] == v for k, v in before.items())  # same tasks, never re-imported
+    tasks = ls_tasks(ls_pat_client, project)
+    assert len(tasks) == 11 and duplicates(tasks) == (0, 0)
+    by_key = {t["data"]["alweb_key"]: t for t in tasks}
+    assert sorted(p["model_version"] for p in by_key["item-0004"]["predictions"]) == ["alweb-v1", "alweb-v2"]
+    assert lsc.get_project(ls_pat_client, project.ls_project_id or 0).model_version == "alweb-v2"
+    # The overlap item ranked first in cycle 2 is served first although it was imported in cycle 1.
+    assert served_order(ls_pat_client, project, 2) == ["item-0003", "item-0004"]
+
+
+def test_five_syncs_leave_one_task_per_item(ls_settings: Any, ls_pat_client: LabelStudio) -> None:
+    project = make_project(n=15)
+    cycle = scored_cycle(project, uncertainties(keys(15)), budget=12)
+    results = [cycle_sync_to_labelstudio(cycle=cycle) for _ in range(5)]
+    assert [r.tasks_created for r in results] == [12, 0, 0, 0, 0]
+    tasks = ls_tasks(ls_pat_client, project)
+    assert len(tasks) == 12 and duplicates(tasks) == (0, 0)
+
+
+def test_a_doubled_task_import_is_found_and_undone(ls_settings: Any, ls_pat_client: LabelStudio, settings: Any) -> None:
+    settings.ALWEB_LS_SYNC_BATCH = 4
+    project = make_project(n=12)
+    cycle = scored_cycle(project, uncertainties(keys(10)), budget=10)
+    with doubled_posts("/import") as doubled:
+        result = cycle_sync_to_labelstudio(cycle=cycle)
+    assert len(doubled) == 3  # batches of 4, 4, 2, each delivered twice
+    assert result.duplicates_removed == 10
+    tasks = ls_tasks(ls_pat_client, project)
+    assert len(tasks) == 10 and duplicates(tasks) == (0, 0)
+    saved = set(SelectedItem.objects.filter(selection__cycle=cycle).values_list("ls_task_id", flat=True))
+    assert saved == {t["id"] for t in tasks}  # alweb points at the tasks that stayed
+
+
+def test_a_doubled_predictions_import_is_found_and_undone(ls_settings: Any, ls_pat_client: LabelStudio) -> None:
+    project = make_project(n=10)
+    first = scored_cycle(project, uncertainties(keys(5)), budget=5)
+    cycle_sync_to_labelstudio(cycle=first)
+    cycle_cancel(cycle=first)
+    second = scored_cycle(project, uncertainties(keys(5), seed=1), budget=5)
+    with doubled_posts("/import/predictions") as doubled:
+        result = cycle_sync_to_labelstudio(cycle=second)
+    assert doubled and result.duplicates_removed == 5
+    tasks = ls_tasks(ls_pat_client, project)
+    assert len(tasks) == 5 and duplicates(tasks) == (0, 0)
+    assert all(sorted(p["model_version"] for p in t["predictions"]) == ["alweb-v1", "alweb-v2"] for t in tasks)
+
+
+@pytest.mark.parametrize("crash_on_save", [1, 2])
+def test_a_crash_between_import_and_save_is_recovered(
+    ls_settings: Any, ls_pat_client: LabelStudio, settings: Any, monkeypatch: pytest.MonkeyPatch, crash_on_save: int
+) -> None:
+    """The process dies after LS took a batch but before alweb stored the ids (on the first or the second batch)."""
+    settings.ALWEB_LS_SYNC_BATCH = 5
+    project = make_project(n=14)
+    cycle = scored_cycle(project, uncertainties(keys(12)), budget=12)
+    real_save, calls = ls_sync._save, []
+
+    def dying_save(*args: Any, **kwargs: Any) -> None:
+        calls.append(1)
+        if len(calls) == crash_on_save:
+            raise Killed("killed after the import, before the save")
+        real_save(*args, **kwargs)
+
+    monkeypatch.setattr(ls_sync, "_save", dying_save)
+    with pytest.raises(Killed):
+        cycle_sync_to_labelstudio(cycle=cycle)
+    monkeypatch.setattr(ls_sync, "_save", real_save)
+    synced = SelectedItem.objects.filter(selection__cycle=cycle, sync_state="synced").count()
+    assert synced == 5 * (crash_on_save - 1)
+    assert len(ls_tasks(ls_pat_client, project)) == 5 * crash_on_save  # LS holds the batch alweb lost
+
+    result = cycle_sync_to_labelstudio(cycle=cycle)
+    assert result.already_there == 5 and result.tasks_created == 12 - 5 * crash_on_save
+    tasks = ls_tasks(ls_pat_client, project)
+    assert len(tasks) == 12 and duplicates(tasks) == (0, 0)
+    rows = SelectedItem.objects.filter(selection__cycle=cycle)
+    assert {r.sync_state for r in rows} == {"synced"}
+    assert {r.ls_task_id for r in rows} == {t["id"] for t in tasks}
+
+
+def test_a_task_deleted_in_ls_is_recreated_with_the_next_prediction(
+    ls_settings: Any, ls_pat_client: LabelStudio
+) -> None:
+    project = make_project(n=8)
+    first = scored_cycle(project, uncertainties(keys(4)), budget=4)
+    cycle_sync_to_labelstudio(cycle=first)
+    cycle_cancel(cycle=first)
+    gone = Item.objects.get(project=project, key="item-0000")
+    lsc._request(ls_pat_client, "DELETE", f"api/tasks/{gone.ls_task_id}/")
+    second = scored_cycle(project, uncertainties(keys(4), seed=2), budget=4)
+    cycle_sync_to_labelstudio(cycle=second)
+    tasks = ls_tasks(ls_pat_client, project)
+    assert len(tasks) == 4 and duplicates(tasks) == (0, 0)
+    gone.refresh_from_db()
+    assert gone.ls_task_id in {t["id"] for t in tasks}
+    assert selection_of(second).items.filter(sync_state="synced").count() == 4
+
+
+def test_model_version_names(ls_settings: Any) -> None:
+    project = make_project(n=4)
+    mv = model_version(project)
+    assert ls_sync.ls_model_version(version=mv.version, cycle_number=3) == "alweb-v1"
+    assert ls_sync.ls_model_version(version=None, cycle_number=3) == "cold-start-c3"
