@@ -11,9 +11,9 @@ S = CycleState
 # Stages a worker is busy in: the page polls every 2 s. In the others a cycle waits for people (a lead choosing the
 # threshold, annotators labeling) for minutes or days, so polling slows down to spare the server.
 WORKING_STATES: set[str] = {S.CREATED, S.TRAINING, S.SCORING, S.SELECTED, S.SYNCING, S.COLLECTING}
-FAST_POLL_S = 2
+FAST_POLL_S: float = 2
 ETA_FROM = 0.05
-SLOW_POLL_S = 10
+SLOW_POLL_S: float = 10
 
 STAGE_WORDS: dict[str, str] = {
     S.CREATED: "Waiting for a worker",
@@ -77,7 +77,7 @@ def progress_view(cycle: Cycle, *, labeled: int | None = None, selected: int | N
     return ProgressView(words, "none")
 
 
-def poll_seconds(cycle: Cycle) -> int | None:
+def poll_seconds(cycle: Cycle) -> float | None:
     """How often a page showing this cycle asks for news; None once it is finished."""
     if cycle.state not in OPEN_CYCLE_STATES:
         return None

@@ -108,7 +108,7 @@ def _refresh_key(project: Project) -> str:
 def _timeline(project: Project) -> dict[str, Any]:
     cycles = ds.project_cycles(project=project)
     rows = []
-    poll: int | None = None
+    poll: float | None = None
     for cycle in cycles:
         labeled = selected = None
         if cycle.state in ("labeling", "collecting"):
