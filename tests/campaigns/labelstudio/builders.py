@@ -101,3 +101,20 @@ def duplicates(tasks: list[dict[str, Any]]) -> tuple[int, int]:
 
 def selection_of(cycle: Cycle) -> Selection:
     return Selection.objects.get(cycle=cycle)
+
+
+def ls_user(client: LabelStudio, email: str) -> int:
+    """An LS user id for `email` (created once: the test server's data dir outlives the run)."""
+    for user in lsc._request(client, "GET", "api/users/"):
+        if user.get("email") == email:
+            return int(user["id"])
+    body = {"email": email, "username": email.split("@")[0], "first_name": email.split("@")[0].title()}
+    return int(lsc._request(client, "POST", "api/users/", json=body)["id"])
+
+
+def annotate(client: LabelStudio, task_id: int, result: Any, *, user: int | None = None, **extra: Any) -> int:
+    """Create an annotation in LS (as `user` when given: the admin may file it for another annotator)."""
+    body: dict[str, Any] = {"result": result, "lead_time": extra.pop("lead_time", 4.5), **extra}
+    if user is not None:
+        body["completed_by"] = user
+    return int(lsc._request(client, "POST", f"api/tasks/{task_id}/annotations/", json=body)["id"])
