@@ -1,5 +1,6 @@
-"""Reads the dashboard needs beyond `campaigns.selectors`: membership-scoped lookups, class balance, selected items,
-model versions with their MLflow links, Label Studio links and a stopping suggestion.
+"""Reads the dashboard needs beyond `campaigns.selectors` (which it builds on): project counts for the list,
+membership-scoped lookups that 404, class balance, labeling progress, MLflow and Label Studio links, and a stopping
+suggestion.
 
 Every lookup by id goes through the user's memberships, so a project someone is not a member of is a 404, the same
 answer as a project that does not exist (no way to probe which ids exist).
@@ -15,9 +16,11 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 
-from campaigns.models import OPEN_CYCLE_STATES, Cycle, Item, ItemState, Project, SelectedItem, TaskType
+from campaigns import selectors
+from campaigns.models import OPEN_CYCLE_STATES, Cycle, Item, ItemState, Project, SelectedItem, Selection, TaskType
 from models_registry.models import ModelVersion
 
 # A stopping suggestion needs this many trained models, and this small a gain (in accuracy or macro-F1 points) over
@@ -35,21 +38,20 @@ def projects_for_user(*, user: AbstractBaseUser) -> QuerySet[Project]:
 
     items = Item.objects.filter(project=OuterRef("pk"))
     open_cycle = Cycle.objects.filter(project=OuterRef("pk"), state__in=OPEN_CYCLE_STATES)
-    return (
-        Project.objects.filter(memberships__user_id=int(user.pk))
-        .annotate(
-            item_count=count_of(items),
-            labeled_count=count_of(items.filter(label__isnull=False)),
-            cycle_count=count_of(Cycle.objects.filter(project=OuterRef("pk"))),
-            open_cycle_number=Subquery(open_cycle.values("number")[:1]),
-            open_cycle_state=Subquery(open_cycle.values("state")[:1]),
-        )
-        .order_by("-created_at")
+    return selectors.projects_for_user(user=user).annotate(
+        item_count=count_of(items),
+        labeled_count=count_of(items.filter(label__isnull=False)),
+        cycle_count=count_of(Cycle.objects.filter(project=OuterRef("pk"))),
+        open_cycle_number=Subquery(open_cycle.values("number")[:1]),
+        open_cycle_state=Subquery(open_cycle.values("state")[:1]),
     )
 
 
 def project_for_member(*, user: AbstractBaseUser, pk: int) -> Project:
-    return get_object_or_404(Project.objects.filter(memberships__user_id=int(user.pk)), pk=pk)
+    project = selectors.project_for_member(user=user, project_id=pk)
+    if project is None:
+        raise Http404("No such project")
+    return project
 
 
 def cycle_for_member(*, user: AbstractBaseUser, project_pk: int, number: int) -> Cycle:
@@ -58,11 +60,6 @@ def cycle_for_member(*, user: AbstractBaseUser, project_pk: int, number: int) ->
         project_id=project_pk,
         number=number,
     )
-
-
-def project_cycles(*, project: Project) -> list[Cycle]:
-    """The timeline, newest first, with the model each cycle trained and its selection size."""
-    return list(Cycle.objects.filter(project=project).select_related("model_version", "selection").order_by("-number"))
 
 
 def item_state_counts(*, project: Project) -> dict[str, int]:
@@ -104,9 +101,11 @@ def selection_balance(*, project: Project) -> list[dict[str, Any]]:
 
 
 def selected_items(*, cycle: Cycle, limit: int = 200) -> tuple[list[SelectedItem], int]:
-    """The cycle's selection in rank order (first `limit`), and how many there are in all."""
-    qs = SelectedItem.objects.filter(selection__cycle=cycle).select_related("item").order_by("rank")
-    return list(qs[:limit]), qs.count()
+    """The cycle's selection in rank order (first `limit`, with key, task id and label annotated), and its size."""
+    selection = Selection.objects.filter(cycle=cycle).first()
+    if selection is None:
+        return [], 0
+    return list(selectors.selected_items_for(selection=selection)[:limit]), selection.size
 
 
 def selection_labeled_count(*, cycle: Cycle) -> int:
@@ -114,12 +113,9 @@ def selection_labeled_count(*, cycle: Cycle) -> int:
     return SelectedItem.objects.filter(selection__cycle=cycle, item__label__isnull=False).count()
 
 
-def item_keys(*, item_ids: list[int]) -> dict[int, str]:
-    return dict(Item.objects.filter(pk__in=item_ids).values_list("pk", "key"))
-
-
 def model_versions(*, project: Project) -> list[ModelVersion]:
-    return list(ModelVersion.objects.filter(project=project).order_by("-version"))
+    """Newest first: the model in use is the one people look for."""
+    return list(selectors.model_versions_for_project(project=project).order_by("-version"))
 
 
 def mlflow_base_url() -> str | None:

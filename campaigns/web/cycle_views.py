@@ -60,7 +60,7 @@ def _preview(cycle: Cycle, form: SelectionForm) -> dict[str, Any] | None:
     except ValidationError as exc:
         form.add_service_errors(exc)
         return None
-    keys = ds.item_keys(item_ids=[row["item_id"] for row in preview["items"]])
+    keys = selectors.item_keys(item_ids=[row["item_id"] for row in preview["items"]])
     preview["rows"] = [{**row, "key": keys.get(row["item_id"], "?")} for row in preview["items"]]
     return preview
 
@@ -84,8 +84,14 @@ def _cycle_page(
         form = SelectionForm(data=_selection_initial(cycle, histogram))
         preview = _preview(cycle, form)
     rows, selected_total = ds.selected_items(cycle=cycle)
+    # `item_ls_task_id` is annotated by the selector: an item synced by an earlier cycle keeps its one LS task.
     selected = [
-        {"si": si, "task_link": ds.ls_task_link(project=project, task_id=si.ls_task_id or si.item.ls_task_id)}
+        {
+            "si": si,
+            "task_link": ds.ls_task_link(
+                project=project, task_id=si.ls_task_id or getattr(si, "item_ls_task_id", None)
+            ),
+        }
         for si in rows
     ]
     slider = None

@@ -106,7 +106,7 @@ def _refresh_key(project: Project) -> str:
 
 
 def _timeline(project: Project) -> dict[str, Any]:
-    cycles = ds.project_cycles(project=project)
+    cycles = list(selectors.cycles_for_project(project=project))
     rows = []
     poll: float | None = None
     for cycle in cycles:
