@@ -134,10 +134,17 @@ def mlflow_link(*, model_version: ModelVersion) -> str | None:
     return base
 
 
+def ls_base_url(*, project: Project) -> str:
+    """The Label Studio server the project syncs to: its own, else the one in the settings (the same rule as
+    `campaigns.labelstudio.connect.labelstudio_credentials`)."""
+    return str(project.ls_url or settings.LABEL_STUDIO_URL or "").rstrip("/")
+
+
 def ls_project_link(*, project: Project) -> str | None:
-    if not project.ls_url or project.ls_project_id is None:
+    base = ls_base_url(project=project)
+    if not base or project.ls_project_id is None:
         return None
-    return f"{project.ls_url.rstrip('/')}/projects/{project.ls_project_id}"
+    return f"{base}/projects/{project.ls_project_id}"
 
 
 def ls_task_link(*, project: Project, task_id: int | None) -> str | None:

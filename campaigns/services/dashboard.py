@@ -40,8 +40,8 @@ def cycle_sync_request(*, cycle: Cycle) -> None:
         raise InvalidTransition(
             f"only a cycle with a selection waiting to be sent can be synced (this one is {cycle.state})"
         )
-    if not cycle.project.ls_url:
-        raise InvalidTransition("this project has no Label Studio URL: add one to the project first")
+    # No check of the connection here: a project without its own falls back to the server in the settings, and
+    # a sync that cannot connect fails the cycle with the reason (shown on the cycle page) and can be retried.
     cycle_request_sync(cycle=cycle)
 
 

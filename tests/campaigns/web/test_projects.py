@@ -165,6 +165,13 @@ def test_project_page_without_mlflow_server_or_ls_has_no_dead_links(as_owner: An
     assert "No model yet" in page and "No cycle yet" in page
 
 
+def test_label_studio_link_falls_back_to_the_server_in_the_settings(as_owner: Any, project: Any, settings: Any) -> None:
+    settings.LABEL_STUDIO_URL = "http://ls.default:8080/"
+    Project.objects.filter(pk=project.pk).update(ls_url="", ls_project_id=5)
+    page = as_owner.get(reverse("dashboard:project-detail", args=[project.pk])).content.decode()
+    assert 'href="http://ls.default:8080/projects/5"' in page
+
+
 def test_timeline_polls_only_while_a_cycle_is_open(as_owner: Any, project: Any) -> None:
     url = reverse("dashboard:project-cycles", args=[project.pk])
     assert "hx-trigger" not in as_owner.get(url).content.decode()
