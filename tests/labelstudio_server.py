@@ -88,3 +88,25 @@ def ls_settings(settings: Any, ls_server: lss.LabelStudioServer) -> Any:
     # Webhooks registered by tests go nowhere (the discard port refuses at once) unless a test serves alweb.
     settings.ALWEB_BASE_URL = "http://127.0.0.1:9"
     return settings
+
+
+@pytest.fixture
+def celery_eager() -> Iterator[None]:
+    """Tasks enqueued with .delay run inline (in whatever thread enqueues them, e.g. the live server's)."""
+    from alweb.celery import app
+
+    before = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    try:
+        yield
+    finally:
+        app.conf.task_always_eager = before
+
+
+@pytest.fixture
+def ls_live(ls_settings: Any, live_server: Any, celery_eager: None) -> Any:
+    """A live alweb that the session's Label Studio reaches (webhooks, ML backend, media); tasks run inline.
+
+    Needs `django_db(transaction=True)`: the server thread only sees committed rows."""
+    ls_settings.ALWEB_BASE_URL = live_server.url
+    return live_server
