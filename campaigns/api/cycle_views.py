@@ -199,7 +199,8 @@ class CycleViewSet(CycleReadsMixin, mixins.ListModelMixin, mixins.RetrieveModelM
         try:
             cycle_cancel(cycle=cycle)
         except InvalidTransition as exc:
-            raise Conflict(f"Cycle {cycle.number} cannot be cancelled: {exc}.") from exc
+            state = Cycle.objects.filter(pk=cycle.pk).values_list("state", flat=True).first()  # now, not as read
+            raise Conflict(f"Only an open cycle can be cancelled; cycle {cycle.number} is {state}.") from exc
         return self._cycle_response(cycle)
 
     @extend_schema(request=None, responses={200: CycleSerializer, 404: NOT_FOUND, 409: CONFLICT})
