@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 
@@ -53,6 +55,7 @@ class StrictBooleanField(serializers.BooleanField):
         return data
 
 
+@extend_schema_field(OpenApiTypes.OBJECT)  # not "any value": null and lists are refused, so the schema says so
 class JSONObjectField(serializers.JSONField):
     """A JSON object, stored as is: finite numbers only (Postgres jsonb refuses NaN, and 1e999 parses as infinity)."""
 
