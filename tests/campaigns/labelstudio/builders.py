@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import secrets
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
+import httpx
+import pytest
 from django.core.files.base import ContentFile
 from PIL import Image
 
@@ -118,3 +122,20 @@ def annotate(client: LabelStudio, task_id: int, result: Any, *, user: int | None
     if user is not None:
         body["completed_by"] = user
     return int(lsc._request(client, "POST", f"api/tasks/{task_id}/annotations/", json=body)["id"])
+
+
+@contextlib.contextmanager
+def doubled_posts(*suffixes: str) -> Iterator[list[str]]:
+    """Send matching POSTs twice at the HTTP level, as a retrying proxy or client would; the first answer is lost."""
+    original = httpx.Client.send
+    seen: list[str] = []
+
+    def send(self: httpx.Client, request: httpx.Request, **kwargs: Any) -> httpx.Response:
+        if request.method == "POST" and request.url.path.rstrip("/").endswith(suffixes):
+            seen.append(request.url.path)
+            original(self, request, **kwargs)
+        return original(self, request, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(httpx.Client, "send", send)
+        yield seen

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import random
-from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 
 from campaigns.labelstudio import client as lsc
@@ -19,6 +16,7 @@ from campaigns.models import Cycle, Item, Project, SelectedItem
 from campaigns.services.cycles import cycle_cancel
 from tests.campaigns.labelstudio.builders import (
     cold_cycle,
+    doubled_posts,
     duplicates,
     ls_tasks,
     make_project,
@@ -52,23 +50,6 @@ def served_order(client: LabelStudio, project: Project, count: int) -> list[str]
         out.append(task["data"]["alweb_key"])
         lsc._request(client, "POST", f"api/tasks/{task['id']}/annotations/", json={"result": [], "lead_time": 1})
     return out
-
-
-@contextlib.contextmanager
-def doubled_posts(*suffixes: str) -> Iterator[list[str]]:
-    """Send matching POSTs twice at the HTTP level, as a retrying proxy or client would; the first answer is lost."""
-    original = httpx.Client.send
-    seen: list[str] = []
-
-    def send(self: httpx.Client, request: httpx.Request, **kwargs: Any) -> httpx.Response:
-        if request.method == "POST" and request.url.path.rstrip("/").endswith(suffixes):
-            seen.append(request.url.path)
-            original(self, request, **kwargs)
-        return original(self, request, **kwargs)
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(httpx.Client, "send", send)
-        yield seen
 
 
 def test_sync_pushes_tasks_and_ls_serves_alweb_most_informative_first(
