@@ -101,7 +101,15 @@ def model_train_for_cycle(*, cycle: Cycle) -> ModelVersion:
         raise TrainingError(f"need at least {MIN_LABELS_TO_TRAIN} labeled items to train, have {len(train_items)}")
     model = build_model(project)
     cfg = project.model_config or {}
-    config = TrainConfig(epochs=int(cfg.get("epochs", 30)), min_steps=int(cfg.get("min_steps", 300)), seed=cycle.seed)
+    config = TrainConfig(
+        epochs=int(cfg.get("epochs", 30)),
+        min_steps=int(cfg.get("min_steps", 300)),
+        # Early stopping on validation macro-F1, not loss: with rare classes heavily weighted, the weighted
+        # validation loss rises from the first epochs (confident mistakes on rare classes) while F1 still improves,
+        # and stopping on it kept near-untrained checkpoints.
+        monitor=cfg.get("monitor", "val_macro_f1"),
+        seed=cycle.seed,
+    )
     epochs, _ = effective_schedule(config, len(train_items))
     x_train, y_train = _xy(project, train_items, use_ground_truth=False)
     valid = [list(evaluation_items(project=project, split=s).order_by("pk")) for s in (Split.VALID, Split.TEST)]

@@ -16,7 +16,7 @@ from django.db import IntegrityError, transaction
 
 from campaigns import strategies
 from campaigns.models import Cycle, CycleState, Score, SelectedItem, Selection
-from campaigns.selectors import candidates, pool_for_cycle, score_histogram, threshold_count
+from campaigns.selectors import candidates, labeled_items, pool_for_cycle, score_histogram, threshold_count
 from campaigns.services.cycles import InvalidTransition, cycle_transition, validate_cycle_params
 from campaigns.services.embeddings import embeddings_for
 
@@ -108,17 +108,25 @@ def selection_preview(
         strategy, params if params is not None else cycle.strategy_params, labels=cycle.project.labels
     )
     qualifying = threshold_count(cycle=cycle, threshold=threshold)
-    picks = _pick(
-        cycle,
-        budget=budget,
-        threshold=threshold,
-        strategy=strategy,
-        params=params,
-        seed=cycle.seed if seed is None else seed,
-    )
+    if strategy == "topk" and Score.objects.filter(cycle=cycle).exists():
+        # The slider's common case: read only the rows shown; the count of what the budget takes needs no rows.
+        picks = _pick(cycle, budget=min(budget, show), threshold=threshold, strategy=strategy, params=params, seed=0)
+        would_select = min(budget, candidates(cycle=cycle, threshold=threshold)[:budget].count())
+    else:
+        picks = _pick(
+            cycle,
+            budget=budget,
+            threshold=threshold,
+            strategy=strategy,
+            params=params,
+            seed=cycle.seed if seed is None else seed,
+        )
+        would_select = len(picks)
     return {
+        # Scored items at or above the threshold; items labeled or set aside since scoring are skipped when
+        # selecting, so would_select may be smaller than both the budget and this count.
         "qualifying": qualifying,
-        "would_select": len(picks),
+        "would_select": would_select,
         "histogram": score_histogram(cycle=cycle),
         "threshold": threshold,
         "budget": budget,
@@ -153,6 +161,7 @@ def selection_make(
         heuristic=cycle.heuristic,
         seed=cycle.seed,
     )
+    cold_start = not Score.objects.filter(cycle=cycle).exists() and not labeled_items(project=cycle.project).exists()
     # The (possibly slow) choice runs outside the transaction; the claim and the write are one atomic step.
     picks = _pick(cycle, budget=budget, threshold=threshold, strategy=strategy, params=params, seed=cycle.seed)
     try:
@@ -160,7 +169,8 @@ def selection_make(
             cycle_transition(
                 cycle_id=cycle.pk,
                 to=CycleState.SELECTED,
-                from_states=[CycleState.SCORED, CycleState.CREATED],
+                # "created" only for a true cold start: with labels, the cycle must train and score first.
+                from_states=[CycleState.SCORED, *([CycleState.CREATED] if cold_start else [])],
                 budget=budget,
                 threshold=threshold,
                 strategy=strategy,

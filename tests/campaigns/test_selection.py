@@ -144,3 +144,23 @@ def test_power_sample_prefers_uncertain_items() -> None:
     u = np.array([0.01] * 90 + [1.0] * 10)
     hits = sum(int(p) >= 90 for s in range(50) for p in strategies.power_sample(u, 5, seed=s, power=3))
     assert hits / 250 > 0.9
+
+
+@pytest.mark.django_db
+def test_a_cycle_with_labels_cannot_skip_training_by_selecting(make_project: Any) -> None:
+    project = make_project()
+    ItemFactory(project=project, key="labeled", label="positive")
+    ItemFactory(project=project, key="free")
+    cycle = cycle_create(project=project, budget=1)
+    with pytest.raises(InvalidTransition, match="is created"):
+        selection_make(cycle=cycle)
+    assert not Selection.objects.exists()
+
+
+@pytest.mark.django_db
+def test_topk_preview_reads_only_the_rows_it_shows(make_project: Any, django_assert_max_num_queries: Any) -> None:
+    cycle = scored_cycle(make_project(labels=["a"]), [i / 100 for i in range(100)], budget=50)
+    with django_assert_max_num_queries(8):
+        preview = selection_preview(cycle=cycle, budget=50, threshold=0.3, show=5)
+    assert (preview["would_select"], len(preview["items"])) == (50, 5)
+    assert selection_preview(cycle=cycle, budget=500, threshold=0.3)["would_select"] == 70
