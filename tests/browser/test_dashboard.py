@@ -135,6 +135,7 @@ def test_start_a_cycle_and_watch_its_progress_bar_advance(
     shot: Path | None = None
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
+        assert celery_worker.proc.poll() is None, f"the worker exited:\n{celery_worker.tail()}"
         state = page.locator("#cycle-state").get_attribute("data-state", timeout=30_000)
         bar = page.locator("#cycle-status progress")
         value = bar.first.get_attribute("value") if bar.count() else None
