@@ -26,7 +26,7 @@ except ImportError:  # pragma: no cover - both ship with the app
     pass
 
 
-class CycleTask(Task):  # type: ignore[misc]
+class CycleTask(Task):
     """Marks the cycle failed, with the reason, once retries are exhausted or the error is not retryable."""
 
     autoretry_for = RETRYABLE

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import AbstractBaseUser, User
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
@@ -121,7 +121,7 @@ def cycle_create(
             return Cycle.objects.create(
                 project=project,
                 number=number,
-                created_by=user,
+                created_by=cast(User | None, user),
                 budget=budget,
                 threshold=threshold,
                 heuristic=heuristic,

@@ -35,9 +35,9 @@ def image_array(item: Item, *, size: int, channels: int) -> NDArray[np.float32]:
     """[C, size, size] floats in [0, 1]."""
     if not item.media:
         raise FeatureError(f"item {item.key!r} has no stored image (URL items are labeled but not scored)")
-    with default_storage.open(item.media.name, "rb") as fh, Image.open(io.BytesIO(fh.read())) as img:
-        img = img.convert("L" if channels == 1 else "RGB").resize((size, size), Image.Resampling.BILINEAR)
-        arr = np.asarray(img, dtype=np.float32) / 255.0
+    with default_storage.open(str(item.media.name), "rb") as fh, Image.open(io.BytesIO(fh.read())) as img:
+        resized = img.convert("L" if channels == 1 else "RGB").resize((size, size), Image.Resampling.BILINEAR)
+        arr = np.asarray(resized, dtype=np.float32) / 255.0
     return arr[None, :, :] if channels == 1 else arr.transpose(2, 0, 1).copy()
 
 

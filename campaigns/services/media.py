@@ -18,7 +18,8 @@ _SALT = "alweb.media"
 
 
 def _is_remote_storage() -> bool:
-    return "s3" in settings.STORAGES["default"]["BACKEND"].lower()
+    storages: dict[str, dict[str, str]] = settings.STORAGES
+    return "s3" in storages["default"]["BACKEND"].lower()
 
 
 def item_media_url(item: Item) -> str:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import secrets
-from typing import Any
+from typing import Any, cast
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import AbstractBaseUser, User
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
@@ -110,7 +110,7 @@ def project_create(
         raise ValidationError({"name": "must not be empty"})
     validate_project_defaults(model_config=model_config, **options)
     project = Project(
-        owner=owner,
+        owner=cast(User, owner),
         name=name.strip(),
         task_type=task_type,
         labels=validate_labels(labels),
@@ -124,7 +124,7 @@ def project_create(
         except ValueError as exc:
             raise ValidationError({"split_ratios": str(exc)}) from exc
     _clean_and_save(project)
-    Membership.objects.create(project=project, user=owner, role=Membership.Role.OWNER)
+    Membership.objects.create(project=project, user=cast(User, owner), role=Membership.Role.OWNER)
     return project
 
 
