@@ -7,6 +7,8 @@ alweb re-signs on every sync).
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.core import signing
 from django.core.files.storage import default_storage
@@ -18,8 +20,8 @@ _SALT = "alweb.media"
 
 
 def _is_remote_storage() -> bool:
-    storages: dict[str, dict[str, str]] = settings.STORAGES
-    return "s3" in storages["default"]["BACKEND"].lower()
+    storages: Any = settings.STORAGES
+    return "s3" in str(storages["default"]["BACKEND"]).lower()
 
 
 def item_media_url(item: Item) -> str:
