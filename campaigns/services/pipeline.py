@@ -52,7 +52,9 @@ def cycle_start(*, project: Project, user: AbstractBaseUser | None = None, **par
     return cycle
 
 
-def cycle_run_training(*, cycle_id: int) -> None:
+def cycle_run_training(*, cycle_id: int, chain: bool = True) -> None:
+    """Train (or cold-start select); then enqueue scoring unless `chain` is false (a caller running the steps
+    itself, like a simulation, must not also have a worker score the same cycle)."""
     from models_registry.services import model_train_for_cycle
 
     cycle = Cycle.objects.select_related("project").get(pk=cycle_id)
@@ -68,7 +70,8 @@ def cycle_run_training(*, cycle_id: int) -> None:
         Cycle.objects.filter(pk=cycle_id).update(model_version=model_version)
     with transaction.atomic():
         cycle_transition(cycle_id=cycle_id, to=S.SCORING, from_states=[S.TRAINING])
-        _enqueue("cycle_score", cycle_id=cycle_id)
+        if chain:
+            _enqueue("cycle_score", cycle_id=cycle_id)
 
 
 def cycle_run_scoring(*, cycle_id: int) -> None:

@@ -50,7 +50,7 @@ def _oracle(cycle: Cycle, seed: int) -> int:
 def simulation_cycle(*, project: Project, seed: int, **params: Any) -> Cycle:
     """One full cycle: train (or cold start) → score → select → sync → the oracle labels in LS → pull → closed."""
     cycle = cycle_create(project=project, seed=seed, auto_advance=False, **params)
-    cycle_run_training(cycle_id=cycle.pk)
+    cycle_run_training(cycle_id=cycle.pk, chain=False)
     cycle.refresh_from_db()
     if cycle.state == S.SCORING:
         cycle_run_scoring(cycle_id=cycle.pk)
@@ -72,7 +72,7 @@ def simulation_cycle(*, project: Project, seed: int, **params: Any) -> Cycle:
 def simulation_evaluate(*, project: Project, seed: int) -> None:
     """Train once more on every label collected, for the last point of the learning curve, then stop."""
     cycle = cycle_create(project=project, seed=seed, auto_advance=False, budget=1)
-    cycle_run_training(cycle_id=cycle.pk)
+    cycle_run_training(cycle_id=cycle.pk, chain=False)
     cycle_cancel(cycle=Cycle.objects.get(pk=cycle.pk))
 
 

@@ -1,0 +1,124 @@
+"""`manage.py demo` (`make demo`): simulation campaigns through the real Label Studio with the oracle annotator.
+
+The default strategy and a random baseline run with the same seeds and budgets on the generated digits data set
+(a skewed pool with near-duplicates, a class-balanced test split); the report goes to var/reports/ and the last
+line printed is `RESULT {json}`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandParser
+
+from campaigns.demo_data import DIGIT_LABELS, write_digits
+from campaigns.ingest.rows import split_for_key
+from campaigns.models import Project
+from campaigns.services.demo_report import Arm, write_report
+from campaigns.services.items import items_import
+from campaigns.services.projects import project_create
+from campaigns.services.simulation import simulation_run
+
+SPLITS = {"train": 0.0, "valid": 0.15, "test": 0.25, "pool": 0.6}
+
+
+class Command(BaseCommand):
+    help = "Compare an active-learning strategy with random sampling, unattended, through Label Studio."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--seeds", type=int, default=3)
+        parser.add_argument("--cycles", type=int, default=8)
+        parser.add_argument("--budget", type=int, default=20, help="labels per cycle")
+        parser.add_argument("--heuristic", default="bald")
+        parser.add_argument("--strategy", default="topk")
+        parser.add_argument("--mc-iterations", type=int, default=20)
+        parser.add_argument("--skew", type=float, default=0.9)
+        parser.add_argument("--duplicates", type=int, default=2)
+        parser.add_argument("--epochs", type=int, default=30)
+        parser.add_argument("--limit", type=int, default=None, help="use only this many digits (a quick smoke)")
+        parser.add_argument("--out", type=Path, default=None, help="report folder (default var/reports/<time>)")
+
+    def handle(self, *args: Any, **opts: Any) -> None:
+        from campaigns.labelstudio.connect import labelstudio_connect_project
+
+        started = time.monotonic()
+        server = self._label_studio()
+        out = opts["out"] or settings.VAR_DIR / "reports" / time.strftime("demo-%Y%m%d-%H%M%S")
+        owner, _ = get_user_model().objects.get_or_create(username="demo")
+        data = write_digits(
+            Path(out) / "data",
+            skew=opts["skew"],
+            size=16,
+            duplicates=opts["duplicates"],
+            limit=opts["limit"],
+            balanced=lambda key: split_for_key(key, SPLITS) != "pool",
+        )
+        arms: dict[str, list[Any]] = {"strategy": [], "random": []}
+        for seed in range(opts["seeds"]):
+            for arm in arms:
+                random_arm = arm == "random"
+                label = "random" if random_arm else f"{opts['heuristic']}/{opts['strategy']}"
+                project = project_create(
+                    owner=owner,
+                    name=f"Simulation {time.strftime('%Y-%m-%d %H:%M:%S')} {label} seed {seed}",
+                    task_type="image_classification",
+                    labels=DIGIT_LABELS,
+                    split_ratios=SPLITS,
+                    model_config={"image_size": 16, "channels": 1, "epochs": opts["epochs"]},
+                )
+                items_import(project=project, path=data)
+                labelstudio_connect_project(project=project)
+                t0 = time.monotonic()
+                curve = simulation_run(
+                    project=Project.objects.get(pk=project.pk),
+                    cycles=opts["cycles"],
+                    budget=opts["budget"],
+                    seed=seed,
+                    heuristic="random" if random_arm else opts["heuristic"],
+                    strategy="topk" if random_arm else opts["strategy"],
+                    mc_iterations=1 if random_arm else opts["mc_iterations"],
+                )
+                arms[arm].append(curve)
+                self.stdout.write(
+                    f"{arm} seed {seed}: "
+                    + ", ".join(f"{p.labels}→{p.accuracy:.3f}" for p in curve)
+                    + f" ({time.monotonic() - t0:.0f} s)"
+                )
+        name = f"{opts['heuristic']}/{opts['strategy']}"
+        summary = write_report(
+            Path(out),
+            strategy=Arm(name, arms["strategy"]),
+            baseline=Arm("random", arms["random"]),
+            setup={
+                "dataset": "digits (skewed pool, near-duplicates, balanced test split)",
+                "seeds": opts["seeds"],
+                "cycles": opts["cycles"],
+                "budget per cycle": opts["budget"],
+                "mc_iterations": opts["mc_iterations"],
+            },
+        )
+        summary["minutes"] = round((time.monotonic() - started) / 60, 1)
+        summary["report"] = str(Path(out) / "report.md")
+        self.stdout.write(f"report: {Path(out) / 'report.md'}")
+        if server is not None and server.process is not None:
+            server.stop()  # started for this run only
+        self.stdout.write("RESULT " + json.dumps(summary))
+
+    def _label_studio(self) -> Any:
+        """Without a configured Label Studio, start (or reuse) the local one `make run` uses."""
+        if settings.LABEL_STUDIO_API_KEY:
+            return None
+        from campaigns.labelstudio import server
+
+        ls = server.ensure_running(
+            data_dir=settings.VAR_DIR / "labelstudio", port=int(os.environ.get("ALWEB_LS_PORT", "8080"))
+        )
+        settings.LABEL_STUDIO_URL, settings.LABEL_STUDIO_API_KEY = ls.url, ls.pat
+        self.stdout.write(f"Label Studio at {ls.url} (login {ls.username} / {ls.password})")
+        return ls
