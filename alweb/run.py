@@ -69,11 +69,19 @@ def stop_all(procs: dict[str, subprocess.Popen[bytes]]) -> None:
 
 
 def start_label_studio() -> Any:
-    try:
-        from campaigns.labelstudio import server
-    except ImportError:  # the adapter is optional for the web app itself
+    """Label Studio from its own venv on loopback, unless the environment names another server."""
+    from django.conf import settings
+
+    from campaigns.labelstudio import server
+
+    if os.environ.get("LABEL_STUDIO_API_KEY"):
         return None
-    return server.ensure_running(data_dir=VAR / "labelstudio", port=int(os.environ.get("ALWEB_LS_PORT", "8080")))
+    print("alweb: starting Label Studio (the first start migrates its database: about a minute)")
+    ls = server.ensure_running(data_dir=VAR / "labelstudio", port=int(os.environ.get("ALWEB_LS_PORT", "8080")))
+    # The children (worker, web) read these from the environment; this process from settings.
+    os.environ["LABEL_STUDIO_URL"], os.environ["LABEL_STUDIO_API_KEY"] = ls.url, ls.pat
+    settings.LABEL_STUDIO_URL, settings.LABEL_STUDIO_API_KEY = ls.url, ls.pat
+    return ls
 
 
 def main() -> None:
@@ -86,11 +94,11 @@ def main() -> None:
     creds = ensure_admin()
     procs: dict[str, subprocess.Popen[bytes]] = {}
     py = sys.executable
+    ls = None
     try:
         ls = start_label_studio()
-        if ls is not None:
-            os.environ.setdefault("LABEL_STUDIO_URL", ls.url)
-            os.environ.setdefault("LABEL_STUDIO_API_KEY", ls.pat)
+        print("alweb: seeding the demo projects (first run only)")
+        call_command("seed_demo", creds["username"])
         procs["worker"] = start(
             "worker",
             [
@@ -140,7 +148,7 @@ def main() -> None:
         print("\nalweb: stopping")
     finally:
         stop_all(procs)
-        if "ls" in locals() and ls is not None:
+        if ls is not None:
             ls.stop()
 
 

@@ -36,9 +36,9 @@ def _claim(cycle_id: int, stage: str, from_states: list[str]) -> Cycle | None:
     try:
         cycle_transition(cycle_id=cycle_id, to=stage, from_states=from_states)
     except InvalidTransition:
-        cycle = Cycle.objects.select_related("project").get(pk=cycle_id)
-        if cycle.state != stage:
-            log.info("cycle %s is %s: skipping %s", cycle_id, cycle.state, stage)
+        cycle = Cycle.objects.select_related("project").filter(pk=cycle_id).first()
+        if cycle is None or cycle.state != stage:
+            log.info("cycle %s is %s: skipping %s", cycle_id, cycle.state if cycle else "gone", stage)
             return None
     cycle_progress(cycle_id=cycle_id, stage=stage, done=0, total=0)
     return Cycle.objects.select_related("project", "model_version").get(pk=cycle_id)
@@ -57,7 +57,10 @@ def cycle_run_training(*, cycle_id: int, chain: bool = True) -> None:
     itself, like a simulation, must not also have a worker score the same cycle)."""
     from models_registry.services import model_train_for_cycle
 
-    cycle = Cycle.objects.select_related("project").get(pk=cycle_id)
+    cycle = Cycle.objects.select_related("project").filter(pk=cycle_id).first()
+    if cycle is None:
+        log.info("cycle %s no longer exists: nothing to train", cycle_id)  # deleted with its project
+        return
     if cycle.state == S.CREATED and not labeled_items(project=cycle.project).exists():
         # Cold start: no label to learn from, so no model; select straight from the pool.
         cycle_run_selection(cycle_id=cycle_id)
@@ -92,8 +95,8 @@ def cycle_run_scoring(*, cycle_id: int) -> None:
 
 
 def cycle_run_selection(*, cycle_id: int) -> None:
-    cycle = Cycle.objects.select_related("project", "model_version").get(pk=cycle_id)
-    if cycle.state not in (S.SCORED, S.CREATED, S.SELECTED):
+    cycle = Cycle.objects.select_related("project", "model_version").filter(pk=cycle_id).first()
+    if cycle is None or cycle.state not in (S.SCORED, S.CREATED, S.SELECTED):
         return
     selection_make(cycle=cycle)
     cycle.refresh_from_db()
@@ -129,7 +132,9 @@ def project_run_pull(*, project_id: int, task_ids: list[int] | None = None) -> N
     from campaigns.labelstudio.pull import project_pull_annotations
     from campaigns.services.closing import cycles_close_if_labeled
 
-    project = Project.objects.get(pk=project_id)
+    project = Project.objects.filter(pk=project_id).first()
+    if project is None:
+        return  # deleted since the pull was queued
     project_pull_annotations(project=project, task_ids=task_ids)
     cycles_close_if_labeled(project=project)
 

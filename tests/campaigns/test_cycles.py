@@ -116,3 +116,23 @@ def test_concurrent_starts_make_exactly_one_cycle(make_project: Any) -> None:
         t.join()
     assert sorted(outcomes) == ["conflict", "conflict", "conflict", "created"]
     assert Cycle.objects.filter(project=project).count() == 1
+
+
+@pytest.mark.django_db
+def test_tasks_for_a_deleted_cycle_or_project_do_nothing(make_project: Any) -> None:
+    from campaigns.services.pipeline import (
+        cycle_run_scoring,
+        cycle_run_selection,
+        cycle_run_sync,
+        cycle_run_training,
+        project_run_pull,
+    )
+
+    project = make_project()
+    cycle = cycle_create(project=project)
+    cycle_id, project_id = cycle.pk, project.pk
+    cycle.delete()
+    for step in (cycle_run_training, cycle_run_scoring, cycle_run_selection, cycle_run_sync):
+        step(cycle_id=cycle_id)  # a message left in the broker after its cycle was deleted: no error
+    project.delete()
+    project_run_pull(project_id=project_id)
