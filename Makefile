@@ -9,7 +9,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: run test lint fmt bench install ls-venv services migrate clean browser-deps
+.PHONY: run demo test lint fmt bench install ls-venv services migrate clean browser-deps
 
 install: $(STAMP)
 
@@ -38,6 +38,12 @@ migrate: $(STAMP)
 run: $(STAMP) ls-venv
 	$(PY) -m alweb.run
 
+# Unattended simulation: the default strategy against random sampling, 3 seeds, through the real Label Studio;
+# report in var/reports/, last line RESULT {...}. DEMO_ARGS="--seeds 1 --cycles 2" for a quick look.
+demo: $(STAMP) ls-venv
+	$(PY) manage.py migrate --noinput -v 0
+	$(PY) manage.py demo $(DEMO_ARGS)
+
 test: $(STAMP) ls-venv services browser-deps
 	$(PY) manage.py makemigrations --check --dry-run --settings=alweb.settings.test
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -51,9 +57,11 @@ fmt: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-bench: $(STAMP) services
+bench: $(STAMP) ls-venv services
 	$(PY) bench/ingest.py --quick
+	$(PY) bench/selection.py
 	$(PY) bench/scoring.py --quick
+	$(PY) bench/ls_sync.py --quick
 
 clean:
 	rm -rf $(VENV) var/alweb.sqlite3
