@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.db.models import Count, F
 
 from campaigns.models import Cycle, CycleState, Item, Score
 from campaigns.services.cycles import cycle_retry
@@ -97,3 +98,45 @@ def test_mlflow_unreachable_fails_the_cycle_with_a_reason_and_retry_succeeds(
         worker=celery_worker,
     )
     assert done.model_version is not None and done.failure_reason == ""
+
+
+def test_database_connection_dropped_mid_scoring_retries_without_partial_state(
+    tmp_path: Path, celery_worker: Any
+) -> None:
+    from django.db import connection
+
+    project = digits_project(tmp_path, n=450, labeled=60)
+    celery_worker.stop()
+    celery_worker.env.update(ALWEB_SCORING_CHUNK_IDS="8", ALWEB_TASK_RETRY_BACKOFF="1")
+    celery_worker.start()
+    cycle = cycle_start(project=project, budget=10, mc_iterations=20, auto_advance=False)
+    pool = Item.objects.filter(project=project, split="pool", label__isnull=True).count()
+    wait_for(lambda: Score.objects.filter(cycle=cycle).count() > 0, timeout=240, what="scoring", worker=celery_worker)
+    with connection.cursor() as cursor:  # what a database failover or a proxy restart does to open connections
+        cursor.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        (dropped,) = cursor.fetchone()
+    assert dropped >= 1
+    done = wait_for(
+        lambda: (c := state_of(cycle.pk)).state == CycleState.SCORED and c,
+        timeout=240,
+        what="scoring to finish after the dropped connection",
+        worker=celery_worker,
+    )
+    log = celery_worker.output()
+    assert "Retry in" in log or "resuming scoring" in log, "the task never noticed the dropped connection"
+    # No partial state: every pool item scored exactly once, every chunk complete.
+    assert Score.objects.filter(cycle=cycle).count() == pool == done.score_stats["count"]
+    per_chunk = dict(
+        Score.objects.filter(cycle=cycle).values_list("chunk").annotate(n=Count("pk")).values_list("chunk", "n")
+    )
+    expected = dict(
+        Item.objects.filter(project=project, split="pool", label__isnull=True)
+        .annotate(chunk=F("pk") / 8)
+        .values_list("chunk")
+        .annotate(n=Count("pk"))
+        .values_list("chunk", "n")
+    )
+    assert per_chunk == expected
