@@ -44,6 +44,7 @@ __all__ = [
     "ImportMismatchError",
     "LabelStudio",
     "ProjectInfo",
+    "ProjectSummary",
     "add_ml_backend",
     "create_project",
     "delete_predictions",
@@ -56,6 +57,7 @@ __all__ = [
     "make_client",
     "next_task",
     "project_counts",
+    "project_summary",
     "register_webhook",
     "retrieve_predictions",
     "server_time",
@@ -150,12 +152,31 @@ def set_model_version(client: LabelStudio, *, project_id: int, model_version: st
     update_project(client, project_id=project_id, model_version=str(model_version))
 
 
-def project_counts(client: LabelStudio, project_id: int) -> tuple[int, int]:
-    """(tasks, predictions) in the project: two COUNTs on LS's side, cheap enough to check after every batch."""
-    data = _request(
-        client, "GET", f"api/projects/{int(project_id)}/", params={"include": "task_number,total_predictions_number"}
+@dataclass(frozen=True)
+class ProjectSummary:
+    tasks: int
+    predictions: int
+    model_version: str
+    label_config: str = ""
+
+
+def project_summary(client: LabelStudio, project_id: int, *, with_config: bool = False) -> ProjectSummary:
+    """Task and prediction counts (two COUNTs on LS's side) and the project's model_version, in one cheap GET
+    (`include` limits what LS computes and returns); the labeling config too when asked."""
+    fields = "task_number,total_predictions_number,model_version" + (",label_config" if with_config else "")
+    data = _request(client, "GET", f"api/projects/{int(project_id)}/", params={"include": fields})
+    return ProjectSummary(
+        tasks=int(data.get("task_number") or 0),
+        predictions=int(data.get("total_predictions_number") or 0),
+        model_version=str(data.get("model_version") or ""),
+        label_config=str(data.get("label_config") or ""),
     )
-    return int(data.get("task_number") or 0), int(data.get("total_predictions_number") or 0)
+
+
+def project_counts(client: LabelStudio, project_id: int) -> tuple[int, int]:
+    """(tasks, predictions) in the project."""
+    summary = project_summary(client, project_id)
+    return summary.tasks, summary.predictions
 
 
 # ---------------------------------------------------------------------------------------------------- imports
@@ -165,14 +186,13 @@ def import_tasks(client: LabelStudio, *, project_id: int, tasks: Sequence[TaskPa
     """Bulk-import tasks (with inline predictions); returns the new task ids in input order. Not retried."""
     if not tasks:
         return []
-    response = client.projects.import_tasks(
-        id=int(project_id),
-        request=list(tasks),  # type: ignore[arg-type]  # the SDK's models accept plain dicts
-        return_task_ids=True,
-        commit_to_project=True,
-        request_options={**NO_RETRY, "timeout": IMPORT_TIMEOUT_S},
+    data = _post_json(
+        client,
+        f"api/projects/{int(project_id)}/import",
+        tasks,
+        params={"return_task_ids": "true", "commit_to_project": "true"},
     )
-    ids = list(getattr(response, "task_ids", None) or [])
+    ids = list(data.get("task_ids") or []) if isinstance(data, Mapping) else []
     if len(ids) != len(tasks):
         raise ImportMismatchError(expected=len(tasks), created=len(ids), what="tasks")
     return [int(i) for i in ids]
@@ -184,17 +204,35 @@ def import_predictions(client: LabelStudio, *, project_id: int, predictions: Seq
         return 0
     if any("task" not in p for p in predictions):
         raise ValueError("every prediction of a bulk import needs its `task` id")
-    response = client.projects.import_predictions(
-        id=int(project_id),
-        request=list(predictions),  # type: ignore[arg-type]
-        request_options={**NO_RETRY, "timeout": IMPORT_TIMEOUT_S},
-    )
-    created = int(getattr(response, "created", 0) or 0)
+    data = _post_json(client, f"api/projects/{int(project_id)}/import/predictions", predictions)
+    created = int(data.get("created", 0) or 0) if isinstance(data, Mapping) else 0
     if created != len(predictions):
         # LS validates these (score in [0, 1], labels in the config) and drops invalid ones with a 201 and a line
         # in its own log only. Inline predictions of a task import are not validated at all.
         raise ImportMismatchError(expected=len(predictions), created=created)
     return created
+
+
+def _post_json(client: LabelStudio, path: str, body: Any, *, params: Mapping[str, Any] | None = None) -> Any:
+    """POST a large JSON body encoded once with the stdlib encoder. The SDK's own import methods walk every
+    value through its pure-Python `jsonable_encoder` first: ~0.2 ms per task, a sixth of a bulk import's time.
+    Same endpoints, auth and timeouts as the SDK's; never retried (see the module docstring)."""
+    http = client._client_wrapper.httpx_client
+    response = http.request(
+        path,
+        method="POST",
+        params=dict(params or {}),
+        content=json.dumps(body, separators=(",", ":")).encode(),
+        headers={"Content-Type": "application/json"},
+        request_options={**NO_RETRY, "timeout": IMPORT_TIMEOUT_S},
+    )
+    if response.status_code >= 400:
+        try:
+            detail: Any = response.json()
+        except ValueError:
+            detail = response.text
+        raise ApiError(status_code=response.status_code, headers=dict(response.headers), body=detail)
+    return response.json() if response.content else None
 
 
 # ---------------------------------------------------------------------------------------------------- reads

@@ -72,7 +72,7 @@ def scored_cycle(
                 item_id=items[key],
                 uncertainty=u,
                 heuristic="bald",
-                predicted_label=LABELS[n % len(LABELS)],
+                predicted_label=project.labels[n % len(project.labels)],
                 confidence=0.5,
             )
             for n, (key, u) in enumerate(uncertainties.items())

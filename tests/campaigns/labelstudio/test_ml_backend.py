@@ -22,7 +22,7 @@ from campaigns.models import Cycle, CycleState, Item, Project
 from campaigns.services.cycles import cycle_cancel, cycle_create
 from campaigns.services.items import items_import
 from models_registry.services import model_train_for_cycle
-from tests.campaigns.labelstudio.builders import cold_cycle, ls_tasks, make_project
+from tests.campaigns.labelstudio.builders import ls_tasks, make_project, scored_cycle
 from tests.factories import ProjectFactory
 
 
@@ -86,7 +86,10 @@ def test_label_studio_retrieves_predictions_and_starts_training(
     ls_live: Any, ls_pat_client: LabelStudio, tmp_path: Path, mlflow_store: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     project = labelstudio_connect_project(project=trained_text_project(tmp_path))
-    cycle_sync_to_labelstudio(cycle=cold_cycle(project, budget=6))  # cold-start predictions, not the model's
+    pool = Item.objects.filter(project=project, split="pool", label__isnull=True).order_by("pk")
+    keys = list(pool.values_list("key", flat=True)[:6])
+    # Synced with another model version's predictions (v2, not the champion): LS asks the backend for all of them.
+    cycle_sync_to_labelstudio(cycle=scored_cycle(project, {k: 0.5 for k in keys}))
     assert project.ls_project_id is not None
     (by_hand,) = lsc.import_tasks(
         ls_pat_client, project_id=project.ls_project_id, tasks=[{"data": {"text": "the striker scored twice"}}]
