@@ -7,12 +7,13 @@ from the payload (the image path, the URL, or a hash of the text) so re-importin
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from .images import read_local_image
 from .rows import ItemImportError, ItemRow, LabelSpec
@@ -20,9 +21,25 @@ from .rows import ItemImportError, ItemRow, LabelSpec
 KNOWN_FIELDS = {"key", "text", "image", "url", "label", "ground_truth", "source", "metadata"}
 
 
-def _open_text(path: Path) -> IO[str]:
-    # utf-8-sig drops a BOM; strict errors so a bad byte is reported, never silently replaced.
-    return open(path, encoding="utf-8-sig", errors="strict", newline="")
+class _Lines:
+    """The file's lines decoded one at a time, so a bad byte is reported on its own physical line (a text stream
+    decodes 8 KB blocks ahead of the reader and would blame an earlier line). Strict: never silently replaced."""
+
+    def __init__(self, path: Path, file: str) -> None:
+        self.path, self.file, self.number = path, file, 0
+
+    def __iter__(self) -> Iterator[str]:
+        with self.path.open("rb") as fh:
+            for raw in fh:
+                self.number += 1
+                if self.number == 1:
+                    raw = raw.removeprefix(codecs.BOM_UTF8)
+                try:
+                    yield raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise ItemImportError(
+                        self.file, self.number, f"not valid UTF-8 ({exc.reason} at byte {exc.start} of the line)"
+                    ) from exc
 
 
 def _payload_key(row: dict[str, Any]) -> str:
@@ -94,46 +111,38 @@ class RowBuilder:
 def read_csv(path: Path, builder: RowBuilder) -> Iterator[ItemRow]:
     csv.field_size_limit(builder.max_chars + 1)
     line = 1
+    reader = csv.DictReader(_Lines(path, builder.file), strict=True)
     try:
-        with _open_text(path) as fh:
-            reader = csv.DictReader(fh, strict=True)
-            if not reader.fieldnames:
-                raise ItemImportError(builder.file, 1, "empty file: expected a header row")
-            names = [n.strip() for n in reader.fieldnames]
-            if len(set(names)) != len(names):
-                raise ItemImportError(builder.file, 1, "duplicate column names in the header")
-            reader.fieldnames = names
-            for raw in reader:
-                line = reader.line_num
-                if None in raw:
-                    raise ItemImportError(builder.file, line, "more cells than header columns")
-                if any(v is None for v in raw.values()):
-                    raise ItemImportError(builder.file, line, "fewer cells than header columns")
-                yield builder.build(raw, line, parse_json_labels=True)
-    except UnicodeDecodeError as exc:
-        raise ItemImportError(builder.file, line + 1, f"not valid UTF-8 ({exc.reason} at byte {exc.start})") from exc
+        if not reader.fieldnames:
+            raise ItemImportError(builder.file, 1, "empty file: expected a header row")
+        names = [n.strip() for n in reader.fieldnames]
+        if len(set(names)) != len(names):
+            raise ItemImportError(builder.file, 1, "duplicate column names in the header")
+        reader.fieldnames = names
+        for raw in reader:
+            line = reader.line_num
+            if None in raw:
+                raise ItemImportError(builder.file, line, "more cells than header columns")
+            if any(v is None for v in raw.values()):
+                raise ItemImportError(builder.file, line, "fewer cells than header columns")
+            yield builder.build(raw, line, parse_json_labels=True)
     except csv.Error as exc:
         raise ItemImportError(builder.file, line + 1, f"malformed CSV: {exc}") from exc
 
 
 def read_jsonl(path: Path, builder: RowBuilder) -> Iterator[ItemRow]:
-    line = 0
-    try:
-        with _open_text(path) as fh:
-            for line, text in enumerate(fh, start=1):
-                if not text.strip():
-                    continue
-                if len(text) > builder.max_chars * 4:
-                    raise ItemImportError(builder.file, line, "line too long")
-                try:
-                    raw = json.loads(text)
-                except json.JSONDecodeError as exc:
-                    raise ItemImportError(builder.file, line, f"invalid JSON: {exc.msg} (column {exc.colno})") from exc
-                if not isinstance(raw, dict):
-                    raise ItemImportError(builder.file, line, "each line must be a JSON object")
-                yield builder.build(raw, line, parse_json_labels=False)
-    except UnicodeDecodeError as exc:
-        raise ItemImportError(builder.file, line + 1, f"not valid UTF-8 ({exc.reason} at byte {exc.start})") from exc
+    for line, text in enumerate(_Lines(path, builder.file), start=1):
+        if not text.strip():
+            continue
+        if len(text) > builder.max_chars * 4:
+            raise ItemImportError(builder.file, line, "line too long")
+        try:
+            raw = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ItemImportError(builder.file, line, f"invalid JSON: {exc.msg} (column {exc.colno})") from exc
+        if not isinstance(raw, dict):
+            raise ItemImportError(builder.file, line, "each line must be a JSON object")
+        yield builder.build(raw, line, parse_json_labels=False)
 
 
 TabularReader = Callable[[Path, RowBuilder], Iterator[ItemRow]]
