@@ -24,6 +24,8 @@ def _configure_embedded_broker(sender: Celery, **kwargs: object) -> None:
             "data_folder_in": str(folder),
             "data_folder_out": str(folder),
             "processed_folder": str(folder / "processed"),
+            # kombu's default is ./control relative to the working directory.
+            "control_folder": str(folder / "control"),
             "store_processed": False,
         }
 

@@ -47,8 +47,9 @@ def write_digits(
     """PNG digits under `folder/images/`, and `folder/digits.csv` (image, ground_truth). Returns the CSV path.
 
     `skew` in [0, 1): keep each digit d with probability 1 - skew * d / 9, so 0 stays common and 9 becomes rare.
-    `duplicates`: near-duplicate copies added per image, the redundancy real pools have (bursts of similar photos,
-    re-scans) and the reason random sampling wastes labels.
+    `duplicates`: near-duplicate copies added per image of digit 0, falling linearly to none for digit 9: the
+    redundancy real pools have (bursts of similar photos of the common things) and the reason random sampling
+    wastes labels on easy, repeated items.
     `balanced(key)`: items for which it is true escape the skew, e.g. evaluation splits kept class-balanced, as
     curated test sets are, while the pool has the real-world imbalance.
     """
@@ -70,7 +71,8 @@ def write_digits(
             if limit is not None and kept >= limit:
                 break
             pixels = (img / 16.0 * 255).astype(np.uint8)
-            for copy in range(1 if exempt else duplicates + 1):
+            copies = round(duplicates * (9 - int(target)) / 9)
+            for copy in range(1 if exempt else copies + 1):
                 name = f"digit-{i:04d}" + (f"-dup{copy}" if copy else "")
                 if copy and balanced is not None and balanced(name):
                     continue  # near-duplicates stay out of the evaluation splits

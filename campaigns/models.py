@@ -290,7 +290,8 @@ class Score(models.Model):
     cycle = models.ForeignKey(Cycle, on_delete=models.CASCADE, related_name="scores")
     item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="scores")
     uncertainty = models.FloatField()
-    heuristic = models.CharField(max_length=32, choices=Heuristic.choices)
+    # A Heuristic name, or "detection:<method>" for an external detector's per-image score.
+    heuristic = models.CharField(max_length=40)
     predicted_label = models.CharField(max_length=200, blank=True, default="")
     confidence = models.FloatField(null=True, blank=True)
     # Which scoring chunk wrote this row: a redelivered scoring task skips chunks already present.

@@ -19,7 +19,8 @@ from campaigns.selectors import evaluation_items, labeled_items
 from campaigns.services.cycles import cycle_progress
 from campaigns.services.features import image_config, item_inputs
 from models_registry.ml.architectures import ImageCNN, TextHead
-from models_registry.ml.engine import Batch, ScoreChunk, concat_chunks, score_model
+from models_registry.ml.engine import Batch, ScoreChunk, concat_chunks, score_chunks, score_model
+from models_registry.ml.external import PyFuncClassifier, PyFuncDetector
 from models_registry.ml.training import TrainConfig, effective_schedule, train_classifier
 from models_registry.models import ModelStatus, ModelVersion
 from models_registry.registry import ModelRegistry
@@ -87,6 +88,7 @@ def model_version_mirror_champion(*, model_version: ModelVersion) -> None:
     with transaction.atomic():
         ModelVersion.objects.filter(project=model_version.project, is_champion=True).update(is_champion=False)
         ModelVersion.objects.filter(pk=model_version.pk).update(is_champion=True)
+    model_version.is_champion = True
 
 
 def model_train_for_cycle(*, cycle: Cycle) -> ModelVersion:
@@ -181,17 +183,93 @@ def model_train_for_cycle(*, cycle: Cycle) -> ModelVersion:
     return mv
 
 
-def model_load(*, model_version: ModelVersion) -> Any:
-    """The torch module behind a version (from MLflow, so any worker can load what another trained)."""
+EXTERNAL_KINDS = ("pyfunc-classifier", "pyfunc-detector")
+
+
+def model_register_external(*, project: Project, model_uri: str, kind: str) -> ModelVersion:
+    """Register any MLflow pyfunc (e.g. a YOLO detector) as the project's next version, and champion: alweb scores
+    with it but does not train it. It receives the same inputs as alweb's models (images as float arrays
+    [N, C, H, W] in [0, 1] at the project's image size; text as MiniLM embeddings)."""
+    from django.core.exceptions import ValidationError
+
+    if kind not in EXTERNAL_KINDS:
+        raise ValidationError({"kind": f"must be one of {', '.join(EXTERNAL_KINDS)}"})
+    if (kind == "pyfunc-detector") != (project.task_type == TaskType.OBJECT_DETECTION):
+        raise ValidationError({"kind": f"a {project.get_task_type_display().lower()} project cannot use a {kind}"})
     with mlflow_errors():
-        return registry().load_torch(model_version.model_uri)
+        rv = registry().register_external(registered_name=registered_name(project), model_uri=model_uri, kind=kind)  # type: ignore[arg-type]
+    with transaction.atomic():
+        mv = ModelVersion.objects.create(
+            project=project,
+            version=_next_version(project),
+            kind="external",
+            status=ModelStatus.READY,
+            architecture=kind,
+            mlflow_run_id=rv.run_id or "",
+            model_uri=rv.model_uri,
+            registered_name=rv.name,
+            registered_version=str(rv.version),
+            params={"source": model_uri},
+        )
+    if rv.champion:
+        model_version_mirror_champion(model_version=mv)
+    return mv
+
+
+def external_champion(*, project: Project) -> ModelVersion | None:
+    """The project's champion when it is an external model: cycles then score with it instead of training."""
+    return ModelVersion.objects.filter(project=project, is_champion=True, kind="external").first()
+
+
+def model_load(*, model_version: ModelVersion) -> Any:
+    """The model behind a version (from MLflow, so any worker can load what another trained): a torch module, or
+    an external pyfunc wrapped for the engine."""
+    with mlflow_errors():
+        if model_version.kind != "external":
+            return registry().load_torch(model_version.model_uri)
+        pyfunc = registry().load_pyfunc(model_version.model_uri)
+    if model_version.architecture == "pyfunc-detector":
+        return PyFuncDetector(pyfunc)
+    return PyFuncClassifier(pyfunc)
 
 
 def model_score(
-    *, model: Any, inputs: np.ndarray, ids: list[int], iterations: int, heuristic: str, seed: int
+    *,
+    model: Any,
+    inputs: np.ndarray,
+    ids: list[int],
+    iterations: int,
+    heuristic: str,
+    seed: int,
+    labels: list[str] | None = None,
 ) -> ScoreChunk:
-    """MC-dropout scores for one chunk of inputs, with penultimate embeddings for diversity-aware selection."""
+    """Scores for one chunk of inputs: MC dropout with penultimate embeddings (diversity-aware selection) for alweb's
+    models; the pyfunc's probabilities or boxes for external ones."""
+    if isinstance(model, PyFuncDetector):
+        return _detection_as_chunk(next(iter(model.score_chunks([Batch(inputs, ids=ids)]))), labels or [])
+    if isinstance(model, PyFuncClassifier):
+        # One probability vector per item: BALD would be 0 everywhere, so a single-sample heuristic stands in.
+        single = heuristic if heuristic in ("entropy", "margin", "least_confidence", "random") else "entropy"
+        return concat_chunks(score_chunks(model, [Batch(inputs, ids=ids)], heuristic=single, seed=seed))
     batches = [Batch(lambda: torch.as_tensor(inputs), ids=ids, size=len(ids))]
     return concat_chunks(
         score_model(model, batches, iterations=iterations, heuristic=heuristic, seed=seed, embeddings=True)
+    )
+
+
+def _detection_as_chunk(chunk: Any, labels: list[str]) -> ScoreChunk:
+    """A detector's per-image result in the engine's shape: label = the most confident box's, if a project label."""
+    index = {label: i for i, label in enumerate(labels)}
+    predicted = np.asarray([index.get(str(lbl), -1) if lbl is not None else -1 for lbl in chunk.labels])
+    n = len(chunk.ids)
+    return ScoreChunk(
+        index=chunk.index,
+        start=chunk.start,
+        ids=list(chunk.ids),
+        heuristic=f"detection:{chunk.method}",
+        uncertainty=np.asarray(chunk.uncertainty, dtype=np.float64),
+        probs=np.zeros((n, max(1, len(labels))), dtype=np.float32),
+        labels=predicted.astype(np.int64),
+        confidence=np.asarray(chunk.confidence, dtype=np.float32),
+        finite=np.ones(n, dtype=bool),
     )

@@ -55,11 +55,19 @@ def cycle_start(*, project: Project, user: AbstractBaseUser | None = None, **par
 def cycle_run_training(*, cycle_id: int, chain: bool = True) -> None:
     """Train (or cold-start select); then enqueue scoring unless `chain` is false (a caller running the steps
     itself, like a simulation, must not also have a worker score the same cycle)."""
-    from models_registry.services import model_train_for_cycle
+    from models_registry.services import external_champion, model_train_for_cycle
 
     cycle = Cycle.objects.select_related("project").filter(pk=cycle_id).first()
     if cycle is None:
         log.info("cycle %s no longer exists: nothing to train", cycle_id)  # deleted with its project
+        return
+    external = external_champion(project=cycle.project)
+    if external is not None and cycle.state == S.CREATED:
+        # A registered external model (e.g. a detector) scores; alweb does not train it.
+        with transaction.atomic():
+            cycle_transition(cycle_id=cycle_id, to=S.SCORING, from_states=[S.CREATED], model_version=external)
+            if chain:
+                _enqueue("cycle_score", cycle_id=cycle_id)
         return
     if cycle.state == S.CREATED and not labeled_items(project=cycle.project).exists():
         # Cold start: no label to learn from, so no model; select straight from the pool.

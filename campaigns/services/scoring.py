@@ -62,6 +62,7 @@ def score_chunk(*, cycle: Cycle, chunk: int, model: object) -> int:
         iterations=cycle.mc_iterations,
         heuristic=cycle.heuristic,
         seed=cycle.seed * 1_000_003 + chunk,
+        labels=list(cycle.project.labels),
     )
     labels = list(cycle.project.labels)
     with transaction.atomic():
@@ -71,7 +72,7 @@ def score_chunk(*, cycle: Cycle, chunk: int, model: object) -> int:
                     cycle=cycle,
                     item_id=item_id,
                     uncertainty=float(u),
-                    heuristic=cycle.heuristic,
+                    heuristic=result.heuristic,  # what really produced it (external models may substitute)
                     predicted_label=labels[int(lbl)] if lbl >= 0 else "",
                     confidence=float(c),
                     chunk=chunk,
