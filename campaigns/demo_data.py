@@ -28,7 +28,7 @@ _FILLER = ["the", "my", "was", "really", "very", "and", "it", "this", "not", "so
 
 
 def _jitter(pixels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A near-duplicate: shifted by up to one pixel, with a little noise (what a re-shot or re-scanned item looks like)."""
+    """A near-duplicate: shifted by up to one pixel, with a little noise (a re-shot or re-scanned item)."""
     dy, dx = rng.integers(-1, 2, size=2)
     shifted = np.roll(np.roll(pixels.astype(np.int16), dy, axis=0), dx, axis=1)
     return np.clip(shifted + rng.normal(0, 12, size=pixels.shape), 0, 255).astype(np.uint8)

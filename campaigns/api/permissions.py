@@ -1,7 +1,8 @@
 """Per-project roles: members read and work in a project, owners also delete it, manage members and change the
 Label Studio connection. Running cycles is work: any member may start, preview, select, sync, pull, cancel and retry
-(each step is recorded on the cycle and its stored selection, and none touches the connection or the membership). A non-member gets 404 for anything under a project, never 403: whether a project exists is
-itself private. Anonymous requests get 401 from IsAuthenticated, which runs first."""
+(each step is recorded on the cycle and its stored selection, and none touches the connection or the membership).
+A non-member gets 404 for anything under a project, never 403: whether a project exists is itself private.
+Anonymous requests get 401 from IsAuthenticated, which runs first."""
 
 from __future__ import annotations
 

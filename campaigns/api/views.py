@@ -3,14 +3,10 @@ service or query, serialize the result. Errors go through `campaigns.api.errors.
 
 from __future__ import annotations
 
-import re
-import tempfile
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any, cast
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.files.uploadedfile import UploadedFile
 from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
@@ -43,7 +39,7 @@ from campaigns.api.serializers import (
     ProjectSerializer,
 )
 from campaigns.models import Annotation, Item, Membership, Project
-from campaigns.services.items import items_import
+from campaigns.services.items import items_import_upload
 from campaigns.services.projects import (
     project_add_member,
     project_create,
@@ -145,17 +141,6 @@ class MembershipViewSet(mixins.ListModelMixin, ApiViewSet):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-def _save_upload(upload: UploadedFile, directory: Path) -> Path:
-    """Copy the upload under a safe version of its own name: the importer reads the format from the suffix and
-    names the file in its errors, so the client recognises its file there."""
-    name = re.sub(r"[^A-Za-z0-9._-]", "_", Path(upload.name or "").name)[-120:].lstrip(".") or "upload"
-    path = directory / name
-    with path.open("wb") as fh:
-        for chunk in upload.chunks():
-            fh.write(chunk)
-    return path
-
-
 @extend_schema(parameters=[PROJECT_PK], tags=["items"])
 @extend_schema_view(list=extend_schema(parameters=[ItemFilterSerializer]))
 class ItemViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
@@ -198,15 +183,14 @@ class ItemViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
         serializer = ItemImportSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        with tempfile.TemporaryDirectory(prefix="alweb-import-") as tmp:
-            result = items_import(
-                project=self.project,
-                path=_save_upload(data["file"], Path(tmp)),
-                fmt=data.get("format"),
-                tile=data.get("tile"),
-                label_from_dir=data["labels_from_folders"],
-                labels_as_ground_truth=data["as_ground_truth"],
-            )
+        result = items_import_upload(
+            project=self.project,
+            upload=data["file"],
+            fmt=data.get("format"),
+            tile=data.get("tile"),
+            label_from_dir=data["labels_from_folders"],
+            labels_as_ground_truth=data["as_ground_truth"],
+        )
         return Response(ImportResultSerializer(asdict(result)).data)
 
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 
 from campaigns.ingest.coco import read_coco
@@ -125,3 +129,15 @@ def items_import(
         labeled=labeled,
         files_stored=len(writer.stored_files),
     )
+
+
+def items_import_upload(*, project: Project, upload: UploadedFile, **options: Any) -> ImportResult:
+    """`items_import` for an uploaded file (API, dashboard): saved under a safe version of its own name in a
+    temporary folder — the importer reads the format from the suffix and names the file in its errors."""
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", Path(upload.name or "").name)[-120:].lstrip(".") or "upload"
+    with tempfile.TemporaryDirectory(prefix="alweb-import-") as tmp:
+        path = Path(tmp) / name
+        with path.open("wb") as fh:
+            for chunk in upload.chunks():
+                fh.write(chunk)
+        return items_import(project=project, path=path, **options)

@@ -3,14 +3,10 @@ and starting a cycle. Thin: parse the form, call one service or selector, render
 
 from __future__ import annotations
 
-import re
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.core.files.uploadedfile import UploadedFile
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -20,7 +16,7 @@ from campaigns import selectors
 from campaigns.ingest.rows import ItemImportError
 from campaigns.models import OPEN_CYCLE_STATES, Cycle, Project, Split
 from campaigns.services.cycles import CycleConflict
-from campaigns.services.items import items_import
+from campaigns.services.items import items_import_upload
 from campaigns.services.pipeline import cycle_start as pipeline_cycle_start
 from campaigns.services.projects import project_create as service_project_create
 from campaigns.web.access import is_htmx, login_required, member
@@ -54,16 +50,6 @@ def project_create(request: HttpRequest) -> HttpResponse:
     return render(request, "campaigns/project_create.html", {"form": form}, status=status)
 
 
-def _save_upload(upload: UploadedFile, directory: Path) -> Path:
-    """Keep the upload's own name, made safe: the importer tells the format by its suffix and names it in errors."""
-    name = re.sub(r"[^A-Za-z0-9._-]", "_", Path(upload.name or "").name)[-120:].lstrip(".") or "upload"
-    path = directory / name
-    with path.open("wb") as fh:
-        for chunk in upload.chunks():
-            fh.write(chunk)
-    return path
-
-
 @login_required
 @require_http_methods(["GET", "POST"])
 def project_import(request: HttpRequest, pk: int) -> HttpResponse:
@@ -73,14 +59,13 @@ def project_import(request: HttpRequest, pk: int) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            with tempfile.TemporaryDirectory(prefix="alweb-import-") as tmp:
-                result = items_import(
-                    project=project,
-                    path=_save_upload(data["file"], Path(tmp)),
-                    fmt=data["fmt"] or None,
-                    label_from_dir=data["label_from_dir"],
-                    labels_as_ground_truth=data["labels_as_ground_truth"],
-                )
+            result = items_import_upload(
+                project=project,
+                upload=data["file"],
+                fmt=data["fmt"] or None,
+                label_from_dir=data["label_from_dir"],
+                labels_as_ground_truth=data["labels_as_ground_truth"],
+            )
         except ItemImportError as exc:
             import_error = exc
             where = f"{exc.file}, line {exc.line}" if exc.line not in (None, "") else exc.file
