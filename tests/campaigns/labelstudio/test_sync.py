@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from campaigns.labelstudio import client as lsc
-from campaigns.labelstudio import convert
+from campaigns.labelstudio import convert, sync_rows
 from campaigns.labelstudio import sync as ls_sync
 from campaigns.labelstudio.client import LabelStudio
 from campaigns.labelstudio.sync import cycle_sync_to_labelstudio
@@ -163,7 +163,7 @@ def test_a_crash_between_import_and_save_is_recovered(
     settings.ALWEB_LS_SYNC_BATCH = 5
     project = make_project(n=14)
     cycle = scored_cycle(project, uncertainties(keys(12)), budget=12)
-    real_save, calls = ls_sync._save, []
+    real_save, calls = sync_rows.save_synced, []
 
     def dying_save(*args: Any, **kwargs: Any) -> None:
         calls.append(1)
@@ -171,17 +171,20 @@ def test_a_crash_between_import_and_save_is_recovered(
             raise Killed("killed after the import, before the save")
         real_save(*args, **kwargs)
 
-    monkeypatch.setattr(ls_sync, "_save", dying_save)
+    monkeypatch.setattr(sync_rows, "save_synced", dying_save)
     with pytest.raises(Killed):
         cycle_sync_to_labelstudio(cycle=cycle)
-    monkeypatch.setattr(ls_sync, "_save", real_save)
+    monkeypatch.setattr(sync_rows, "save_synced", real_save)
     synced = SelectedItem.objects.filter(selection__cycle=cycle, sync_state="synced").count()
     assert synced == 5 * (crash_on_save - 1)
-    assert len(ls_tasks(ls_pat_client, project)) == 5 * crash_on_save  # LS holds the batch alweb lost
+    # LS holds the batch alweb lost, and the next one if its POST was already in flight (it is sent while the
+    # previous batch is saved).
+    in_ls = len(ls_tasks(ls_pat_client, project))
+    assert in_ls in (5 * crash_on_save, 5 * crash_on_save + 5, 12)
 
     result = cycle_sync_to_labelstudio(cycle=cycle)
     # Everything pushed before the crash is found in LS (saved or not), nothing is imported twice.
-    assert result.already_there == 5 * crash_on_save and result.tasks_created == 12 - 5 * crash_on_save
+    assert result.already_there == in_ls and result.tasks_created == 12 - in_ls
     tasks = ls_tasks(ls_pat_client, project)
     assert len(tasks) == 12 and duplicates(tasks) == (0, 0)
     rows = SelectedItem.objects.filter(selection__cycle=cycle)
