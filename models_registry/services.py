@@ -101,6 +101,11 @@ def model_train_for_cycle(*, cycle: Cycle) -> ModelVersion:
     train_items = list(labeled_items(project=project).order_by("pk"))
     if len(train_items) < MIN_LABELS_TO_TRAIN:
         raise TrainingError(f"need at least {MIN_LABELS_TO_TRAIN} labeled items to train, have {len(train_items)}")
+    experiment = f"alweb/project-{project.pk}"
+    with mlflow_errors():
+        # Reach the registry before training: an unreachable MLflow then fails (and retries) in seconds, not after
+        # minutes of training whose result could not be logged anyway.
+        registry().ensure_experiment(experiment)
     model = build_model(project)
     cfg = project.model_config or {}
     config = TrainConfig(
@@ -152,7 +157,7 @@ def model_train_for_cycle(*, cycle: Cycle) -> ModelVersion:
     champion_metric = "best_val_macro_f1" if result.valid is not None else "test_macro_f1"
     with mlflow_errors():
         rv = registry().log_training_run(
-            experiment=f"alweb/project-{project.pk}",
+            experiment=experiment,
             registered_name=registered_name(project),
             model=result.model,
             input_example=x_train[:2].numpy(),
