@@ -51,7 +51,7 @@ def oracle_annotate(*, cycle: Cycle, seed: int = 0) -> int:
                 continue
             client.annotations.create(
                 id=task_id,
-                result=_result(si.item, project.task_type, info),  # type: ignore[arg-type]
+                result=_result(si.item, project.task_type, info),
                 lead_time=lead_time,
                 request_options=lsc.NO_RETRY,
             )
