@@ -21,7 +21,9 @@ from django.utils.functional import cached_property
 from django.utils.html import format_html
 
 from campaigns.models import Annotation, Cycle, Item, ItemState, Membership, Project, Score, SelectedItem, Selection
+from campaigns.services.cycles import CycleConflict, InvalidTransition
 from campaigns.services.item_state import items_set_state
+from campaigns.services.ops import WAITING_FOR_LABELS, cycle_requeue, items_resync
 from campaigns.services.projects import UPDATABLE_FIELDS, project_update, validate_project_defaults
 
 
@@ -214,7 +216,7 @@ class ItemAdmin(admin.ModelAdmin):
     search_fields = ["key"]
     search_help_text = "Exact key, or a key prefix ending with *."
     raw_id_fields = ["project"]
-    actions = ["mark_invalid", "mark_skipped", "mark_active"]
+    actions = ["mark_invalid", "mark_skipped", "mark_active", "resync"]
     readonly_fields = [f.name for f in Item._meta.fields]
 
     @admin.display(description="agreement")
@@ -252,6 +254,24 @@ class ItemAdmin(admin.ModelAdmin):
     @admin.action(description="Mark selected items active", permissions=["change"])
     def mark_active(self, request: HttpRequest, queryset: QuerySet[Item]) -> None:
         _set_state(self, request, queryset, ItemState.ACTIVE)
+
+    @admin.action(description="Resync selected items to Label Studio", permissions=["change"])
+    def resync(self, request: HttpRequest, queryset: QuerySet[Item]) -> None:
+        """Per cycle out for labeling that selected them: check each item's task and prediction in LS and repair."""
+        rows = SelectedItem.objects.filter(item__in=queryset, selection__cycle__state__in=WAITING_FOR_LABELS)
+        by_cycle: dict[int, list[int]] = {}
+        for cycle_id, item_id in rows.values_list("selection__cycle_id", "item_id"):
+            by_cycle.setdefault(cycle_id, []).append(item_id)
+        queued = 0
+        for cycle in Cycle.objects.filter(pk__in=by_cycle):
+            queued += items_resync(cycle=cycle, item_ids=by_cycle[cycle.pk])
+        outside = queryset.count() - queued
+        self.message_user(
+            request,
+            f"{queued} item(s) queued for a resync with Label Studio"
+            + (f"; {outside} not in a cycle out for labeling, left alone." if outside else "."),
+            messages.SUCCESS if queued else messages.WARNING,
+        )
 
 
 # --- annotations ----------------------------------------------------------------------------------------------------
@@ -323,6 +343,26 @@ class CycleAdmin(ViewOnlyAdmin):
     list_filter = ["state", "project"]
     list_select_related = ["project", "model_version"]
     raw_id_fields = ["project", "model_version", "created_by"]
+    actions = ["requeue", "resync"]
+
+    def has_ops_permission(self, request: HttpRequest) -> bool:
+        # Records stay read-only; these actions only queue the pipeline's own idempotent tasks.
+        return bool(getattr(request.user, "has_perm", lambda _: False)("campaigns.change_cycle"))
+
+    def _each(self, request: HttpRequest, queryset: QuerySet[Cycle], act: Any) -> None:
+        for cycle in queryset.select_related("project"):
+            try:
+                self.message_user(request, f"{cycle}: {act(cycle)}", messages.SUCCESS)
+            except (InvalidTransition, CycleConflict, ValidationError) as exc:
+                self.message_user(request, f"{cycle}: {getattr(exc, 'message', exc)}", messages.WARNING)
+
+    @admin.action(description="Requeue: retry failed, resend stalled work, pull labels now", permissions=["ops"])
+    def requeue(self, request: HttpRequest, queryset: QuerySet[Cycle]) -> None:
+        self._each(request, queryset, lambda cycle: cycle_requeue(cycle=cycle))
+
+    @admin.action(description="Resync all selected items to Label Studio", permissions=["ops"])
+    def resync(self, request: HttpRequest, queryset: QuerySet[Cycle]) -> None:
+        self._each(request, queryset, lambda cycle: f"{items_resync(cycle=cycle)} item(s) queued for a resync")
 
     @admin.display(description="progress")
     def progress_bar(self, obj: Cycle) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 from celery import Task, shared_task
 from django.conf import settings
 
-from campaigns.services import pipeline
+from campaigns.services import ops, pipeline
 from campaigns.services.cycles import cycle_fail
 
 log = logging.getLogger(__name__)
@@ -60,6 +60,12 @@ def cycle_select(self: Task, cycle_id: int) -> None:
 @shared_task(base=CycleTask, bind=True, name="campaigns.tasks.cycle_sync")
 def cycle_sync(self: Task, cycle_id: int) -> None:
     pipeline.cycle_run_sync(cycle_id=cycle_id)
+
+
+@shared_task(bind=True, name="campaigns.tasks.cycle_resync", autoretry_for=RETRYABLE, retry_backoff=2, max_retries=6)
+def cycle_resync(self: Task, cycle_id: int, item_ids: list[int]) -> None:
+    """The admin's resync; a failure is logged and left to a person, never fails a cycle out for labeling."""
+    ops.cycle_run_resync(cycle_id=cycle_id, item_ids=item_ids)
 
 
 @shared_task(bind=True, name="campaigns.tasks.project_pull", autoretry_for=RETRYABLE, retry_backoff=2, max_retries=6)

@@ -88,3 +88,18 @@ def celery_worker(tmp_path: Path, settings: Any, django_db_blocker: Any) -> Any:
     yield worker
     worker.stop()
     registry.cache_clear()
+
+
+QUEUED_TASKS = ("cycle_train", "cycle_score", "cycle_select", "cycle_sync", "cycle_resync", "project_pull")
+
+
+@pytest.fixture
+def enqueued(monkeypatch: Any) -> list[tuple[str, dict[str, Any]]]:
+    """Tasks queued once on-commit callbacks run (a real commit, or django_capture_on_commit_callbacks), recorded
+    instead of sent to a broker: [(task name, kwargs)]."""
+    from campaigns import tasks
+
+    sent: list[tuple[str, dict[str, Any]]] = []
+    for name in QUEUED_TASKS:
+        monkeypatch.setattr(getattr(tasks, name), "delay", lambda _n=name, **kw: sent.append((_n, kw)))
+    return sent

@@ -168,6 +168,9 @@ ALWEB_TASK_MAX_RETRIES = env.int("ALWEB_TASK_MAX_RETRIES", default=6)
 ALWEB_TASK_RETRY_BACKOFF = env.int("ALWEB_TASK_RETRY_BACKOFF", default=2)
 # Scoring writes the pool in chunks of this many item ids; a redelivered scoring task skips chunks already written.
 ALWEB_SCORING_CHUNK_IDS = env.int("ALWEB_SCORING_CHUNK_IDS", default=2048)
+# The admin's "requeue" re-sends the task of a cycle stuck in a working stage once its progress has not moved for
+# this many seconds (a task lost with its broker, say); earlier, a worker may still hold it.
+ALWEB_REQUEUE_STALE_AFTER = env.int("ALWEB_REQUEUE_STALE_AFTER", default=600)
 CELERY_BEAT_SCHEDULE = {
     "pull-annotations": {
         "task": "campaigns.tasks.pull_all_projects",
@@ -180,6 +183,7 @@ CELERY_TASK_ROUTES = {
     "campaigns.tasks.cycle_train": {"queue": "cpu"},
     "campaigns.tasks.cycle_score": {"queue": "cpu"},
     "campaigns.tasks.cycle_sync": {"queue": "io"},
+    "campaigns.tasks.cycle_resync": {"queue": "io"},
     "campaigns.tasks.project_pull": {"queue": "io"},
     "campaigns.tasks.pull_all_projects": {"queue": "io"},
 }

@@ -47,7 +47,8 @@ def _strategy_params(**kwargs: Any) -> JSONObjectField:
     return JSONObjectField(
         max_bytes=16384,
         help_text='Strategy options, e.g. {"power": 2} (power), {"quotas": {"cat": 0.5}} (quota), '
-        '{"candidates_factor": 10} (diverse, power).',
+        '{"candidates_factor": 10} (diverse, power), {"cold_start": "kmeans"} or "random" (a cycle with no model '
+        "yet; kmeans by default for diverse).",
         **kwargs,
     )
 

@@ -55,8 +55,12 @@ class SyncIncomplete(RuntimeError):
     """Some selected items could not be put in Label Studio (LS refused them); the cycle fails with the reason."""
 
 
-def cycle_sync_to_labelstudio(*, cycle: Cycle) -> SyncResult:
-    """Push the cycle's pending selected items to its project's LS project (created on first use)."""
+def cycle_sync_to_labelstudio(*, cycle: Cycle, verify: list[int] | None = None) -> SyncResult:
+    """Push the cycle's pending selected items to its project's LS project (created on first use).
+
+    `verify` (a resync from the admin): first check these items' rows (every row of the selection if empty)
+    against LS's own listing and repair what LS lacks: a task deleted in LS gets a new one, a missing prediction is
+    pushed again, a duplicate is removed, a failed row is retried. Rows LS holds completely are left as they are."""
     selection = Selection.objects.select_related("model_version").get(cycle=cycle)
     project = Project.objects.get(pk=cycle.project_id)
     if project.ls_project_id is None:
@@ -70,6 +74,8 @@ def cycle_sync_to_labelstudio(*, cycle: Cycle) -> SyncResult:
         summary = lsc.project_summary(client, project.ls_project_id or 0, with_config=True)
         info = parse_label_config(summary.label_config, project.task_type)  # type: ignore[arg-type]
         ctx = SyncContext(client, project, selection, info, version, SyncResult(), ls_version=summary.model_version)
+        if verify is not None and _verify(ctx, verify):
+            summary = lsc.project_summary(client, ctx.ls_project_id)
         for _ in range(MAX_PASSES):
             # Rows pushed but not verified by an earlier run are looked up in LS before anything is pushed again.
             if recover(ctx):
@@ -87,6 +93,21 @@ def cycle_sync_to_labelstudio(*, cycle: Cycle) -> SyncResult:
         raise SyncIncomplete(f"{len(left)} selected items could not be put in Label Studio (items {left[:10]}...)")
     log.info("cycle %s synced to LS project %s: %s", cycle.pk, ctx.ls_project_id, ctx.result)
     return ctx.result
+
+
+def _verify(ctx: SyncContext, item_ids: list[int]) -> int:
+    """Reconcile the chosen rows with LS in bounded batches; returns how many rows were checked."""
+    qs = SelectedItem.objects.filter(selection=ctx.selection).select_related("item").order_by("rank")
+    if item_ids:
+        qs = qs.filter(item_id__in=item_ids)
+    checked = 0
+    size = _batch_size()
+    while batch := list(qs[checked : checked + size]):
+        expected = {si.item_id: si.ls_task_id or si.item.ls_task_id for si in batch}
+        reconcile(ctx, batch, {k: v for k, v in expected.items() if v})
+        checked += len(batch)
+    log.info("cycle %s: checked %s selected items against LS", ctx.selection.cycle_id, checked)
+    return checked
 
 
 # ---------------------------------------------------------------------------------------------------- push

@@ -7,13 +7,11 @@ the pipeline or enqueues its task after commit.
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.db import transaction
 
 from campaigns.models import Cycle, CycleState, Project
 from campaigns.services.cycles import InvalidTransition, cycle_retry
-from campaigns.services.pipeline import cycle_request_sync
+from campaigns.services.pipeline import cycle_request_sync, enqueue_on_commit
 
 S = CycleState
 
@@ -25,13 +23,6 @@ RESUME_TASKS: dict[str, str] = {
     S.SCORING: "cycle_score",
     S.SYNCING: "cycle_sync",
 }
-
-
-def _enqueue(task_name: str, **kwargs: Any) -> None:
-    from campaigns import tasks
-
-    task = getattr(tasks, task_name)
-    transaction.on_commit(lambda: task.delay(**kwargs))
 
 
 def cycle_sync_request(*, cycle: Cycle) -> None:
@@ -50,7 +41,7 @@ def project_pull_request(*, project: Project) -> None:
     if project.ls_project_id is None:
         raise InvalidTransition("this project is not linked to a Label Studio project yet: sync a selection first")
     with transaction.atomic():
-        _enqueue("project_pull", project_id=project.pk)
+        enqueue_on_commit("project_pull", project_id=project.pk)
 
 
 def cycle_retry_and_resume(*, cycle: Cycle) -> str:
@@ -67,5 +58,5 @@ def cycle_retry_and_resume(*, cycle: Cycle) -> str:
         elif stage == S.SELECTED and cycle.auto_advance:
             task = "cycle_sync"
         if task is not None:
-            _enqueue(task, cycle_id=cycle.pk)
+            enqueue_on_commit(task, cycle_id=cycle.pk)
     return stage

@@ -83,5 +83,12 @@ def item_inputs(project: Project, items: Sequence[Item]) -> NDArray[np.float32]:
     return np.stack([image_array(i, size=size, channels=channels) for i in items])
 
 
+def raw_features(project: Project, item_ids: Sequence[int]) -> NDArray[np.float32]:
+    """One flat vector per item id (in order) before any model exists: pixels, or text embeddings."""
+    by_id = Item.objects.in_bulk(list(item_ids))
+    x = item_inputs(project, [by_id[i] for i in item_ids])
+    return x.reshape(len(item_ids), -1)
+
+
 def label_index(project: Project, value: Any) -> int:
     return list(project.labels).index(value)

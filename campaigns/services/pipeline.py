@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 S = CycleState
 
 
-def _enqueue(task_name: str, **kwargs: Any) -> None:
+def enqueue_on_commit(task_name: str, **kwargs: Any) -> None:
     """Send a task once the current transaction commits, so the worker sees what this one wrote."""
     from campaigns import tasks
 
@@ -48,7 +48,7 @@ def cycle_start(*, project: Project, user: AbstractBaseUser | None = None, **par
     """Create the next cycle and start it: training (or, without any label yet, a cold-start selection)."""
     with transaction.atomic():
         cycle = cycle_create(project=project, user=user, **params)
-        _enqueue("cycle_train", cycle_id=cycle.pk)
+        enqueue_on_commit("cycle_train", cycle_id=cycle.pk)
     return cycle
 
 
@@ -67,7 +67,7 @@ def cycle_run_training(*, cycle_id: int, chain: bool = True) -> None:
         with transaction.atomic():
             cycle_transition(cycle_id=cycle_id, to=S.SCORING, from_states=[S.CREATED], model_version=external)
             if chain:
-                _enqueue("cycle_score", cycle_id=cycle_id)
+                enqueue_on_commit("cycle_score", cycle_id=cycle_id)
         return
     if cycle.state == S.CREATED and not labeled_items(project=cycle.project).exists():
         # Cold start: no label to learn from, so no model; select straight from the pool.
@@ -82,7 +82,7 @@ def cycle_run_training(*, cycle_id: int, chain: bool = True) -> None:
     with transaction.atomic():
         cycle_transition(cycle_id=cycle_id, to=S.SCORING, from_states=[S.TRAINING])
         if chain:
-            _enqueue("cycle_score", cycle_id=cycle_id)
+            enqueue_on_commit("cycle_score", cycle_id=cycle_id)
 
 
 def cycle_run_scoring(*, cycle_id: int) -> None:
@@ -99,7 +99,7 @@ def cycle_run_scoring(*, cycle_id: int) -> None:
     with transaction.atomic():
         cycle_transition(cycle_id=cycle_id, to=S.SCORED, from_states=[S.SCORING])
         if cycle.auto_advance:
-            _enqueue("cycle_select", cycle_id=cycle_id)
+            enqueue_on_commit("cycle_select", cycle_id=cycle_id)
 
 
 def cycle_run_selection(*, cycle_id: int) -> None:
@@ -114,7 +114,7 @@ def cycle_run_selection(*, cycle_id: int) -> None:
 
 def cycle_request_sync(*, cycle: Cycle) -> None:
     with transaction.atomic():
-        _enqueue("cycle_sync", cycle_id=cycle.pk)
+        enqueue_on_commit("cycle_sync", cycle_id=cycle.pk)
 
 
 def cycle_run_sync(*, cycle_id: int) -> None:

@@ -19,10 +19,17 @@ from campaigns.models import Cycle, CycleState, Score, SelectedItem, Selection
 from campaigns.selectors import candidates, labeled_items, pool_for_cycle, score_histogram, threshold_count
 from campaigns.services.cycles import InvalidTransition, cycle_transition, validate_cycle_params
 from campaigns.services.embeddings import embeddings_for
+from campaigns.services.features import FeatureError, raw_features
 
 STRATEGIES = ("topk", "power", "diverse", "quota", "random")
 # Diversity and stochastic sampling look at this many times the budget of top candidates.
 DEFAULT_CANDIDATES_FACTOR = 10
+# How a cycle without a model picks: a seeded random sample, or one item per k-means cluster of the pool's raw
+# features (pixels, or the frozen text encoder's embeddings) so the first labels cover the data's main modes.
+COLD_STARTS = ("random", "kmeans")
+# k-means cold starts cluster a seeded sample of at most this many pool items: reading every image of a million-item
+# pool to choose a few dozen would take longer than labeling them, and a sample this size already shows the modes.
+COLD_START_SAMPLE = 5000
 
 
 def validate_strategy(strategy: str, params: dict[str, Any], *, labels: list[str]) -> dict[str, Any]:
@@ -32,6 +39,10 @@ def validate_strategy(strategy: str, params: dict[str, Any], *, labels: list[str
     if not isinstance(params, dict):
         raise ValidationError({"strategy_params": "must be an object"})
     clean = dict(params)
+    # Diversity is what the user asked for, so its cold start is diverse too; the others start at random.
+    cold = clean.setdefault("cold_start", "kmeans" if strategy == "diverse" else "random")
+    if cold not in COLD_STARTS:
+        raise ValidationError({"strategy_params": f"cold_start must be one of {', '.join(COLD_STARTS)}"})
     if strategy == "power":
         power = clean.setdefault("power", 1.0)
         if isinstance(power, bool) or not isinstance(power, int | float) or not math.isfinite(power) or power <= 0:
@@ -65,9 +76,7 @@ def _pick(
 ) -> list[Pick]:
     has_scores = Score.objects.filter(cycle=cycle).exists()
     if not has_scores:
-        # Cold start: no model yet, so nothing to rank by; a seeded random sample of the pool.
-        ids = list(pool_for_cycle(project=cycle.project).values_list("pk", flat=True))
-        return [Pick(ids[p], None, "", None) for p in strategies.random_sample(len(ids), budget, seed=seed)]
+        return _cold_start(cycle, budget=budget, method=params.get("cold_start", "random"), seed=seed)
     qs = candidates(cycle=cycle, threshold=threshold)
     fields = ("item_id", "uncertainty", "predicted_label", "confidence", "chunk")
     if strategy == "topk":
@@ -87,6 +96,21 @@ def _pick(
             raise ValidationError({"strategy": "diverse needs the model's embeddings, which this cycle does not have"})
         order = strategies.k_center_greedy(emb, budget)
     return [Pick(*rows[int(p)][:4]) for p in order]
+
+
+def _cold_start(cycle: Cycle, *, budget: int, method: str, seed: int) -> list[Pick]:
+    """No model yet, so nothing to rank by: a seeded random sample of the pool, or k-means-diverse picks."""
+    ids = list(pool_for_cycle(project=cycle.project).values_list("pk", flat=True))
+    if method != "kmeans" or len(ids) <= budget:
+        return [Pick(ids[p], None, "", None) for p in strategies.random_sample(len(ids), budget, seed=seed)]
+    if len(ids) > COLD_START_SAMPLE:
+        sample = np.sort(np.random.default_rng(seed).choice(len(ids), COLD_START_SAMPLE, replace=False))
+        ids = [ids[int(p)] for p in sample]
+    try:
+        x = raw_features(cycle.project, ids)
+    except FeatureError as exc:
+        raise ValidationError({"strategy_params": f"cold_start kmeans needs every item's content: {exc}"}) from exc
+    return [Pick(ids[int(p)], None, "", None) for p in strategies.kmeans_diverse(x, budget, seed=seed)]
 
 
 def selection_preview(

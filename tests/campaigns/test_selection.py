@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import threading
 from typing import Any
 
 import numpy as np
 import pytest
+from django.core.exceptions import ValidationError
+from django.core.files.base import ContentFile
 from django.db import connection
+from PIL import Image
 
 from campaigns import strategies
 from campaigns.models import Cycle, CycleState, Item, Score, SelectedItem, Selection
@@ -100,6 +104,49 @@ def test_cold_start_selects_a_seeded_random_sample(make_project: Any) -> None:
     picked = set(SelectedItem.objects.values_list("item__key", flat=True))
     ids = list(Item.objects.order_by("pk").values_list("key", flat=True))
     assert picked == {ids[p] for p in strategies.random_sample(30, 5, seed=3)}
+
+
+def _png(value: int, *, stripes: bool = False) -> bytes:
+    pixels = np.full((8, 8), value, dtype=np.uint8)
+    if stripes:
+        pixels[::2] = 255 - value
+    buf = io.BytesIO()
+    Image.fromarray(pixels, mode="L").save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@pytest.mark.django_db
+def test_kmeans_cold_start_covers_the_pools_modes_where_random_would_not(make_project: Any) -> None:
+    """A pool of 60 dark images, 5 bright and 5 striped: the diverse strategy's first batch of 3 takes one of each
+    (a seeded random sample of 3 would almost surely be all dark)."""
+    project = make_project(task_type="image_classification", model_config={"image_size": 8, "channels": 1})
+    groups = [("dark", _png(10), 60), ("bright", _png(240), 5), ("striped", _png(10, stripes=True), 5)]
+    for name, png, n in groups:
+        for i in range(n):
+            item = ItemFactory.build(project=project, key=f"{name}-{i}", text="")
+            item.media.save(f"{name}-{i}.png", ContentFile(png), save=False)
+            item.save()
+    cycle = cycle_create(project=project, budget=3, seed=1, strategy="diverse")
+    assert cycle.strategy_params["cold_start"] == "kmeans"
+    selection = selection_make(cycle=cycle)
+    picked = sorted(
+        k.split("-")[0] for k in SelectedItem.objects.filter(selection=selection).values_list("item__key", flat=True)
+    )
+    assert picked == ["bright", "dark", "striped"]
+    assert selection.params["cold_start"] == "kmeans"
+
+
+@pytest.mark.django_db
+def test_kmeans_cold_start_needs_stored_content(make_project: Any) -> None:
+    project = make_project(task_type="image_classification")
+    for i in range(10):
+        ItemFactory(project=project, key=f"u{i}", text="", url=f"https://example.com/{i}.png")
+    cycle = cycle_create(project=project, budget=3, strategy="diverse")
+    with pytest.raises(ValidationError, match="cold_start kmeans needs every item's content"):
+        selection_make(cycle=cycle)
+    assert not Selection.objects.filter(cycle=cycle).exists()
+    with pytest.raises(ValidationError, match="cold_start must be one of random, kmeans"):
+        cycle_create(project=project, budget=3, strategy="diverse", strategy_params={"cold_start": "smart"})
 
 
 @pytest.mark.django_db

@@ -98,20 +98,6 @@ def as_outsider(client_for: Callable[[Any], ScanningClient], outsider: Any) -> S
     return client_for(outsider)
 
 
-QUEUED_TASKS = ("cycle_train", "cycle_score", "cycle_select", "cycle_sync", "project_pull")
-
-
-@pytest.fixture
-def enqueued(monkeypatch: Any) -> list[tuple[str, dict[str, Any]]]:
-    """Tasks queued by requests made with `post_json`, recorded instead of sent to a broker: [(task name, kwargs)]."""
-    from campaigns import tasks
-
-    sent: list[tuple[str, dict[str, Any]]] = []
-    for name in QUEUED_TASKS:
-        monkeypatch.setattr(getattr(tasks, name), "delay", lambda _n=name, **kw: sent.append((_n, kw)))
-    return sent
-
-
 @pytest.fixture
 def post_json(django_capture_on_commit_callbacks: Any) -> Callable[..., Any]:
     """POST a raw JSON body (NaN and Infinity literals reach the server as Python's json.dumps writes them) and run

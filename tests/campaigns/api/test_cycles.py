@@ -103,7 +103,11 @@ def test_start_creates_the_cycle_and_queues_training(
         8,
         7,
     )
-    assert cycle.strategy == "power" and cycle.strategy_params == {"power": 2, "candidates_factor": 10}
+    assert cycle.strategy == "power" and cycle.strategy_params == {
+        "power": 2,
+        "candidates_factor": 10,
+        "cold_start": "random",
+    }
     assert cycle.auto_advance is False
     assert (data["state"], data["number"], data["created_by"]) == ("created", 1, "mario")
     assert enqueued == [("cycle_train", {"cycle_id": cycle.pk})]

@@ -215,3 +215,37 @@ def test_model_version_names(ls_settings: Any) -> None:
     mv = model_version(project)
     assert ls_sync.ls_model_version(version=mv.version, cycle_number=3) == "alweb-v1"
     assert ls_sync.ls_model_version(version=None, cycle_number=3) == "cold-start-c3"
+
+
+def test_resync_repairs_what_label_studio_lost_and_is_idempotent(ls_settings: Any, ls_pat_client: LabelStudio) -> None:
+    """The admin's resync: a task deleted in LS, a prediction deleted in LS and a row alweb marked failed are
+    repaired; rows LS holds completely are left alone; running it again changes nothing."""
+    from campaigns.services.ops import cycle_run_resync
+
+    project = make_project(n=10)
+    cycle = scored_cycle(project, uncertainties(keys(6)), budget=6)
+    cycle_sync_to_labelstudio(cycle=cycle)
+    Cycle.objects.filter(pk=cycle.pk).update(state="labeling")
+    rows = {si.item.key: si for si in SelectedItem.objects.filter(selection__cycle=cycle).select_related("item")}
+    gone, unpredicted, failed = rows["item-0000"], rows["item-0001"], rows["item-0002"]
+    lsc._request(ls_pat_client, "DELETE", f"api/tasks/{gone.ls_task_id}/")
+    (pred,) = next(t for t in ls_tasks(ls_pat_client, project) if t["id"] == unpredicted.ls_task_id)["predictions"]
+    lsc.delete_predictions(ls_pat_client, prediction_ids=[int(pred["id"])])
+    SelectedItem.objects.filter(pk=failed.pk).update(sync_state="failed", sync_error="LS refused it")
+    kept = {k: si.ls_task_id for k, si in rows.items() if k != "item-0000"}
+
+    cycle_run_resync(cycle_id=cycle.pk, item_ids=[])
+    tasks = ls_tasks(ls_pat_client, project)
+    assert len(tasks) == 6 and duplicates(tasks) == (0, 0)
+    assert all([p["model_version"] for p in t["predictions"]] == ["alweb-v1"] for t in tasks)
+    after = {si.item.key: si for si in SelectedItem.objects.filter(selection__cycle=cycle).select_related("item")}
+    assert {si.sync_state for si in after.values()} == {"synced"}
+    assert {si.ls_task_id for si in after.values()} == {t["id"] for t in tasks}
+    assert after["item-0000"].ls_task_id not in (None, gone.ls_task_id)
+    assert after["item-0000"].item.ls_task_id == after["item-0000"].ls_task_id
+    assert all(after[k].ls_task_id == v for k, v in kept.items())  # never re-imported
+    assert Cycle.objects.get(pk=cycle.pk).state == "labeling"
+
+    cycle_run_resync(cycle_id=cycle.pk, item_ids=[after["item-0003"].item_id])
+    again = ls_tasks(ls_pat_client, project)
+    assert sorted((t["id"], len(t["predictions"])) for t in again) == sorted((t["id"], 1) for t in tasks)

@@ -1,0 +1,85 @@
+"""Annotator ops (the admin's actions): requeue a cycle whose work stopped, resync selected items with Label Studio.
+
+Both only enqueue idempotent tasks after commit, so pressing a button twice, or on a cycle a worker is already
+carrying on, costs at most a task that finds nothing to do.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from campaigns.models import Cycle, CycleState, SelectedItem
+from campaigns.services.cycles import InvalidTransition
+from campaigns.services.dashboard import RESUME_TASKS, cycle_retry_and_resume
+from campaigns.services.pipeline import enqueue_on_commit
+
+S = CycleState
+WAITING_FOR_LABELS = (S.LABELING, S.COLLECTING)
+
+
+def _last_progress(cycle: Cycle) -> datetime:
+    stamp = (cycle.progress or {}).get("updated_at")
+    try:
+        moment = datetime.fromisoformat(stamp) if isinstance(stamp, str) else None
+    except ValueError:
+        moment = None
+    return max(moment or cycle.updated_at, cycle.updated_at)
+
+
+def cycle_requeue(*, cycle: Cycle, now: datetime | None = None) -> str:
+    """Send a stopped cycle's work again; returns what was done, in words.
+
+    failed → put back in the stage it failed in and enqueue it; a working stage (training, scoring, syncing) whose
+    progress has not moved for ALWEB_REQUEUE_STALE_AFTER → enqueue that stage's task again (it resumes where the
+    lost one stopped); labeling / collecting → pull annotations now. Anything else is refused with the reason.
+    """
+    if cycle.state == S.FAILED:
+        return f"put back in {cycle_retry_and_resume(cycle=cycle)}"
+    if cycle.state in WAITING_FOR_LABELS:
+        with transaction.atomic():
+            enqueue_on_commit("project_pull", project_id=cycle.project_id)
+        return "annotations pull queued"
+    task = RESUME_TASKS.get(cycle.state)
+    if task is None:
+        raise InvalidTransition(f"cycle {cycle.number} is {cycle.state}: nothing to requeue")
+    quiet = (now or timezone.now()) - _last_progress(cycle)
+    stale_after = timedelta(seconds=settings.ALWEB_REQUEUE_STALE_AFTER)
+    if quiet < stale_after:
+        raise InvalidTransition(
+            f"cycle {cycle.number} is {cycle.state} and moved {int(quiet.total_seconds())} s ago: a worker has it "
+            f"(requeue once it has not moved for {int(stale_after.total_seconds())} s)"
+        )
+    with transaction.atomic():
+        enqueue_on_commit(task, cycle_id=cycle.pk)
+    return f"{task} queued again"
+
+
+def items_resync(*, cycle: Cycle, item_ids: list[int] | None = None) -> int:
+    """Check the cycle's selected items (these ones, or all) against Label Studio and repair what LS lacks; returns
+    how many rows will be checked. Only for a cycle whose items are out for labeling."""
+    if cycle.state not in WAITING_FOR_LABELS:
+        raise InvalidTransition(
+            f"cycle {cycle.number} is {cycle.state}: only a cycle out for labeling can be resynced"
+            + (" (send it to Label Studio first)" if cycle.state == S.SELECTED else "")
+        )
+    rows = SelectedItem.objects.filter(selection__cycle=cycle)
+    if item_ids:
+        rows = rows.filter(item_id__in=item_ids)
+    count = rows.count()
+    if count:
+        with transaction.atomic():
+            enqueue_on_commit("cycle_resync", cycle_id=cycle.pk, item_ids=sorted(item_ids or []))
+    return count
+
+
+def cycle_run_resync(*, cycle_id: int, item_ids: list[int]) -> None:
+    """The resync task's work: nothing if the cycle has moved on (closed, cancelled) since it was queued."""
+    from campaigns.labelstudio.sync import cycle_sync_to_labelstudio
+
+    cycle = Cycle.objects.filter(pk=cycle_id, state__in=WAITING_FOR_LABELS).first()
+    if cycle is not None:
+        cycle_sync_to_labelstudio(cycle=cycle, verify=item_ids)
