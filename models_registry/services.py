@@ -59,7 +59,15 @@ def registered_name(project: Project) -> str:
     return f"alweb-project-{project.pk}"
 
 
-def build_model(project: Project) -> torch.nn.Module:
+def build_model(project: Project, *, seed: int = 0) -> torch.nn.Module:
+    """The project's network with its initial weights drawn from `seed` alone: without this the weights depend on
+    whatever the worker process drew before, and the same cycle trained twice gives two different models."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return _new_model(project)
+
+
+def _new_model(project: Project) -> torch.nn.Module:
     n = len(project.labels)
     cfg = project.model_config or {}
     if project.task_type == TaskType.TEXT_CLASSIFICATION:
@@ -106,7 +114,7 @@ def model_train_for_cycle(*, cycle: Cycle) -> ModelVersion:
         # Reach the registry before training: an unreachable MLflow then fails (and retries) in seconds, not after
         # minutes of training whose result could not be logged anyway.
         registry().ensure_experiment(experiment)
-    model = build_model(project)
+    model = build_model(project, seed=cycle.seed)
     cfg = project.model_config or {}
     config = TrainConfig(
         epochs=int(cfg.get("epochs", 30)),

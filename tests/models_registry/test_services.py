@@ -92,3 +92,23 @@ def test_text_cycle_uses_cached_minilm_embeddings(make_project: Any, tmp_path: P
     from campaigns.models import ItemEmbedding
 
     assert ItemEmbedding.objects.filter(item__project=project).count() == Item.objects.filter(project=project).count()
+
+
+@pytest.mark.django_db
+def test_initial_weights_depend_on_the_cycle_seed_only(make_project: Any) -> None:
+    """Whatever the worker drew before, a cycle's network starts from the same weights (a retrained cycle, or a
+    simulation rerun, gives the same model); another seed gives other weights."""
+    import torch
+
+    from models_registry.services import build_model
+
+    project = make_project(task_type="image_classification", labels=["a", "b"], model_config={"image_size": 16})
+    first = build_model(project, seed=7).state_dict()
+    torch.rand(1000)  # the process's global RNG moves on, as it does between tasks in a worker
+    again = build_model(project, seed=7).state_dict()
+    other = build_model(project, seed=8).state_dict()
+    assert all(torch.equal(first[k], again[k]) for k in first)
+    assert not all(torch.equal(first[k], other[k]) for k in first)
+    state = torch.random.get_rng_state()
+    build_model(project, seed=7)
+    assert torch.equal(state, torch.random.get_rng_state())  # the caller's RNG is left as it was
