@@ -1,0 +1,117 @@
+"""Projects: settings and the write-only Label Studio key, changed through project_update."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.core.exceptions import ValidationError
+from django.forms.models import BaseInlineFormSet
+from django.http import HttpRequest
+
+from campaigns.models import Membership, Project
+from campaigns.services.projects import UPDATABLE_FIELDS, project_update, validate_project_defaults
+
+
+class MembershipFormSet(BaseInlineFormSet):
+    def clean(self) -> None:
+        super().clean()
+        creator = self.instance.owner_id
+        for form in self.forms:
+            data = getattr(form, "cleaned_data", None) or {}
+            user = data.get("user")
+            if user is None or user.pk != creator:
+                continue
+            if data.get("DELETE") or data.get("role") != Membership.Role.OWNER:
+                raise ValidationError("The project's creator always stays an owner.")
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    formset = MembershipFormSet
+    autocomplete_fields = ["user"]
+    extra = 0
+
+
+class ProjectAdminForm(forms.ModelForm):
+    # Write-only: the stored key is never rendered into the page, not even masked.
+    ls_api_key = forms.CharField(
+        label="Label Studio API key",
+        required=False,
+        strip=True,
+        max_length=2048,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="Write-only. Leave empty to keep the current key.",
+    )
+    clear_ls_api_key = forms.BooleanField(label="Remove the Label Studio key", required=False)
+    ls_url = forms.URLField(label="Label Studio URL", required=False, assume_scheme="https")
+
+    class Meta:
+        model = Project
+        fields = [
+            "name",
+            "default_heuristic",
+            "default_mc_iterations",
+            "default_budget",
+            "model_config",
+            "ls_url",
+            "ls_api_key",
+            "ls_project_id",
+        ]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("clear_ls_api_key"):
+            data["ls_api_key"] = ""
+        elif not data.get("ls_api_key"):
+            data["ls_api_key"] = self.instance.ls_api_key
+        defaults = ("default_heuristic", "default_mc_iterations", "default_budget", "model_config")
+        try:
+            validate_project_defaults(**{k: data[k] for k in defaults if data.get(k) is not None})
+        except ValidationError as exc:
+            self.add_error(None, exc)
+        return data
+
+
+@admin.register(Project)
+class ProjectAdmin(admin.ModelAdmin):
+    """Projects are created through project_create (API, dashboard), which makes the owner membership and the
+    webhook secret; deleting one here would render every item on the confirmation page, so that is the API's too."""
+
+    form = ProjectAdminForm
+    inlines = [MembershipInline]
+    list_display = ["name", "task_type", "owner", "ls_project_id", "key_is_set", "created_at"]
+    list_filter = ["task_type"]
+    list_select_related = ["owner"]
+    search_fields = ["name", "owner__username"]
+    readonly_fields = ["owner", "task_type", "labels", "split_ratios", "ls_pulled_until", "created_at", "updated_at"]
+    fieldsets = [
+        (None, {"fields": ["name", "owner", "task_type", "labels", "split_ratios", "created_at", "updated_at"]}),
+        (
+            "Cycle defaults",
+            {"fields": ["default_heuristic", "default_mc_iterations", "default_budget", "model_config"]},
+        ),
+        (
+            "Label Studio",
+            {"fields": ["ls_url", "ls_project_id", "ls_api_key", "clear_ls_api_key", "ls_pulled_until"]},
+        ),
+    ]
+
+    @admin.display(boolean=True, description="LS key set")
+    def key_is_set(self, obj: Project) -> bool:
+        return bool(obj.ls_api_key)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def save_model(self, request: HttpRequest, obj: Project, form: forms.ModelForm, change: bool) -> None:
+        # The admin builds its own form class whose Meta.fields follow the fieldsets: pick the model's fields here.
+        changed = [f for f in form.changed_data if f in UPDATABLE_FIELDS]
+        if "clear_ls_api_key" in form.changed_data and "ls_api_key" not in changed:
+            changed.append("ls_api_key")
+        if changed:
+            project_update(project=obj, **{f: getattr(obj, f) for f in changed})
