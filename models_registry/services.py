@@ -3,6 +3,8 @@ registry in ModelVersion, load a version, score inputs."""
 
 from __future__ import annotations
 
+import io
+import pickle
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -11,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 from django.conf import settings
+from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import Max
 
@@ -18,7 +21,7 @@ from campaigns.models import Cycle, Project, Split, TaskType
 from campaigns.selectors import evaluation_items, labeled_items
 from campaigns.services.cycles import cycle_progress
 from campaigns.services.features import image_config, item_inputs
-from models_registry.ml.architectures import ImageCNN, TextHead
+from models_registry.ml.architectures import ImageCNN, TextHead, load_backbone
 from models_registry.ml.engine import Batch, ScoreChunk, concat_chunks, score_chunks, score_model
 from models_registry.ml.external import PyFuncClassifier, PyFuncDetector
 from models_registry.ml.training import TrainConfig, effective_schedule, train_classifier
@@ -74,8 +77,24 @@ def _new_model(project: Project) -> torch.nn.Module:
         return TextHead(n, in_dim=int(cfg.get("embedding_dim", 384)), dropout=float(cfg.get("dropout", 0.3)))
     if project.task_type == TaskType.IMAGE_CLASSIFICATION:
         size, channels = image_config(project)
-        return ImageCNN(n, image_size=size, channels=channels, dropout=float(cfg.get("dropout", 0.5)))
+        model = ImageCNN(n, image_size=size, channels=channels, dropout=float(cfg.get("dropout", 0.5)))
+        if cfg.get("backbone"):
+            _load_backbone(model, str(cfg["backbone"]), freeze=bool(cfg.get("freeze_backbone", False)))
+        return model
     raise TrainingError("alweb trains classifiers only: register an external MLflow detector for this project")
+
+
+def _load_backbone(model: ImageCNN, name: str, *, freeze: bool) -> None:
+    """Start the convolutional trunk from a user's state_dict, a file in media storage (`model_config.backbone`);
+    the dropout head always starts fresh for the project's labels."""
+    if not default_storage.exists(name):
+        raise TrainingError(f"model_config.backbone: {name!r} is not in media storage")
+    try:
+        with default_storage.open(name, "rb") as fh:
+            state = torch.load(io.BytesIO(fh.read()), map_location="cpu", weights_only=True)
+        load_backbone(model, state, freeze=freeze)
+    except (ValueError, RuntimeError, pickle.UnpicklingError, EOFError) as exc:
+        raise TrainingError(f"model_config.backbone: {name!r} does not fit this project's network: {exc}") from exc
 
 
 def _xy(project: Project, items: list[Any], *, use_ground_truth: bool) -> tuple[torch.Tensor, torch.Tensor]:

@@ -7,6 +7,7 @@ returns the summary numbers `make demo` prints as its RESULT line.
 from __future__ import annotations
 
 import json
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,7 +62,7 @@ def plot(arms: list[Arm], path: Path, title: str) -> None:
         )
     ax.set_xlabel("labels")
     ax.set_ylabel("test accuracy")
-    ax.set_title(title)
+    ax.set_title("\n".join(textwrap.wrap(title, 70)), fontsize=10)  # long data set names stay inside the figure
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
     fig.tight_layout()

@@ -64,6 +64,10 @@ def validate_project_defaults(**fields: Any) -> None:
     config = fields.get("model_config")
     if config is not None and not isinstance(config, dict):
         errors["model_config"] = "must be an object"
+    elif config is not None and not isinstance(config.get("backbone", ""), str):
+        errors["model_config"] = "backbone must be the name of a state_dict file in media storage"
+    elif config is not None and not isinstance(config.get("freeze_backbone", False), bool):
+        errors["model_config"] = "freeze_backbone must be true or false"
     if errors:
         raise ValidationError(errors)
 

@@ -112,3 +112,36 @@ def test_initial_weights_depend_on_the_cycle_seed_only(make_project: Any) -> Non
     state = torch.random.get_rng_state()
     build_model(project, seed=7)
     assert torch.equal(state, torch.random.get_rng_state())  # the caller's RNG is left as it was
+
+
+@pytest.mark.django_db
+def test_image_network_starts_from_a_users_backbone_in_storage(make_project: Any) -> None:
+    import io
+
+    import torch
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    from models_registry.ml.architectures import ImageCNN
+    from models_registry.services import TrainingError, build_model
+
+    donor = ImageCNN(5, image_size=16, channels=1)  # trained elsewhere, on another label set
+    buf = io.BytesIO()
+    torch.save(donor.state_dict(), buf)
+    name = default_storage.save("backbones/donor.pt", ContentFile(buf.getvalue()))
+    config = {"image_size": 16, "channels": 1, "backbone": name, "freeze_backbone": True}
+    project = make_project(task_type="image_classification", labels=["a", "b"], model_config=config)
+    model = build_model(project, seed=3)
+    own, theirs = model.features.state_dict(), donor.features.state_dict()
+    assert all(torch.equal(own[k], theirs[k]) for k in theirs)
+    assert not any(p.requires_grad for p in model.features.parameters())
+    assert model.head[-1].out_features == 2  # the head is the project's own
+
+    project.model_config = {**config, "image_size": 32}  # a trunk for other input sizes still fits: convs only
+    build_model(project, seed=3)
+    project.model_config = {**config, "channels": 3}
+    with pytest.raises(TrainingError, match=r"model_config.backbone: .* does not fit this project's network: .*shape"):
+        build_model(project, seed=3)
+    project.model_config = {**config, "backbone": "backbones/missing.pt"}
+    with pytest.raises(TrainingError, match=r"'backbones/missing\.pt' is not in media storage"):
+        build_model(project, seed=3)

@@ -39,7 +39,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--seeds", type=int, default=3)
-        parser.add_argument("--cycles", type=int, default=8)
+        parser.add_argument("--cycles", type=int, default=10)
         parser.add_argument("--budget", type=int, default=20, help="labels per cycle")
         parser.add_argument("--heuristic", default="bald")
         parser.add_argument("--strategy", default="diverse")
