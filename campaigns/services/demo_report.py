@@ -28,7 +28,7 @@ def summarize(strategy: Arm, baseline: Arm) -> dict[str, Any]:
     needed = labels_to_reach(s_mean, target)
     random_labels = r_mean[-1].labels
     return {
-        "cycles": len(s_mean) - 1,
+        "cycles": len(s_mean),  # labeling cycles: each adds a budget of labels and a point to the curve
         "seeds": len(strategy.curves),
         # labels the strategy needed to reach random's final accuracy ÷ labels random used (> 1: never reached)
         "labels_fraction_vs_random": round(needed / random_labels, 3) if needed is not None else None,

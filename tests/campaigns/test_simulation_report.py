@@ -30,7 +30,7 @@ def test_mean_curve_and_summary_fraction() -> None:
     summary = summarize(strategy, random)
     # random ends at 0.71 with 30 labels; bald passes 0.71 between 10 (0.5) and 20 (0.8): at 17 labels.
     assert summary["labels_fraction_vs_random"] == pytest.approx(17 / 30, abs=1e-3)
-    assert summary["cycles"] == 2 and summary["seeds"] == 2
+    assert summary["cycles"] == 3 and summary["seeds"] == 2  # three labeling cycles, a point each
 
 
 def test_report_files_are_written(tmp_path: Path) -> None:

@@ -4,11 +4,12 @@ The default strategy and a random baseline run with the same seeds and budgets o
 (a skewed pool with near-duplicates, a class-balanced test split); the report goes to var/reports/ and the last
 line printed is `RESULT {json}`.
 
-The default strategy is BALD with the `diverse` selection: the most uncertain candidates (10x the budget), then a
-k-center pass over the model's embeddings. Plain top-k BALD fills a batch with near-duplicates of one confusing
-item (the pool has bursts of them, as real pools do); the diversity pass spends each label on a different region.
-Measured offline on this data set (3 seeds, 20 labels a cycle): labels to reach random's final accuracy, as a
-fraction of random's, 0.30 for BALD + diverse against 0.51 for top-k BALD.
+The default strategy is BALD with the `diverse` selection: a k-means cold start (one item per cluster of the
+pool's pixels), then each cycle the most uncertain candidates (10x the budget) thinned by a k-center pass over the
+model's embeddings. Plain top-k BALD fills a batch with near-duplicates of one confusing item (the pool has bursts
+of them, as real pools do); the diversity pass spends each label on a different region. Measured 2026-11-30
+(docs/benchmarks.md): 3 seeds x 10 cycles of 20 labels, 10.6 minutes on 2 cores; the strategy reached random's
+final accuracy (0.840 at 200 labels) with 57 labels, labels_fraction_vs_random 0.287.
 """
 
 from __future__ import annotations
