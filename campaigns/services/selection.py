@@ -6,6 +6,7 @@ The preview answers the same question without writing anything (the dashboard's 
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -20,6 +21,8 @@ from campaigns.selectors import candidates, labeled_items, pool_for_cycle, score
 from campaigns.services.cycles import InvalidTransition, cycle_transition, validate_cycle_params
 from campaigns.services.embeddings import embeddings_for
 from campaigns.services.features import FeatureError, raw_features
+
+log = logging.getLogger(__name__)
 
 STRATEGIES = ("topk", "power", "diverse", "quota", "random")
 # Diversity and stochastic sampling look at this many times the budget of top candidates.
@@ -72,11 +75,20 @@ class Pick:
 
 
 def _pick(
-    cycle: Cycle, *, budget: int, threshold: float | None, strategy: str, params: dict[str, Any], seed: int
+    cycle: Cycle,
+    *,
+    budget: int,
+    threshold: float | None,
+    strategy: str,
+    params: dict[str, Any],
+    seed: int,
+    notes: dict[str, Any] | None = None,
 ) -> list[Pick]:
+    """The picks in rank order; `notes` receives anything the stored selection should explain (e.g. a fallback)."""
     has_scores = Score.objects.filter(cycle=cycle).exists()
     if not has_scores:
-        return _cold_start(cycle, budget=budget, method=params.get("cold_start", "random"), seed=seed)
+        method = params.get("cold_start", "random")
+        return _cold_start(cycle, budget=budget, method=method, seed=seed, notes={} if notes is None else notes)
     qs = candidates(cycle=cycle, threshold=threshold)
     fields = ("item_id", "uncertainty", "predicted_label", "confidence", "chunk")
     if strategy == "topk":
@@ -98,19 +110,25 @@ def _pick(
     return [Pick(*rows[int(p)][:4]) for p in order]
 
 
-def _cold_start(cycle: Cycle, *, budget: int, method: str, seed: int) -> list[Pick]:
-    """No model yet, so nothing to rank by: a seeded random sample of the pool, or k-means-diverse picks."""
-    ids = list(pool_for_cycle(project=cycle.project).values_list("pk", flat=True))
-    if method != "kmeans" or len(ids) <= budget:
-        return [Pick(ids[p], None, "", None) for p in strategies.random_sample(len(ids), budget, seed=seed)]
-    if len(ids) > COLD_START_SAMPLE:
-        sample = np.sort(np.random.default_rng(seed).choice(len(ids), COLD_START_SAMPLE, replace=False))
-        ids = [ids[int(p)] for p in sample]
-    try:
-        x = raw_features(cycle.project, ids)
-    except FeatureError as exc:
-        raise ValidationError({"strategy_params": f"cold_start kmeans needs every item's content: {exc}"}) from exc
-    return [Pick(ids[int(p)], None, "", None) for p in strategies.kmeans_diverse(x, budget, seed=seed)]
+def _cold_start(cycle: Cycle, *, budget: int, method: str, seed: int, notes: dict[str, Any]) -> list[Pick]:
+    """No model yet, so nothing to rank by: a seeded random sample of the pool, or k-means-diverse picks.
+
+    k-means needs every sampled item's content (pixels or text); a pool of remote image URLs has none, so the
+    cold start falls back to the random sample and says why in `notes` (stored with the selection)."""
+    pool = list(pool_for_cycle(project=cycle.project).values_list("pk", flat=True))
+    if method == "kmeans" and len(pool) > budget:
+        ids = pool
+        if len(ids) > COLD_START_SAMPLE:
+            sample = np.sort(np.random.default_rng(seed).choice(len(ids), COLD_START_SAMPLE, replace=False))
+            ids = [pool[int(p)] for p in sample]
+        try:
+            x = raw_features(cycle.project, ids)
+        except FeatureError as exc:
+            notes["cold_start_fallback"] = f"random sample: k-means needs every item's content ({exc})"
+            log.warning("cycle %s: k-means cold start not possible, random sample instead: %s", cycle.pk, exc)
+        else:
+            return [Pick(ids[int(p)], None, "", None) for p in strategies.kmeans_diverse(x, budget, seed=seed)]
+    return [Pick(pool[p], None, "", None) for p in strategies.random_sample(len(pool), budget, seed=seed)]
 
 
 def selection_preview(
@@ -187,7 +205,10 @@ def selection_make(
     )
     cold_start = not Score.objects.filter(cycle=cycle).exists() and not labeled_items(project=cycle.project).exists()
     # The (possibly slow) choice runs outside the transaction; the claim and the write are one atomic step.
-    picks = _pick(cycle, budget=budget, threshold=threshold, strategy=strategy, params=params, seed=cycle.seed)
+    notes: dict[str, Any] = {}
+    picks = _pick(
+        cycle, budget=budget, threshold=threshold, strategy=strategy, params=params, seed=cycle.seed, notes=notes
+    )
     try:
         with transaction.atomic():
             cycle_transition(
@@ -210,6 +231,7 @@ def selection_make(
                     "seed": cycle.seed,
                     "heuristic": cycle.heuristic,
                     **params,
+                    **notes,
                 },
                 size=len(picks),
             )

@@ -137,14 +137,16 @@ def test_kmeans_cold_start_covers_the_pools_modes_where_random_would_not(make_pr
 
 
 @pytest.mark.django_db
-def test_kmeans_cold_start_needs_stored_content(make_project: Any) -> None:
+def test_kmeans_cold_start_of_remote_images_falls_back_to_random_and_says_so(make_project: Any) -> None:
     project = make_project(task_type="image_classification")
     for i in range(10):
         ItemFactory(project=project, key=f"u{i}", text="", url=f"https://example.com/{i}.png")
-    cycle = cycle_create(project=project, budget=3, strategy="diverse")
-    with pytest.raises(ValidationError, match="cold_start kmeans needs every item's content"):
-        selection_make(cycle=cycle)
-    assert not Selection.objects.filter(cycle=cycle).exists()
+    cycle = cycle_create(project=project, budget=3, seed=4, strategy="diverse")
+    selection = selection_make(cycle=cycle)
+    ids = list(Item.objects.filter(project=project).order_by("pk").values_list("pk", flat=True))
+    picked = set(SelectedItem.objects.filter(selection=selection).values_list("item_id", flat=True))
+    assert picked == {ids[p] for p in strategies.random_sample(10, 3, seed=4)}
+    assert "k-means needs every item's content" in selection.params["cold_start_fallback"]
     with pytest.raises(ValidationError, match="cold_start must be one of random, kmeans"):
         cycle_create(project=project, budget=3, strategy="diverse", strategy_params={"cold_start": "smart"})
 
