@@ -37,7 +37,7 @@ class CycleAdmin(ViewOnlyAdmin):
 
     def has_ops_permission(self, request: HttpRequest) -> bool:
         # Records stay read-only; these actions only queue the pipeline's own idempotent tasks.
-        return bool(getattr(request.user, "has_perm", lambda _: False)("campaigns.change_cycle"))
+        return request.user.has_perm("campaigns.change_cycle")
 
     def _each(self, request: HttpRequest, queryset: QuerySet[Cycle], act: Any) -> None:
         for cycle in queryset.select_related("project"):

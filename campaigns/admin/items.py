@@ -9,9 +9,9 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from campaigns.admin.common import ViewOnlyAdmin
-from campaigns.models import Annotation, Cycle, Item, ItemState, SelectedItem
+from campaigns.models import Annotation, Item, ItemState
 from campaigns.services.item_state import items_set_state
-from campaigns.services.ops import WAITING_FOR_LABELS, items_resync
+from campaigns.services.ops import items_resync_where_labeling
 
 
 class LabelSourceFilter(admin.SimpleListFilter):
@@ -110,14 +110,7 @@ class ItemAdmin(admin.ModelAdmin):
     @admin.action(description="Resync selected items to Label Studio", permissions=["change"])
     def resync(self, request: HttpRequest, queryset: QuerySet[Item]) -> None:
         """Per cycle out for labeling that selected them: check each item's task and prediction in LS and repair."""
-        rows = SelectedItem.objects.filter(item__in=queryset, selection__cycle__state__in=WAITING_FOR_LABELS)
-        by_cycle: dict[int, list[int]] = {}
-        for cycle_id, item_id in rows.values_list("selection__cycle_id", "item_id"):
-            by_cycle.setdefault(cycle_id, []).append(item_id)
-        queued = 0
-        for cycle in Cycle.objects.filter(pk__in=by_cycle):
-            queued += items_resync(cycle=cycle, item_ids=by_cycle[cycle.pk])
-        outside = queryset.count() - queued
+        queued, outside = items_resync_where_labeling(items=queryset)
         self.message_user(
             request,
             f"{queued} item(s) queued for a resync with Label Studio"

@@ -6,13 +6,15 @@ carrying on, costs at most a task that finds nothing to do.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
-from campaigns.models import Cycle, CycleState, SelectedItem
+from campaigns.models import Cycle, CycleState, Item, SelectedItem
 from campaigns.services.cycles import InvalidTransition
 from campaigns.services.dashboard import RESUME_TASKS, cycle_retry_and_resume
 from campaigns.services.pipeline import enqueue_on_commit
@@ -74,6 +76,17 @@ def items_resync(*, cycle: Cycle, item_ids: list[int] | None = None) -> int:
         with transaction.atomic():
             enqueue_on_commit("cycle_resync", cycle_id=cycle.pk, item_ids=sorted(item_ids or []))
     return count
+
+
+def items_resync_where_labeling(*, items: QuerySet[Item]) -> tuple[int, int]:
+    """Resync these items in whichever cycle has them out for labeling (one per project at most); returns how many
+    were queued and how many were left alone (not out for labeling)."""
+    rows = SelectedItem.objects.filter(item__in=items, selection__cycle__state__in=WAITING_FOR_LABELS)
+    by_cycle: dict[int, list[int]] = defaultdict(list)
+    for cycle_id, item_id in rows.values_list("selection__cycle_id", "item_id"):
+        by_cycle[cycle_id].append(item_id)
+    queued = sum(items_resync(cycle=c, item_ids=by_cycle[c.pk]) for c in Cycle.objects.filter(pk__in=by_cycle))
+    return queued, items.count() - queued
 
 
 def cycle_run_resync(*, cycle_id: int, item_ids: list[int]) -> None:
