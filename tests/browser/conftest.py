@@ -92,3 +92,24 @@ def log_in(page: Any, base_url: str, username: str, password: str = "pw-for-test
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Log in").click()
     page.wait_for_url(re.compile(r"/$"))
+
+
+CYCLE_STATUS_JS = """() => {
+    const state = document.querySelector('#cycle-state');
+    if (!state) return null;
+    const bar = document.querySelector('#cycle-status progress');
+    return [state.getAttribute('data-state'), bar && bar.getAttribute('value'), bar && bar.getAttribute('max')];
+}"""
+
+
+def read_cycle_status(page: Any) -> tuple[str | None, str | None, str | None] | None:
+    """The cycle page's state and progress bar read in one step inside the page, so that an htmx swap cannot land
+    between reading the state and reading the bar. None while the page is between two renders (mid-swap or reloading
+    itself), when there is nothing consistent to read."""
+    from playwright.sync_api import Error
+
+    try:
+        reading = page.evaluate(CYCLE_STATUS_JS)
+    except Error:  # "Execution context was destroyed": the page navigated (it reloads itself once scored)
+        return None
+    return None if reading is None else (reading[0], reading[1], reading[2])

@@ -16,7 +16,7 @@ from campaigns.demo_data import DIGIT_LABELS, TOPIC_LABELS, write_digits, write_
 from campaigns.models import Cycle, CycleState, Item, Project, Score
 from campaigns.services.items import items_import
 from campaigns.web import presenters
-from tests.browser.conftest import log_in, shoot
+from tests.browser.conftest import log_in, read_cycle_status, shoot
 from tests.campaigns.web.builders import scored_cycle, user_with_password
 from tests.factories import ProjectFactory
 
@@ -136,10 +136,11 @@ def test_start_a_cycle_and_watch_its_progress_bar_advance(
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         assert celery_worker.proc.poll() is None, f"the worker exited:\n{celery_worker.tail()}"
-        state = page.locator("#cycle-state").get_attribute("data-state", timeout=30_000)
-        bar = page.locator("#cycle-status progress")
-        value = bar.first.get_attribute("value") if bar.count() else None
-        maximum = bar.first.get_attribute("max") if bar.count() else None
+        reading = read_cycle_status(page)
+        if reading is None:  # the page is between two renders (an htmx swap or its own reload): look again
+            page.wait_for_timeout(100)
+            continue
+        state, value, maximum = reading
         if not seen or seen[-1][1:] != (state, value, maximum):
             seen.append((round(time.monotonic(), 1), state or "", value, maximum))
             if (
