@@ -214,9 +214,8 @@ def test_webhook_secret_is_enforced_and_a_repeated_delivery_applies_once(
     # The secret rotates in alweb but LS still sends the old one: LS's deliveries are refused...
     Project.objects.filter(pk=project.pk).update(ls_webhook_secret="rotated-" + "x" * 30)
     second = annotate(ls_pat_client, items[1].ls_task_id or 0, convert.choice_result("cat", to_name="text"))
-    time.sleep(2)
+    wait_for(lambda: "Forbidden: /labelstudio/webhook/" in caplog.text, timeout=20, what="the refused delivery")
     assert not Annotation.objects.filter(project=project, ls_annotation_id=second).exists()
-    assert "Forbidden: /labelstudio/webhook/" in caplog.text
     # ...and the periodic pull still brings the annotation in; reconnecting sends LS the new secret.
     project_pull_annotations(project=Project.objects.get(pk=project.pk))
     assert Annotation.objects.filter(project=project, ls_annotation_id=second).exists()
