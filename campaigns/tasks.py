@@ -26,14 +26,18 @@ except ImportError:  # pragma: no cover - both ship with the app
     pass
 
 
-class CycleTask(Task):
-    """Marks the cycle failed, with the reason, once retries are exhausted or the error is not retryable."""
+class RetryingTask(Task):
+    """Network errors retry with exponential backoff and jitter; on_failure runs once the task gives up."""
 
     autoretry_for = RETRYABLE
     retry_backoff = settings.ALWEB_TASK_RETRY_BACKOFF
     retry_backoff_max = 300
     retry_jitter = True
     max_retries = settings.ALWEB_TASK_MAX_RETRIES
+
+
+class CycleTask(RetryingTask):
+    """Marks the cycle failed, with the reason, once retries are exhausted or the error is not retryable."""
 
     def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
         cycle_id = kwargs.get("cycle_id", args[0] if args else None)
@@ -62,13 +66,24 @@ def cycle_sync(self: Task, cycle_id: int) -> None:
     pipeline.cycle_run_sync(cycle_id=cycle_id)
 
 
-@shared_task(bind=True, name="campaigns.tasks.cycle_resync", autoretry_for=RETRYABLE, retry_backoff=2, max_retries=6)
+class ResyncTask(RetryingTask):
+    """A resync that gives up marks its rows failed, with the reason; the cycle stays out for labeling (its tasks in
+    Label Studio are still being labeled), and the next resync repairs the rows."""
+
+    def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
+        cycle_id = kwargs.get("cycle_id", args[0] if args else None)
+        item_ids = kwargs.get("item_ids", args[1] if len(args) > 1 else [])
+        if cycle_id is not None:
+            ops.cycle_resync_failed(cycle_id=cycle_id, item_ids=item_ids, reason=f"{type(exc).__name__}: {exc}")
+        log.error("resync of cycle %s failed: %s", cycle_id, exc)
+
+
+@shared_task(base=ResyncTask, bind=True, name="campaigns.tasks.cycle_resync")
 def cycle_resync(self: Task, cycle_id: int, item_ids: list[int]) -> None:
-    """The admin's resync; a failure is logged and left to a person, never fails a cycle out for labeling."""
     ops.cycle_run_resync(cycle_id=cycle_id, item_ids=item_ids)
 
 
-@shared_task(bind=True, name="campaigns.tasks.project_pull", autoretry_for=RETRYABLE, retry_backoff=2, max_retries=6)
+@shared_task(base=RetryingTask, bind=True, name="campaigns.tasks.project_pull")
 def project_pull(self: Task, project_id: int, task_ids: list[int] | None = None) -> None:
     pipeline.project_run_pull(project_id=project_id, task_ids=task_ids)
 

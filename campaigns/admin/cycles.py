@@ -103,6 +103,7 @@ class SelectedItemAdmin(ViewOnlyAdmin):
         "sync_state",
         "ls_task_id",
         "synced_at",
+        "sync_error",
     ]
     list_filter = ["sync_state", "selection__cycle__project"]
     list_select_related = ["selection__cycle__project", "item"]

@@ -74,6 +74,10 @@ def cycle_sync_to_labelstudio(*, cycle: Cycle, verify: list[int] | None = None) 
         summary = lsc.project_summary(client, project.ls_project_id or 0, with_config=True)
         info = parse_label_config(summary.label_config, project.task_type)  # type: ignore[arg-type]
         ctx = SyncContext(client, project, selection, info, version, SyncResult(), ls_version=summary.model_version)
+        # Rows a resync gave up on are checked first too: LS may hold them complete, in part, or not at all.
+        failed = SelectedItem.objects.filter(selection=selection, sync_state=SyncState.FAILED)
+        if verify != [] and (failed_ids := list(failed.values_list("item_id", flat=True))):
+            verify = sorted({*(verify or []), *failed_ids})
         if verify is not None and _verify(ctx, verify):
             summary = lsc.project_summary(client, ctx.ls_project_id)
         for _ in range(MAX_PASSES):

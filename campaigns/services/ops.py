@@ -14,7 +14,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from campaigns.models import Cycle, CycleState, Item, SelectedItem
+from campaigns.models import Cycle, CycleState, Item, SelectedItem, SyncState
 from campaigns.services.cycles import InvalidTransition
 from campaigns.services.dashboard import RESUME_TASKS, cycle_retry_and_resume
 from campaigns.services.pipeline import enqueue_on_commit
@@ -96,3 +96,13 @@ def cycle_run_resync(*, cycle_id: int, item_ids: list[int]) -> None:
     cycle = Cycle.objects.filter(pk=cycle_id, state__in=WAITING_FOR_LABELS).first()
     if cycle is not None:
         cycle_sync_to_labelstudio(cycle=cycle, verify=item_ids)
+
+
+def cycle_resync_failed(*, cycle_id: int, item_ids: list[int], reason: str) -> int:
+    """A resync gave up (Label Studio unreachable past the retries, or an error no retry fixes): its rows are marked
+    failed with the reason, so the admin's sync-state filter finds them; the next resync or sync of the cycle checks
+    them against LS first and repairs them. Returns how many rows were marked."""
+    rows = SelectedItem.objects.filter(selection__cycle_id=cycle_id)
+    if item_ids:
+        rows = rows.filter(item_id__in=item_ids)
+    return rows.update(sync_state=SyncState.FAILED, sync_error=f"resync failed: {reason}"[:2000])

@@ -249,3 +249,39 @@ def test_resync_repairs_what_label_studio_lost_and_is_idempotent(ls_settings: An
     cycle_run_resync(cycle_id=cycle.pk, item_ids=[after["item-0003"].item_id])
     again = ls_tasks(ls_pat_client, project)
     assert sorted((t["id"], len(t["predictions"])) for t in again) == sorted((t["id"], 1) for t in tasks)
+
+
+def test_a_resync_that_gives_up_marks_its_rows_failed_and_the_next_sync_repairs_them(
+    ls_settings: Any, ls_pat_client: LabelStudio, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The resync task (run by Celery's own tracer, retries and on_failure included) against a Label Studio that
+    does not answer: the rows it was for say failed and why, the others and the cycle are untouched. With LS back,
+    the next sync of the cycle checks those rows first and repairs them without a duplicate."""
+    from campaigns import tasks
+
+    project = make_project(n=8)
+    cycle = scored_cycle(project, uncertainties(keys(4)), budget=4)
+    cycle_sync_to_labelstudio(cycle=cycle)
+    Cycle.objects.filter(pk=cycle.pk).update(state="labeling")
+    rows = list(SelectedItem.objects.filter(selection__cycle=cycle).order_by("rank"))
+    target, other = rows[0], rows[1]
+    lsc._request(ls_pat_client, "DELETE", f"api/tasks/{target.ls_task_id}/")  # what the resync was meant to repair
+
+    url = project.ls_url
+    Project.objects.filter(pk=project.pk).update(ls_url="http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setattr(tasks.cycle_resync, "max_retries", 1)
+    result = tasks.cycle_resync.apply(kwargs={"cycle_id": cycle.pk, "item_ids": [target.item_id]})
+    assert result.failed()
+    failed = SelectedItem.objects.get(pk=target.pk)
+    assert failed.sync_state == "failed" and failed.sync_error.startswith("resync failed: ")
+    assert "127.0.0.1:9" in failed.sync_error or "onnect" in failed.sync_error, failed.sync_error
+    assert SelectedItem.objects.get(pk=other.pk).sync_state == "synced"
+    assert Cycle.objects.get(pk=cycle.pk).state == "labeling"
+
+    Project.objects.filter(pk=project.pk).update(ls_url=url)
+    cycle_sync_to_labelstudio(cycle=Cycle.objects.get(pk=cycle.pk))
+    repaired = SelectedItem.objects.get(pk=target.pk)
+    assert (repaired.sync_state, repaired.sync_error) == ("synced", "")
+    assert repaired.ls_task_id not in (None, target.ls_task_id)
+    tasks_ = ls_tasks(ls_pat_client, project)
+    assert len(tasks_) == 4 and duplicates(tasks_) == (0, 0)
