@@ -2,7 +2,7 @@
 
 Migrates the SQLite database under var/, creates a local admin (printed), starts Label Studio from its own
 virtualenv, a Celery worker and beat on the filesystem broker, and the web app on 127.0.0.1:8000. Ctrl-C stops
-every child. A second run reuses var/ and starts in seconds.
+every child (so do SIGTERM and SIGHUP). A second run reuses var/ and starts in seconds.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import json
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -68,6 +69,34 @@ def stop_all(procs: dict[str, subprocess.Popen[bytes]]) -> None:
             os.killpg(proc.pid, signal.SIGKILL)
 
 
+def stop_on_signals() -> None:
+    """`kill` or `docker stop` (SIGTERM) and a closed terminal (SIGHUP) stop every child, as Ctrl-C does: without
+    this Python dies at once and leaves the worker, beat, web and Label Studio running. A signal the caller chose to
+    ignore (nohup) stays ignored; once stopping has begun, further signals are ignored so the stop completes."""
+
+    def interrupt(signum: int, frame: Any) -> None:
+        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+            signal.signal(sig, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(sig) is not signal.SIG_IGN:
+            signal.signal(sig, interrupt)
+
+
+def wait_for_web(web: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+    """Print the URLs only once they answer: runserver takes a few seconds to import the app and bind."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and web.poll() is None:
+        with socket.socket() as probe:
+            probe.settimeout(1.0)
+            if probe.connect_ex((HOST, PORT)) == 0:
+                return
+        time.sleep(0.2)
+    if web.poll() is not None:
+        raise SystemExit(f"alweb: the web app exited (is port {PORT} taken? set ALWEB_PORT); see var/logs/web.log")
+
+
 def start_label_studio() -> Any:
     """Label Studio from its own venv on loopback, unless the environment names another server."""
     from django.conf import settings
@@ -95,6 +124,7 @@ def main() -> None:
     procs: dict[str, subprocess.Popen[bytes]] = {}
     py = sys.executable
     ls = None
+    stop_on_signals()
     try:
         ls = start_label_studio()
         print("alweb: seeding the demo projects (first run only)")
@@ -132,6 +162,7 @@ def main() -> None:
             ],
         )
         procs["web"] = start("web", [py, "manage.py", "runserver", f"{HOST}:{PORT}", "--noreload"])
+        wait_for_web(procs["web"])
         print()
         print(f"  alweb dashboard   http://{HOST}:{PORT}/")
         print(f"  admin             http://{HOST}:{PORT}/admin/   login {creds['username']} / {creds['password']}")
@@ -145,7 +176,8 @@ def main() -> None:
         print(f"alweb: {', '.join(dead)} exited; see var/logs/. Stopping the rest.", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:
-        print("\nalweb: stopping")
+        print("\nalweb: stopping", flush=True)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the stop short
     finally:
         stop_all(procs)
         if ls is not None:
