@@ -103,6 +103,9 @@ def ml_backend_url(project: Project) -> str:
     return settings.ALWEB_BASE_URL.rstrip("/") + reverse("labelstudio-ml-root", args=[project.pk])
 
 
+FIND_PAGE_SIZE = 100
+
+
 def _marker(project: Project) -> str:
     # Stable for this alweb project and unguessable across alweb installs sharing one LS: lets a retried create
     # adopt the LS project an interrupted attempt made instead of making a second one.
@@ -116,13 +119,19 @@ def _title(project: Project) -> str:
 
 
 def _find_created(client: lsc.LabelStudio, project: Project) -> int | None:
+    """The LS project an earlier attempt created for this alweb project, if any. Every page of the title matches is
+    read: other alweb installs sharing this LS name their projects "(alweb <same pk>)" too."""
     suffix = f"(alweb {project.pk})"
-    found = lsc._request(
-        client, "GET", "api/projects/", params={"title": suffix, "page_size": 100, "include": "id,description"}
-    )
-    rows = found.get("results", []) if isinstance(found, dict) else found
     marker = _marker(project)
-    return next((int(r["id"]) for r in rows if marker in (r.get("description") or "")), None)
+    page = 1
+    while True:
+        params = {"title": suffix, "page_size": FIND_PAGE_SIZE, "page": page, "include": "id,description"}
+        found = lsc._request(client, "GET", "api/projects/", params=params)
+        rows = found.get("results", []) if isinstance(found, dict) else found
+        hit = next((int(r["id"]) for r in rows if marker in (r.get("description") or "")), None)
+        if hit is not None or not isinstance(found, dict) or not found.get("next"):
+            return hit
+        page += 1
 
 
 def labelstudio_connect_project(

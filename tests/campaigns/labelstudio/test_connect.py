@@ -51,6 +51,27 @@ def test_connect_twice_and_after_a_lost_save_reuses_one_ls_project(
     assert len(hooks) == 1
 
 
+def test_a_lost_save_is_found_past_the_first_page_of_same_titled_projects(
+    ls_settings: Any, ls_pat_client: LabelStudio, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Other alweb installs sharing this LS title their projects "(alweb <pk>)" with the same pks: the retry must
+    read every page of matches, not only the first, or it makes a second LS project."""
+    monkeypatch.setattr(connect, "FIND_PAGE_SIZE", 2)
+    project = make_project(n=0)
+    first = labelstudio_connect_project(project=project)
+    title = lsc.get_project(ls_pat_client, first.ls_project_id or 0).title
+    for n in range(5):  # newer projects, same title, another install's marker: listed before ours
+        lsc.create_project(
+            ls_pat_client,
+            title=title,
+            description=f"Created by alweb for project {project.pk}. alweb-other{n}",
+            label_config=build_label_config("text_classification", LABELS),
+        )
+    Project.objects.filter(pk=project.pk).update(ls_project_id=None)
+    again = labelstudio_connect_project(project=Project.objects.get(pk=project.pk))
+    assert again.ls_project_id == first.ls_project_id
+
+
 def test_link_existing_project_checks_its_config(ls_settings: Any, ls_pat_client: LabelStudio) -> None:
     fits = lsc.create_project(
         ls_pat_client,
