@@ -79,13 +79,23 @@ def ls_errors() -> Iterator[None]:
 
 
 def labelstudio_credentials(project: Project) -> Credentials:
-    url = (project.ls_url or settings.LABEL_STUDIO_URL or "").rstrip("/")
-    key = project.ls_api_key or settings.LABEL_STUDIO_API_KEY or ""
-    if not url or not key:
-        missing = "ls_url" if not url else "ls_api_key"
+    """The project's own URL and key, or the server's. The server's key only ever goes to the server's Label Studio:
+    a project naming another URL brings its own key, or anyone who can create a project could have alweb send the
+    server's token to a host of their choosing."""
+    server_url = (settings.LABEL_STUDIO_URL or "").rstrip("/")
+    url = (project.ls_url or server_url).rstrip("/")
+    key = project.ls_api_key or (settings.LABEL_STUDIO_API_KEY if url == server_url else "") or ""
+    if not url:
         raise LabelStudioNotConfigured(
-            {missing: "no Label Studio URL and API key for this project or in the settings (LABEL_STUDIO_URL/_API_KEY)"}
+            {"ls_url": "no Label Studio URL for this project or in the settings (LABEL_STUDIO_URL)"}
         )
+    if not key:
+        reason = (
+            "no Label Studio API key for this project or in the settings (LABEL_STUDIO_API_KEY)"
+            if url == server_url
+            else f"this project's Label Studio ({url}) is not the server's: give its API key"
+        )
+        raise LabelStudioNotConfigured({"ls_api_key": reason})
     return Credentials(url, key)
 
 

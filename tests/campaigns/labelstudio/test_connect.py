@@ -115,6 +115,24 @@ def test_project_credentials_win_over_settings_and_a_missing_key_is_named(settin
     assert ls_server.legacy_token not in repr(connect.labelstudio_credentials(linked))
 
 
+def test_the_server_key_never_goes_to_a_label_studio_a_project_names(settings: Any) -> None:
+    """Anyone may create a project and name its ls_url: without a key of its own, alweb refuses to connect rather
+    than send the server's token there. With the server's own URL (or none), the server's key is used."""
+    settings.LABEL_STUDIO_URL, settings.LABEL_STUDIO_API_KEY = "http://127.0.0.1:8080/", "server-token"
+    project = make_project(n=0)
+    Project.objects.filter(pk=project.pk).update(ls_url="https://collector.example", ls_api_key="")
+    with pytest.raises(ValidationError) as exc:
+        connect.labelstudio_credentials(Project.objects.get(pk=project.pk))
+    assert "is not the server's: give its API key" in exc.value.message_dict["ls_api_key"][0]
+    for url in ("", "http://127.0.0.1:8080"):
+        Project.objects.filter(pk=project.pk).update(ls_url=url)
+        creds = connect.labelstudio_credentials(Project.objects.get(pk=project.pk))
+        assert (creds.url, creds.api_key) == ("http://127.0.0.1:8080", "server-token")
+    Project.objects.filter(pk=project.pk).update(ls_url="https://ls.other.example", ls_api_key="its-own")
+    creds = connect.labelstudio_credentials(Project.objects.get(pk=project.pk))
+    assert (creds.url, creds.api_key) == ("https://ls.other.example", "its-own")
+
+
 def test_unreachable_label_studio_is_a_retryable_error(settings: Any) -> None:
     settings.LABEL_STUDIO_URL, settings.LABEL_STUDIO_API_KEY = "http://127.0.0.1:9", "0" * 40
     with pytest.raises(connect.LabelStudioUnavailable) as exc:
