@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from django import forms
@@ -11,7 +12,12 @@ from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
 
 from campaigns.models import Membership, Project
-from campaigns.services.projects import UPDATABLE_FIELDS, project_update, validate_project_defaults
+from campaigns.services.projects import (
+    UPDATABLE_FIELDS,
+    check_project_unique,
+    project_update,
+    validate_project_defaults,
+)
 
 
 class MembershipFormSet(BaseInlineFormSet):
@@ -21,6 +27,10 @@ class MembershipFormSet(BaseInlineFormSet):
         for form in self.forms:
             data = getattr(form, "cleaned_data", None) or {}
             user = data.get("user")
+            # The row as it was: the creator's own row must not be handed to someone else either.
+            was_creator = form.instance.pk is not None and form.initial.get("user") == creator
+            if was_creator and (user is None or user.pk != creator):
+                raise ValidationError("The project's creator always stays an owner: their row keeps its user.")
             if user is None or user.pk != creator:
                 continue
             if data.get("DELETE") or data.get("role") != Membership.Role.OWNER:
@@ -69,6 +79,16 @@ class ProjectAdminForm(forms.ModelForm):
         defaults = ("default_heuristic", "default_mc_iterations", "default_budget", "model_config")
         try:
             validate_project_defaults(**{k: data[k] for k in defaults if data.get(k) is not None})
+        except ValidationError as exc:
+            self.add_error(None, exc)
+        # The owner is read-only here, so Django's own unique check skips (owner, name): ask the service, which
+        # names the field, before save_model would raise it as a server error.
+        candidate = copy.copy(self.instance)
+        for name in ("name", "ls_url", "ls_project_id"):
+            if name in data:
+                setattr(candidate, name, data[name])
+        try:
+            check_project_unique(candidate)
         except ValidationError as exc:
             self.add_error(None, exc)
         return data

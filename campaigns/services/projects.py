@@ -72,7 +72,7 @@ def validate_project_defaults(**fields: Any) -> None:
         raise ValidationError(errors)
 
 
-def _check_unique(project: Project) -> None:
+def check_project_unique(project: Project) -> None:
     """Name the field a unique constraint would reject, instead of a bare IntegrityError or '__all__' message."""
     others = Project.objects.exclude(pk=project.pk)
     if others.filter(owner_id=project.owner_id, name=project.name).exists():
@@ -85,14 +85,14 @@ def _check_unique(project: Project) -> None:
 
 
 def _clean_and_save(project: Project, **kwargs: Any) -> None:
-    _check_unique(project)
+    check_project_unique(project)
     project.full_clean(exclude=["owner"], validate_constraints=True)
     try:
         with transaction.atomic():
             project.save(**kwargs)
     except IntegrityError as exc:
         # A concurrent create or update won the race between the check above and the save.
-        _check_unique(project)
+        check_project_unique(project)
         raise ValidationError({"name": "conflicts with another project"}) from exc
 
 

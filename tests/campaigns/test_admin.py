@@ -163,6 +163,16 @@ def test_ls_key_is_write_only(admin_client: Any, data: dict[str, Any]) -> None:
     assert response.status_code == 200
     assert "always stays an owner" in response.content.decode()
     assert Membership.objects.get(project=project).role == "owner"
+    # The creator's row handed to someone else would lock the creator out of their own project.
+    response = post(**{"memberships-0-user": UserFactory().pk})
+    assert response.status_code == 200 and "their row keeps its user" in response.content.decode()
+    assert list(Membership.objects.filter(project=project).values_list("user_id", "role")) == [
+        (project.owner_id, "owner")
+    ]
+    # A name the owner already uses: the form names the field, no server error.
+    ProjectFactory(owner=project.owner, name="Taken")
+    response = post(name="Taken")
+    assert response.status_code == 200 and "you already own a project with this name" in response.content.decode()
 
 
 def test_members_inline_adds_a_member(admin_client: Any, data: dict[str, Any]) -> None:
