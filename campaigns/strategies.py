@@ -85,7 +85,9 @@ def kmeans_diverse(embeddings: NDArray[np.floating], budget: int, *, seed: int) 
     k = min(budget, len(x))
     if k == 0:
         return np.empty(0, dtype=np.int64)
-    km = MiniBatchKMeans(n_clusters=k, random_state=seed, n_init=3, batch_size=max(1024, 3 * k)).fit(x)
+    # scikit-learn takes seeds below 2**32; a cycle's seed may be any 63-bit integer, so derive one from it.
+    state = int(np.random.SeedSequence(seed).generate_state(1)[0])
+    km = MiniBatchKMeans(n_clusters=k, random_state=state, n_init=3, batch_size=max(1024, 3 * k)).fit(x)
     d = np.linalg.norm(x[:, None, :] - km.cluster_centers_[None, :, :], axis=2) if len(x) * k <= 5e7 else None
     if d is None:  # large pools: nearest member of each cluster by label
         picks = [int(np.flatnonzero(km.labels_ == c)[0]) for c in range(k) if (km.labels_ == c).any()]

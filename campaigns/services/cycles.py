@@ -17,6 +17,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from campaigns.models import OPEN_CYCLE_STATES, Cycle, CycleState, Heuristic, Project
+from models_registry.ml.heuristics import NEEDS_SAMPLES
 
 S = CycleState
 TRANSITIONS: dict[str, set[str]] = {
@@ -64,6 +65,14 @@ def cycle_transition(*, cycle_id: int, to: str, from_states: Iterable[str] | Non
     return moved
 
 
+def passes_problem(heuristic: str, mc_iterations: int) -> str | None:
+    """Why these MC dropout passes cannot feed this heuristic (found at validation, not after minutes of
+    training), or None. BALD and its kin measure disagreement between passes: one pass has none."""
+    if heuristic in NEEDS_SAMPLES and mc_iterations < 2:
+        return f"{heuristic} needs at least 2 MC dropout passes (it measures how much they disagree)"
+    return None
+
+
 def validate_cycle_params(*, budget: Any, threshold: Any, mc_iterations: Any, heuristic: Any, seed: Any) -> None:
     """Raise django ValidationError {field: reason} for out-of-range, non-finite or wrongly typed parameters."""
     from django.core.exceptions import ValidationError
@@ -84,6 +93,8 @@ def validate_cycle_params(*, budget: Any, threshold: Any, mc_iterations: Any, he
         errors["mc_iterations"] = f"must be an integer between 1 and {MAX_MC_ITERATIONS}"
     if heuristic not in Heuristic.values:
         errors["heuristic"] = f"must be one of {', '.join(Heuristic.values)}"
+    elif "mc_iterations" not in errors and (reason := passes_problem(heuristic, mc_iterations)):
+        errors["mc_iterations"] = reason
     if not is_int(seed) or not 0 <= seed < 2**63:
         errors["seed"] = "must be a non-negative integer"
     if errors:

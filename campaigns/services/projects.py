@@ -11,7 +11,7 @@ from django.db import IntegrityError, transaction
 
 from campaigns.ingest.rows import validate_split_ratios
 from campaigns.models import Cycle, Heuristic, Item, Membership, Project, TaskType
-from campaigns.services.cycles import MAX_BUDGET, MAX_MC_ITERATIONS
+from campaigns.services.cycles import MAX_BUDGET, MAX_MC_ITERATIONS, passes_problem
 
 # The Label Studio connection: only project owners may change it (checked by the API and admin).
 LS_CONNECTION_FIELDS = ("ls_url", "ls_api_key", "ls_project_id")
@@ -61,6 +61,13 @@ def validate_project_defaults(**fields: Any) -> None:
     heuristic = fields.get("default_heuristic")
     if heuristic is not None and heuristic not in Heuristic.values:
         errors["default_heuristic"] = f"must be one of {', '.join(Heuristic.values)}"
+    if "default_mc_iterations" not in errors and "default_heuristic" not in errors:
+        reason = passes_problem(
+            heuristic if heuristic is not None else Project._meta.get_field("default_heuristic").get_default(),
+            mc if mc is not None else Project._meta.get_field("default_mc_iterations").get_default(),
+        )
+        if reason:
+            errors["default_mc_iterations"] = reason
     config = fields.get("model_config")
     if config is not None and not isinstance(config, dict):
         errors["model_config"] = "must be an object"
@@ -169,7 +176,9 @@ def project_update(*, project: Project, **changes: Any) -> Project:
         if has_items and ratios != project.split_ratios:
             raise ValidationError({"split_ratios": "cannot change once items are imported"})
         changes["split_ratios"] = ratios
-    validate_project_defaults(**changes)
+    # The two defaults are checked together: a heuristic needing several passes with a one-pass default.
+    current = {"default_heuristic": project.default_heuristic, "default_mc_iterations": project.default_mc_iterations}
+    validate_project_defaults(**(current | changes))
     for name, value in changes.items():
         setattr(project, name, value)
     _clean_and_save(project, update_fields=[*changes, "updated_at"])

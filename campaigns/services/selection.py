@@ -143,7 +143,7 @@ def selection_preview(
 ) -> dict[str, Any]:
     """How many items pass the threshold, the score histogram, and what the budget would select. Writes nothing."""
     validate_cycle_params(
-        budget=budget, threshold=threshold, mc_iterations=1, heuristic=cycle.heuristic, seed=seed or 0
+        budget=budget, threshold=threshold, mc_iterations=cycle.mc_iterations, heuristic=cycle.heuristic, seed=seed or 0
     )
     strategy = strategy or cycle.strategy
     params = validate_strategy(

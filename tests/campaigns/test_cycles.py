@@ -79,6 +79,8 @@ def test_failed_cycle_keeps_reason_and_retries_from_its_stage(make_project: Any)
         ({"threshold": float("inf")}, "threshold"),
         ({"threshold": "high"}, "threshold"),
         ({"mc_iterations": 0}, "mc_iterations"),
+        ({"mc_iterations": 1, "heuristic": "bald"}, "mc_iterations"),  # one pass cannot disagree with itself
+        ({"mc_iterations": 1, "heuristic": "variation_ratio"}, "mc_iterations"),
         ({"heuristic": "magic"}, "heuristic"),
         ({"seed": -1}, "seed"),
         ({"strategy": "best"}, "strategy"),

@@ -189,6 +189,16 @@ def test_k_center_greedy_spreads_over_clusters() -> None:
     assert sorted({int(p) // 25 for p in picks}) == [0, 1, 2, 3]
 
 
+def test_kmeans_diverse_takes_any_cycle_seed_and_is_deterministic() -> None:
+    rng = np.random.default_rng(1)
+    centres = np.array([[0, 0], [10, 0], [0, 10]], dtype=np.float32)
+    x = np.concatenate([c + rng.normal(scale=0.1, size=(30, 2)) for c in centres])
+    for seed in (0, 2**32 + 5, 2**63 - 1):  # scikit-learn itself refuses seeds of 2**32 and above
+        picks = strategies.kmeans_diverse(x, 3, seed=seed)
+        assert sorted({int(p) // 30 for p in picks}) == [0, 1, 2]
+        assert list(picks) == list(strategies.kmeans_diverse(x, 3, seed=seed))
+
+
 def test_power_sample_prefers_uncertain_items() -> None:
     u = np.array([0.01] * 90 + [1.0] * 10)
     hits = sum(int(p) >= 90 for s in range(50) for p in strategies.power_sample(u, 5, seed=s, power=3))

@@ -160,6 +160,8 @@ VALID = {"name": "p", "task_type": "text_classification", "labels": ["a", "b"]}
         ({"default_budget": float("inf")}, "default_budget"),
         ({"default_mc_iterations": 0}, "default_mc_iterations"),
         ({"default_mc_iterations": 1001}, "default_mc_iterations"),
+        ({"default_mc_iterations": 1}, "default_mc_iterations"),  # with the default heuristic, BALD
+        ({"default_mc_iterations": 1, "default_heuristic": "power_bald"}, "default_mc_iterations"),
         ({"default_mc_iterations": None}, "default_mc_iterations"),
         ({"default_heuristic": "coinflip"}, "default_heuristic"),
         ({"model_config": [1, 2]}, "model_config"),
