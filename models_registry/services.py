@@ -210,8 +210,10 @@ def model_train_for_cycle(*, cycle: Cycle) -> ModelVersion:
             metrics=metrics,
             params=params,
         )
-    if rv.champion:
-        model_version_mirror_champion(model_version=mv)
+        # In the same transaction as the row: a redelivered task finds the row and returns it, so a champion
+        # flag set after the commit could be lost with the worker and never set again.
+        if rv.champion:
+            model_version_mirror_champion(model_version=mv)
     return mv
 
 

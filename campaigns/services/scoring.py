@@ -65,6 +65,10 @@ def score_chunk(*, cycle: Cycle, chunk: int, model: object) -> int:
         labels=list(cycle.project.labels),
     )
     labels = list(cycle.project.labels)
+    # Embeddings first: the chunk's scores are what marks it done, so a worker dying between the two writes must
+    # leave a chunk to score again, not a scored chunk without the embeddings diverse selection needs.
+    if result.embeddings is not None:
+        embeddings_save(cycle_id=cycle.pk, chunk=chunk, item_ids=np.asarray(result.ids), features=result.embeddings)
     with transaction.atomic():
         Score.objects.bulk_create(
             [
@@ -84,8 +88,6 @@ def score_chunk(*, cycle: Cycle, chunk: int, model: object) -> int:
             batch_size=5000,
             ignore_conflicts=True,  # a second delivery racing the first writes nothing twice
         )
-    if result.embeddings is not None:
-        embeddings_save(cycle_id=cycle.pk, chunk=chunk, item_ids=np.asarray(result.ids), features=result.embeddings)
     log.info("cycle %s: scored chunk %s (%s items)", cycle.pk, chunk, len(items))
     return len(items)
 

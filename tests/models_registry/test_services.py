@@ -11,6 +11,7 @@ from campaigns.demo_data import DIGIT_LABELS, TOPIC_LABELS, write_digits, write_
 from campaigns.models import Cycle, CycleState, Item, Score
 from campaigns.services import scoring
 from campaigns.services.cycles import cycle_create
+from campaigns.services.embeddings import embeddings_for
 from campaigns.services.items import items_import
 from campaigns.services.pipeline import cycle_run_scoring, cycle_run_training
 from models_registry.models import ModelVersion
@@ -65,6 +66,24 @@ def test_image_cycle_trains_registers_scores_and_resumes(
     assert scoring.cycle_score_pool(cycle=cycle) == lost_n
     assert calls == [lost]
     assert Score.objects.filter(cycle=cycle).count() == pool
+
+    # The worker dies between a chunk's two writes: the chunk must not count as done without its embeddings.
+    crashed = chunks[2]
+    Score.objects.filter(cycle=cycle, chunk=crashed).delete()
+
+    def die(**kw: Any) -> None:
+        raise SystemExit("worker killed")
+
+    monkeypatch.setattr(scoring, "embeddings_save", die)
+    with pytest.raises(SystemExit):
+        scoring.cycle_score_pool(cycle=cycle)
+    assert not Score.objects.filter(cycle=cycle, chunk=crashed).exists()
+    monkeypatch.undo()
+    scoring.cycle_score_pool(cycle=cycle)
+    rows = list(Score.objects.filter(cycle=cycle).values_list("item_id", "chunk"))
+    assert len(rows) == pool
+    emb = embeddings_for(cycle_id=cycle.pk, item_ids=[i for i, _ in rows], chunk_of=dict(rows))
+    assert emb is not None and emb.shape[0] == pool
 
     # A redelivered training task does not train again.
     cycle_run_training(cycle_id=cycle.pk)
