@@ -24,10 +24,22 @@ def _load(path: Path) -> dict[str, Any]:
     return doc
 
 
+def _is_id(value: Any) -> bool:
+    return isinstance(value, int | str) and not isinstance(value, bool)
+
+
 def read_coco(path: Path, *, spec: LabelSpec, max_pixels: int, labels_as: str) -> Iterator[ItemRow]:
     file = path.name
     doc = _load(path)
-    categories = {c.get("id"): c.get("name") for c in doc.get("categories", []) if isinstance(c, dict)}
+    for section in ("categories", "annotations"):
+        if not isinstance(doc.get(section, []), list):
+            raise ItemImportError(file, section, "must be a list")
+    categories: dict[int | str, Any] = {}
+    for n, c in enumerate(doc.get("categories", [])):
+        if isinstance(c, dict):
+            if not _is_id(c.get("id")):
+                raise ItemImportError(file, f"categories[{n}]", "id must be an integer or a string")
+            categories[c["id"]] = c.get("name")
     unknown = sorted(str(n) for n in categories.values() if n not in spec.labels)
     if unknown:
         raise ItemImportError(file, "categories", f"unknown label(s): {', '.join(unknown)}")
@@ -37,8 +49,10 @@ def read_coco(path: Path, *, spec: LabelSpec, max_pixels: int, labels_as: str) -
         bbox = ann.get("bbox") if isinstance(ann, dict) else None
         if not isinstance(bbox, list) or len(bbox) != 4:
             raise ItemImportError(file, where, "bbox must be [x, y, width, height]")
-        if ann.get("category_id") not in categories:
+        if not _is_id(ann.get("category_id")) or ann["category_id"] not in categories:
             raise ItemImportError(file, where, f"unknown category_id {ann.get('category_id')!r}")
+        if not _is_id(ann.get("image_id")):
+            raise ItemImportError(file, where, "image_id must be an integer or a string")
         boxes[ann.get("image_id")].append({"label": categories[ann["category_id"]], "bbox": bbox})
     base = path.parent.resolve()
     for n, img in enumerate(doc["images"]):
@@ -46,6 +60,8 @@ def read_coco(path: Path, *, spec: LabelSpec, max_pixels: int, labels_as: str) -
         name = img.get("file_name") if isinstance(img, dict) else None
         if not isinstance(name, str) or not name:
             raise ItemImportError(file, where, "file_name is missing")
+        if img.get("id") is not None and not _is_id(img.get("id")):
+            raise ItemImportError(file, where, "id must be an integer or a string")
         rel = name if (base / name).exists() or not (base / "images" / name).exists() else f"images/{name}"
         media = read_local_image(base, rel, file=file, line=where, max_pixels=max_pixels)
         w, h = float(media.width), float(media.height)

@@ -6,8 +6,10 @@ for traversal, count, total size and compression ratio before anything is read.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -30,6 +32,10 @@ def decode_image(data: bytes, *, file: str, line: int | str, max_pixels: int, na
                 raise ItemImportError(file, line, f"image {name} too large ({width}x{height} pixels)", "image")
             fmt = (img.format or "").lower()
             img.verify()
+        # verify() checks the structure without decoding: a truncated JPEG body passes it and would fail only in
+        # training. Decoding once here (pixels were bounded above) refuses it at import, with its line.
+        with Image.open(io.BytesIO(data)) as img:
+            img.load()
     except ItemImportError:
         raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
@@ -42,6 +48,8 @@ def safe_join(base: Path, relative: str, *, file: str, line: int | str) -> Path:
     """`base/relative`, refusing absolute paths and any path that resolves outside `base`."""
     if not relative or PurePosixPath(relative).is_absolute() or Path(relative).is_absolute():
         raise ItemImportError(file, line, f"path {relative!r} must be relative to the import file", "image")
+    if "\x00" in relative:
+        raise ItemImportError(file, line, "path contains a NUL character", "image")
     target = (base / relative).resolve()
     if not target.is_relative_to(base):
         raise ItemImportError(file, line, f"path {relative!r} leaves the import folder", "image")
@@ -90,12 +98,25 @@ def _check_zip(archive: zipfile.ZipFile, file: str, max_bytes: int) -> list[zipf
     return infos
 
 
+@contextlib.contextmanager
+def archive_errors(file: str, entry: str | None) -> Iterator[None]:
+    """A damaged zip (bad CRC, truncated, encrypted, an unsupported compression) or an unreadable file in a folder
+    is a bad import, named with its entry, not a server error."""
+    try:
+        yield
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, RuntimeError, NotImplementedError, EOFError, OSError) as exc:
+        raise ItemImportError(file, entry, f"{f'cannot read {entry}' if entry else 'damaged zip'}: {exc}") from exc
+    except zlib.error as exc:
+        raise ItemImportError(file, entry, f"cannot read {entry}: corrupt compressed data ({exc})") from exc
+
+
 def list_images(path: Path, *, max_zip_bytes: int) -> tuple[list[ImageEntry], dict[str, bytes]]:
     """Images in a folder or zip (sorted, for a stable order), plus small side files (labels, COCO JSON)."""
     entries: list[ImageEntry] = []
     side: dict[str, bytes] = {}
     if zipfile.is_zipfile(path):
-        archive = zipfile.ZipFile(path)
+        with archive_errors(path.name, None):
+            archive = zipfile.ZipFile(path)
         for info in sorted(_check_zip(archive, path.name, max_zip_bytes), key=lambda i: i.filename):
             if info.is_dir() or "__MACOSX" in info.filename:
                 continue
@@ -103,7 +124,8 @@ def list_images(path: Path, *, max_zip_bytes: int) -> tuple[list[ImageEntry], di
             if suffix in IMAGE_EXTENSIONS:
                 entries.append(ImageEntry(info.filename, archive, None))
             elif suffix in {".txt", ".json", ".yaml", ".yml"}:
-                side[info.filename] = archive.read(info.filename)
+                with archive_errors(path.name, info.filename):
+                    side[info.filename] = archive.read(info.filename)
         return entries, side
     root = path.resolve()
     for p in sorted(root.rglob("*")):
@@ -163,12 +185,18 @@ def read_image_collection(
     if not entries:
         raise ItemImportError(file, None, "no images found")
     for entry in entries:
-        media = decode_image(entry.read(), file=file, line=entry.name, max_pixels=max_pixels, name=entry.name)
+        with archive_errors(file, entry.name):
+            data = entry.read()
+        media = decode_image(data, file=file, line=entry.name, max_pixels=max_pixels, name=entry.name)
         value = None
         if spec.is_detection:
             for cand in _yolo_label_name(entry.name):
                 if cand in side:
-                    boxes = yolo_boxes(side[cand].decode("utf-8"), spec.labels, file=f"{file}/{cand}")
+                    try:
+                        text = side[cand].decode("utf-8")
+                    except UnicodeDecodeError as exc:
+                        raise ItemImportError(f"{file}/{cand}", None, f"not valid UTF-8 ({exc.reason})") from exc
+                    boxes = yolo_boxes(text, spec.labels, file=f"{file}/{cand}")
                     value = spec.validate(boxes, file=file, line=entry.name, field="label")
                     break
         elif label_from_dir and "/" in entry.name:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -52,6 +53,26 @@ class ItemRow:
     ground_truth: Any = None
     metadata: dict[str, Any] = field(default_factory=dict)
     source: str = ""
+
+
+# The columns' sizes in the database: a longer value must be a bad row here, not a database error at COPY time.
+COLUMN_LIMITS = {"key": 512, "source": 512, "url": 2048}
+
+
+def check_row(row: ItemRow) -> ItemRow:
+    """What every reader's rows must satisfy to be stored: the column limits, and no NUL character anywhere
+    (Postgres text and jsonb cannot hold one)."""
+    if not row.key:
+        raise ItemImportError(row.file, row.line, "must not be empty", "key")
+    for name, limit in COLUMN_LIMITS.items():
+        if len(getattr(row, name)) > limit:
+            raise ItemImportError(row.file, row.line, f"longer than {limit} characters", name)
+    for name in ("key", "text", "url", "source"):
+        if "\x00" in getattr(row, name):
+            raise ItemImportError(row.file, row.line, "contains a NUL character", name)
+    if "\\u0000" in json.dumps(row.metadata, default=str):
+        raise ItemImportError(row.file, row.line, "contains a NUL character", "metadata")
+    return row
 
 
 @dataclass(frozen=True, slots=True)

@@ -77,9 +77,7 @@ class RowBuilder:
             raise ItemImportError(f, line, "text projects need a text field", "text")
         if sp.task_type != "text_classification" and not (image or url):
             raise ItemImportError(f, line, "image projects need an image or url field", "image")
-        key = str(raw.get("key") or _payload_key(raw)).strip()
-        if len(key) > 512:
-            raise ItemImportError(f, line, "longer than 512 characters", "key")
+        key = str(raw.get("key") or _payload_key(raw)).strip()  # lengths and NULs: rows.check_row, for every reader
         label = self._label(raw.get("label"), line, "label", parse_json_labels)
         truth = self._label(raw.get("ground_truth"), line, "ground_truth", parse_json_labels)
         metadata = raw.get("metadata") or {}

@@ -56,8 +56,12 @@ def tile_rows(rows: Iterator[ItemRow], cols: int, nrows: int) -> Iterator[ItemRo
         if row.media is None:
             raise ItemImportError(row.file, row.line, "only image files can be tiled (not URLs or text)", "image")
         with Image.open(io.BytesIO(row.media.data)) as img:
-            img.load()
+            img.load()  # decodes: the reader has already decoded it once (images.decode_image)
             width, height = img.size
+            if width < cols or height < nrows:
+                raise ItemImportError(
+                    row.file, row.line, f"a {width}x{height} image cannot be cut into {cols}x{nrows} tiles", "image"
+                )
             for r in range(nrows):
                 for c in range(cols):
                     box = (c * width // cols, r * height // nrows, (c + 1) * width // cols, (r + 1) * height // nrows)

@@ -16,7 +16,7 @@ from django.db import transaction
 
 from campaigns.ingest.coco import read_coco
 from campaigns.ingest.images import read_image_collection
-from campaigns.ingest.rows import ItemImportError, ItemRow, LabelSpec
+from campaigns.ingest.rows import ItemImportError, ItemRow, LabelSpec, check_row
 from campaigns.ingest.tabular import RowBuilder, read_csv, read_jsonl
 from campaigns.ingest.tiling import tile_rows
 from campaigns.models import Project
@@ -106,6 +106,7 @@ def items_import(
     rows = _rows(project, path, fmt, label_from_dir=label_from_dir, labels_as=labels_as)
     if tile is not None:
         rows = tile_rows(rows, *tile)
+    rows = map(check_row, rows)
     writer = ItemWriter(project_id=project.pk, split_ratios=project.split_ratios)
     size = batch_size or settings.ALWEB_IMPORT_BATCH_SIZE
     total = labeled = 0

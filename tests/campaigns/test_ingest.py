@@ -30,21 +30,6 @@ def write_csv(path: Path, text: str, encoding: str = "utf-8") -> Path:
     return path
 
 
-@pytest.fixture
-def text_project(make_project: Any) -> Any:
-    return make_project(split_ratios={"train": 0.1, "valid": 0.2, "test": 0.2, "pool": 0.5})
-
-
-@pytest.fixture
-def image_project(make_project: Any) -> Any:
-    return make_project(task_type="image_classification", labels=["cat", "dog"])
-
-
-@pytest.fixture
-def detection_project(make_project: Any) -> Any:
-    return make_project(task_type="object_detection", labels=["car", "person"])
-
-
 def test_csv_import_creates_items_with_labels_metadata_and_stable_splits(text_project: Any, tmp_path: Path) -> None:
     rows = ["key,text,label,ground_truth,lang"] + [f"k{i},text {i},,positive,en" for i in range(200)]
     rows[1] = "k0,text 0,negative,negative,en"
