@@ -6,6 +6,7 @@ The preview answers the same question without writing anything (the dashboard's 
 
 from __future__ import annotations
 
+import enum
 import logging
 import math
 from dataclasses import asdict, dataclass
@@ -177,21 +178,32 @@ def selection_preview(
     }
 
 
+class _CycleValue(enum.Enum):
+    """ "Not given: use the cycle's", where None already means something (no threshold)."""
+
+    CYCLE = "cycle"
+
+
+CYCLE_VALUE = _CycleValue.CYCLE
+
+
 def selection_make(
     *,
     cycle: Cycle,
     budget: int | None = None,
-    threshold: float | None = None,
+    threshold: float | _CycleValue | None = CYCLE_VALUE,
     strategy: str | None = None,
     params: dict[str, Any] | None = None,
 ) -> Selection:
     """Select and store, once. A second call (a redelivered task, a double click) returns the existing selection
-    if the cycle already selected, and raises InvalidTransition if the cycle is elsewhere."""
+    if the cycle already selected, and raises InvalidTransition if the cycle is elsewhere.
+
+    `threshold=None` selects without a threshold, as the preview does; leaving it out keeps the cycle's."""
     existing = Selection.objects.filter(cycle=cycle).first()
     if existing is not None:
         return existing
     budget = cycle.budget if budget is None else budget
-    threshold = cycle.threshold if threshold is None else threshold
+    threshold = cycle.threshold if isinstance(threshold, _CycleValue) else threshold
     strategy = strategy or cycle.strategy
     params = validate_strategy(
         strategy, params if params is not None else cycle.strategy_params, labels=cycle.project.labels

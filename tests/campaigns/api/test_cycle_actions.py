@@ -117,6 +117,21 @@ def test_select_stores_the_selection_once(as_member: Any, project: Any, post_jso
     assert enqueued == []  # selecting does not send anything to Label Studio by itself
 
 
+def test_select_with_a_null_threshold_clears_the_cycles_as_the_preview_does(
+    as_member: Any, project: Any, post_json: Any
+) -> None:
+    cycle = scored_cycle(project, n=20, budget=20)
+    Cycle.objects.filter(pk=cycle.pk).update(threshold=0.9)  # started with a threshold few items pass
+    body = {"budget": 20, "threshold": None}
+    preview = post_json(as_member, url(cycle, "preview"), body).json()
+    response = post_json(as_member, url(cycle, "select"), body)
+    assert response.status_code == 200, response.content
+    assert response.json()["params"]["threshold"] is None
+    assert response.json()["size"] == preview["would_select"] == 20
+    cycle.refresh_from_db()
+    assert cycle.threshold is None
+
+
 @pytest.mark.parametrize("state", ["created", "training", "scoring", "syncing", "closed", "cancelled"])
 def test_select_outside_scored_is_409_and_selects_nothing(
     as_member: Any, project: Any, post_json: Any, state: str
