@@ -114,16 +114,19 @@ def random(probs: ArrayLike, *, seed: SeedLike = 0) -> FloatArray:
 def power_bald(probs: ArrayLike, *, seed: SeedLike = 0, beta: float = 1.0) -> FloatArray:
     """PowerBALD sampling keys (Kirsch et al. 2022, "Stochastic Batch Acquisition").
 
-    Returns ``beta * log(BALD) + Gumbel(0, 1)`` per item. Taking the top-k of these keys draws k items **without
-    replacement with probability proportional to BALD**^beta (the Gumbel-top-k trick), so the usual "highest first"
-    selection turns into stochastic batch acquisition and avoids picking k near-duplicates. Values are sampling keys
-    (can be negative), not uncertainties: store BALD next to them if a threshold in uncertainty units is needed.
+    The Gumbel-top-k keys are ``beta * log(BALD) + G`` with G ~ Gumbel(0, 1): taking the top-k draws k items
+    **without replacement with probability proportional to BALD**^beta, so the usual "highest first" selection
+    turns into stochastic batch acquisition and avoids picking k near-duplicates. Returned is exp(key) =
+    BALD^beta * exp(G): the same order, but positive like every other heuristic, so a threshold >= 0, the score
+    histogram and Label Studio's score order all work (the raw keys are mostly negative). It is a noisy
+    uncertainty, not in BALD's units.
     """
     if beta <= 0:
         raise ValueError("beta must be > 0")
     scores = bald(probs)
     gumbel = np.random.default_rng(seed).gumbel(size=scores.shape[0])
-    return np.asarray(beta * np.log(np.maximum(scores, _LOG_FLOOR)) + gumbel, dtype=np.float64)
+    keys = beta * np.log(np.maximum(scores, _LOG_FLOOR)) + gumbel
+    return np.asarray(np.exp(np.minimum(keys, 700.0)), dtype=np.float64)  # exp(700) is near float64's limit
 
 
 HEURISTICS: dict[str, Heuristic] = {

@@ -160,6 +160,9 @@ def test_power_bald_samples_proportionally_to_bald_like_baal_power_sampling() ->
     freq = np.bincount(firsts, minlength=5) / draws
     np.testing.assert_allclose(freq, expected, atol=0.015)
     np.testing.assert_array_equal(H.power_bald(probs, seed=3), H.power_bald(probs, seed=3))
+    # Positive like every uncertainty (a threshold >= 0 can select any item), whatever BALD's size.
+    tiny = H.power_bald(dirichlet_samples(n=500, c=5, t=20, seed=1), seed=0)
+    assert np.all(np.isfinite(tiny)) and np.all(tiny > 0)
 
 
 def test_registry_and_input_validation() -> None:
