@@ -52,6 +52,9 @@ class Project(models.Model):
     ls_url = models.URLField(blank=True, default="")
     ls_api_key = models.CharField(max_length=2048, blank=True, default="")
     ls_project_id = models.PositiveIntegerField(null=True, blank=True)
+    # Set once alweb has checked the LS project's labeling config against this project and registered its webhook;
+    # cleared when the connection changes, so a project id typed in by hand is checked before anything is sent.
+    ls_linked = models.BooleanField(default=False)
     ls_webhook_secret = models.CharField(max_length=64, blank=True, default="")
     ls_pulled_until = models.DateTimeField(null=True, blank=True, help_text="High-water mark of the last pull.")
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="owned_projects")

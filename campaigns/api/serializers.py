@@ -65,13 +65,16 @@ class ProjectSerializer(serializers.ModelSerializer):
             "ls_api_key",
             "ls_api_key_set",
             "ls_project_id",
+            "ls_linked",
             "ls_pulled_until",
             "owner",
             "role",
             "created_at",
             "updated_at",
         ]
-        read_only_fields = ["id", "ls_pulled_until", "created_at", "updated_at"]
+        # ls_linked: alweb has checked the LS project's labeling config and registered its webhook (it is cleared
+        # when the connection changes, and set again by the next sync or pull).
+        read_only_fields = ["id", "ls_linked", "ls_pulled_until", "created_at", "updated_at"]
         # No validators generated from the model's unique constraints: project_create/project_update check them and
         # name the field, and DRF's version would make ls_url and ls_project_id required.
         validators: list[Any] = []

@@ -178,8 +178,8 @@ def labelstudio_connect_project(
             taken = Project.objects.exclude(pk=project.pk).filter(ls_url=creds.url, ls_project_id=target).exists()
             if taken:
                 raise ValidationError({"ls_project_id": "another alweb project is linked to this Label Studio project"})
-            locked.ls_url, locked.ls_project_id = creds.url, int(target)
-            locked.save(update_fields=["ls_url", "ls_project_id", "updated_at"])
+            locked.ls_url, locked.ls_project_id, locked.ls_linked = creds.url, int(target), True
+            locked.save(update_fields=["ls_url", "ls_project_id", "ls_linked", "updated_at"])
         lsc.register_webhook(
             client,
             project_id=int(target),

@@ -25,7 +25,12 @@ from django.utils.dateparse import parse_datetime
 
 from campaigns.labelstudio import client as lsc
 from campaigns.labelstudio import convert
-from campaigns.labelstudio.connect import labelstudio_client, labelstudio_config_info, ls_errors
+from campaigns.labelstudio.connect import (
+    labelstudio_client,
+    labelstudio_config_info,
+    labelstudio_connect_project,
+    ls_errors,
+)
 from campaigns.labelstudio.label_config import LabelConfigInfo
 from campaigns.models import Annotation, Project, TaskType
 from campaigns.services.annotations import AnnotationRecord, annotations_apply
@@ -50,6 +55,9 @@ def project_pull_annotations(*, project: Project, task_ids: Sequence[int] | None
     result = PullResult()
     if project.ls_project_id is None:
         return result
+    if not project.ls_linked:  # an LS project id typed in by hand: check it fits before taking labels from it
+        project = labelstudio_connect_project(project=project)
+    ls_project_id = int(project.ls_project_id or 0)  # set: checked above, and connecting keeps it
     client = labelstudio_client(project)
     info = labelstudio_config_info(client, project)
     with ls_errors():
@@ -58,7 +66,7 @@ def project_pull_annotations(*, project: Project, task_ids: Sequence[int] | None
         page: list[dict[str, Any]] = []
         tasks = lsc.iter_tasks(
             client,
-            project_id=project.ls_project_id,
+            project_id=ls_project_id,
             updated_after=since,
             task_ids=[int(t) for t in task_ids] if task_ids is not None else None,
             fields="all",

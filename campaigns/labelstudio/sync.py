@@ -63,7 +63,7 @@ def cycle_sync_to_labelstudio(*, cycle: Cycle, verify: list[int] | None = None) 
     pushed again, a duplicate is removed, a failed row is retried. Rows LS holds completely are left as they are."""
     selection = Selection.objects.select_related("model_version").get(cycle=cycle)
     project = Project.objects.get(pk=cycle.project_id)
-    if project.ls_project_id is None:
+    if project.ls_project_id is None or not project.ls_linked:  # created here, or typed in and not yet checked
         project = labelstudio_connect_project(project=project)
     client = labelstudio_client(project)
     mv = selection.model_version

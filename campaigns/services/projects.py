@@ -179,9 +179,12 @@ def project_update(*, project: Project, **changes: Any) -> Project:
     # The two defaults are checked together: a heuristic needing several passes with a one-pass default.
     current = {"default_heuristic": project.default_heuristic, "default_mc_iterations": project.default_mc_iterations}
     validate_project_defaults(**(current | changes))
+    relink = any(getattr(project, f) != changes[f] for f in LS_CONNECTION_FIELDS if f in changes)
     for name, value in changes.items():
         setattr(project, name, value)
-    _clean_and_save(project, update_fields=[*changes, "updated_at"])
+    if relink:  # another LS server, key or project: checked again (config, webhook) before the next sync or pull
+        project.ls_linked = False
+    _clean_and_save(project, update_fields=[*changes, *(["ls_linked"] if relink else []), "updated_at"])
     return project
 
 

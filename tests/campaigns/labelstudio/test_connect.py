@@ -12,8 +12,10 @@ from campaigns.labelstudio import connect
 from campaigns.labelstudio.client import LabelStudio
 from campaigns.labelstudio.connect import labelstudio_connect_project
 from campaigns.labelstudio.label_config import TASK_TYPES, build_label_config, info_for, validate_label_config
-from campaigns.models import Project
-from tests.campaigns.labelstudio.builders import LABELS, make_project
+from campaigns.labelstudio.sync import cycle_sync_to_labelstudio
+from campaigns.models import Cycle, Project
+from campaigns.services.projects import project_update
+from tests.campaigns.labelstudio.builders import LABELS, cold_cycle, make_project
 
 pytestmark = [pytest.mark.django_db, pytest.mark.integration]
 
@@ -70,6 +72,31 @@ def test_a_lost_save_is_found_past_the_first_page_of_same_titled_projects(
     Project.objects.filter(pk=project.pk).update(ls_project_id=None)
     again = labelstudio_connect_project(project=Project.objects.get(pk=project.pk))
     assert again.ls_project_id == first.ls_project_id
+
+
+def test_a_project_id_typed_in_is_checked_before_the_first_sync(ls_settings: Any, ls_pat_client: LabelStudio) -> None:
+    """An LS project id set through a settings change (API, dashboard, admin) is not trusted: the next sync checks
+    its labeling config first, and refuses one that does not fit, with the reason on the cycle's error."""
+    wrong = lsc.create_project(
+        ls_pat_client, title="someone else's", label_config=build_label_config("text_classification", ["x", "y"])
+    )
+    project = project_update(project=make_project(n=6), ls_project_id=wrong.id)
+    assert not project.ls_linked
+    with pytest.raises(ValidationError) as exc:
+        cycle_sync_to_labelstudio(cycle=cold_cycle(project, budget=3))
+    assert "ls_project_id" in exc.value.message_dict
+    assert lsc.project_counts(ls_pat_client, wrong.id)[0] == 0  # nothing was sent there
+
+    fits = lsc.create_project(
+        ls_pat_client, title="prepared by hand", label_config=build_label_config("text_classification", LABELS)
+    )
+    project = project_update(project=Project.objects.get(pk=project.pk), ls_project_id=fits.id)
+    cycle_sync_to_labelstudio(cycle=Cycle.objects.get(project=project))
+    project.refresh_from_db()
+    assert project.ls_linked and project.ls_project_id == fits.id
+    assert lsc.project_counts(ls_pat_client, fits.id)[0] == 3
+    hooks = lsc._request(ls_pat_client, "GET", "api/webhooks/", params={"project": fits.id})
+    assert len(hooks) == 1  # and alweb's webhook is there
 
 
 def test_link_existing_project_checks_its_config(ls_settings: Any, ls_pat_client: LabelStudio) -> None:
