@@ -145,7 +145,9 @@ class ItemFilterSerializer(serializers.Serializer):
 
 
 class ItemImportSerializer(serializers.Serializer):
-    file = serializers.FileField(help_text="CSV, JSONL, COCO JSON, or a zip of images.")
+    file = serializers.FileField(
+        help_text="CSV, JSONL, or a zip of images (for detection: with YOLO labels, or a COCO JSON and its images)."
+    )
     format = serializers.ChoiceField(choices=FORMATS, required=False, help_text="Default: from the file name.")
     labels_from_folders = serializers.BooleanField(default=False, help_text="Label = first folder of each image.")
     as_ground_truth = serializers.BooleanField(default=False, help_text="Store labels as hidden ground truth.")

@@ -1,14 +1,18 @@
-"""COCO detection JSON: images resolved next to the file (or in its `images/` folder), boxes per image."""
+"""COCO detection JSON: images resolved next to the file (or in its `images/` folder), boxes per image.
+
+An upload is one file, so a COCO dataset arrives as a zip of the JSON and its images: `read_coco_zip` unpacks the
+(already checked) zip into a temporary folder and reads it like a local COCO file."""
 
 from __future__ import annotations
 
 import json
+import tempfile
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .images import read_local_image
+from .images import ImageEntry, archive_errors, list_images, read_local_image, safe_join
 from .rows import ItemImportError, ItemRow, LabelSpec
 
 
@@ -76,3 +80,47 @@ def read_coco(path: Path, *, spec: LabelSpec, max_pixels: int, labels_as: str) -
         row = ItemRow(key=name, file=file, line=where, media=media)
         setattr(row, labels_as, spec.validate(value, file=file, line=where, field="bbox"))
         yield row
+
+
+def coco_json_in_zip(path: Path, side: dict[str, bytes]) -> str | None:
+    """The zip's COCO file (the one .json holding an "images" list), or None for a plain zip of images."""
+    found = []
+    for name, data in side.items():
+        if not name.lower().endswith(".json"):
+            continue
+        try:
+            doc = json.loads(data.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            continue
+        if isinstance(doc, dict) and isinstance(doc.get("images"), list):
+            found.append(name)
+    if len(found) > 1:
+        raise ItemImportError(path.name, None, f"more than one COCO file in the zip: {', '.join(sorted(found))}")
+    return found[0] if found else None
+
+
+def read_coco_zip(
+    path: Path, *, spec: LabelSpec, max_pixels: int, max_zip_bytes: int, labels_as: str
+) -> Iterator[ItemRow] | None:
+    """Rows of a zip holding a COCO file and its images, or None when the zip holds no COCO file."""
+    entries, side = list_images(path, max_zip_bytes=max_zip_bytes)
+    name = coco_json_in_zip(path, side)
+    if name is None:
+        return None
+    return _unpacked(path, entries, name, side[name], spec=spec, max_pixels=max_pixels, labels_as=labels_as)
+
+
+def _unpacked(
+    path: Path, entries: list[ImageEntry], name: str, doc: bytes, *, spec: LabelSpec, max_pixels: int, labels_as: str
+) -> Iterator[ItemRow]:
+    with tempfile.TemporaryDirectory(prefix="alweb-coco-") as tmp:
+        root = Path(tmp).resolve()
+        for entry in entries:  # member names were checked for traversal when the zip was listed
+            target = safe_join(root, entry.name, file=path.name, line=entry.name)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with archive_errors(path.name, entry.name):
+                target.write_bytes(entry.read())
+        json_path = safe_join(root, name, file=path.name, line=name)
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_bytes(doc)
+        yield from read_coco(json_path, spec=spec, max_pixels=max_pixels, labels_as=labels_as)

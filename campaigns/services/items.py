@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import tempfile
+import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import islice
@@ -14,7 +15,7 @@ from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 
-from campaigns.ingest.coco import read_coco
+from campaigns.ingest.coco import read_coco, read_coco_zip
 from campaigns.ingest.images import read_image_collection
 from campaigns.ingest.rows import ItemImportError, ItemRow, LabelSpec, check_row
 from campaigns.ingest.tabular import RowBuilder, read_csv, read_jsonl
@@ -70,6 +71,11 @@ def _rows(project: Project, path: Path, fmt: str, *, label_from_dir: bool, label
         raise ItemImportError(path.name, None, f"a text project cannot import {fmt}: use csv or jsonl")
     if fmt == "coco":
         return read_coco(path, spec=spec, max_pixels=max_pixels, labels_as=labels_as)
+    if spec.is_detection and zipfile.is_zipfile(path):
+        max_zip_bytes = settings.ALWEB_IMPORT_MAX_ZIP_BYTES
+        coco = read_coco_zip(path, spec=spec, max_pixels=max_pixels, max_zip_bytes=max_zip_bytes, labels_as=labels_as)
+        if coco is not None:
+            return coco
     return read_image_collection(
         path,
         spec=spec,

@@ -143,7 +143,7 @@ class ProjectCreateForm(ServiceErrorsMixin, forms.Form):
 class ItemImportForm(forms.Form):
     file = forms.FileField(
         label="File",
-        help_text="CSV, JSON lines, a zip of images or a COCO JSON file.",
+        help_text="CSV, JSON lines, or a zip of images (with YOLO labels or a COCO JSON file for detection).",
     )
     fmt = forms.ChoiceField(
         required=False,

@@ -251,6 +251,29 @@ def test_coco_import_as_ground_truth(detection_project: Any, tmp_path: Path, med
         items_import(project=detection_project, path=path)
 
 
+def test_a_zip_of_a_coco_file_and_its_images_imports_like_the_local_coco_file(
+    detection_project: Any, tmp_path: Path, media_root: Path
+) -> None:
+    """An upload is one file: a COCO dataset comes as a zip of its JSON and images (here in images/)."""
+    coco = {
+        "images": [{"id": 1, "file_name": "1.png"}, {"id": 2, "file_name": "2.png"}],
+        "annotations": [{"image_id": 1, "category_id": 3, "bbox": [10, 5, 20, 10]}],
+        "categories": [{"id": 3, "name": "person"}],
+    }
+    members = {"images/1.png": png(size=(100, 50)), "images/2.png": png(size=(100, 50)), "ann.json": b""}
+    members["ann.json"] = json.dumps(coco).encode()
+    result = items_import(project=detection_project, path=make_zip(tmp_path / "coco.zip", members))
+    assert result.created == 2
+    labels = dict(Item.objects.values_list("key", "label"))
+    assert labels == {"1.png": [{"label": "person", "x": 0.1, "y": 0.1, "w": 0.2, "h": 0.2}], "2.png": []}
+
+    coco["images"].append({"id": 3, "file_name": "missing.png"})
+    members["ann.json"] = json.dumps(coco).encode()
+    with pytest.raises(ItemImportError, match=r"ann.json:images\[2\]: image: cannot read image 'missing.png'"):
+        items_import(project=detection_project, path=make_zip(tmp_path / "coco2.zip", members))
+    assert Item.objects.count() == 2
+
+
 def test_command_reports_success_and_errors(text_project: Any, tmp_path: Path) -> None:
     path = write_csv(tmp_path / "items.csv", "key,text\na,one\nb,two\n")
     out = io.StringIO()
