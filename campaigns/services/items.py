@@ -13,7 +13,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
-from django.db import transaction
+from django.db import connection, transaction
 
 from campaigns.ingest.coco import read_coco, read_coco_zip
 from campaigns.ingest.images import read_image_collection
@@ -86,6 +86,16 @@ def _rows(project: Project, path: Path, fmt: str, *, label_from_dir: bool, label
     )
 
 
+def _locked_for_import(project: Project) -> Project:
+    """The project as it is now, share-locked until the import commits: a settings change (labels, split ratios,
+    task type) waits for the import and then sees its items, instead of changing what the rows are being checked
+    against halfway. Imports do not block each other. SQLite (make run) serialises writers anyway."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT 1 FROM {Project._meta.db_table} WHERE id = %s FOR SHARE", [project.pk])
+    return Project.objects.get(pk=project.pk)
+
+
 def items_import(
     *,
     project: Project,
@@ -109,15 +119,16 @@ def items_import(
     if not path.exists():
         raise ItemImportError(path.name, None, "no such file or folder")
     labels_as = "ground_truth" if labels_as_ground_truth else "label"
-    rows = _rows(project, path, fmt, label_from_dir=label_from_dir, labels_as=labels_as)
-    if tile is not None:
-        rows = tile_rows(rows, *tile)
-    rows = map(check_row, rows)
-    writer = ItemWriter(project_id=project.pk, split_ratios=project.split_ratios)
     size = batch_size or settings.ALWEB_IMPORT_BATCH_SIZE
     total = labeled = 0
-    try:
-        with transaction.atomic():
+    with transaction.atomic():
+        project = _locked_for_import(project)
+        writer = ItemWriter(project_id=project.pk, split_ratios=project.split_ratios)
+        try:
+            rows = _rows(project, path, fmt, label_from_dir=label_from_dir, labels_as=labels_as)
+            if tile is not None:
+                rows = tile_rows(rows, *tile)
+            rows = map(check_row, rows)
             while batch := list(islice(rows, size)):
                 writer.write(batch)
                 total += len(batch)
@@ -126,9 +137,9 @@ def items_import(
                     progress(total)
             if total == 0:
                 raise ItemImportError(path.name, None, "no rows to import")
-    except BaseException:
-        writer.discard_files()
-        raise
+        except BaseException:
+            writer.discard_files()
+            raise
     return ImportResult(
         rows=total,
         created=writer.created,
