@@ -25,6 +25,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from models_registry.policies import CHAMPION_POLICIES
+
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 import mlflow
@@ -243,7 +245,7 @@ class ModelRegistry:
         the alias doesn't flap between equal models). With no champion yet the new version wins (a project must be
         able to score); a champion without that metric loses; a new version without a finite value never wins.
         """
-        if policy not in ("always", "if_better", "never"):
+        if policy not in CHAMPION_POLICIES:
             raise ValueError(f"unknown champion policy {policy!r}")
         try:
             current = self.client.get_model_version_by_alias(name, CHAMPION)

@@ -165,6 +165,7 @@ VALID = {"name": "p", "task_type": "text_classification", "labels": ["a", "b"]}
         ({"default_mc_iterations": None}, "default_mc_iterations"),
         ({"default_heuristic": "coinflip"}, "default_heuristic"),
         ({"model_config": [1, 2]}, "model_config"),
+        ({"model_config": {"champion_policy": "best"}}, "model_config"),
         ({"model_config": {"lr": float("nan")}}, "model_config"),
         ({"model_config": {"note": "a\x00b"}}, "model_config"),
         ({"ls_url": "not a url"}, "ls_url"),
