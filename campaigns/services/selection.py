@@ -128,7 +128,9 @@ def _cold_start(cycle: Cycle, *, budget: int, method: str, seed: int, notes: dic
             notes["cold_start_fallback"] = f"random sample: k-means needs every item's content ({exc})"
             log.warning("cycle %s: k-means cold start not possible, random sample instead: %s", cycle.pk, exc)
         else:
+            notes["cold_start"] = "kmeans"
             return [Pick(ids[int(p)], None, "", None) for p in strategies.kmeans_diverse(x, budget, seed=seed)]
+    notes["cold_start"] = "random"  # asked for, fallen back to, or a pool no larger than the budget (all of it)
     return [Pick(pool[p], None, "", None) for p in strategies.random_sample(len(pool), budget, seed=seed)]
 
 
@@ -242,7 +244,8 @@ def selection_make(
                     "threshold": threshold,
                     "seed": cycle.seed,
                     "heuristic": cycle.heuristic,
-                    **params,
+                    # The cold-start option is recorded only where a cold start happened (via notes, as done).
+                    **{k: v for k, v in params.items() if k != "cold_start"},
                     **notes,
                 },
                 size=len(picks),

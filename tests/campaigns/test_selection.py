@@ -51,6 +51,7 @@ def test_topk_respects_budget_and_threshold_and_stores_ranks(make_project: Any) 
     rows = list(SelectedItem.objects.filter(selection=selection).values_list("item__key", "rank", "uncertainty"))
     assert rows == [("k1", 0, 0.9), ("k3", 1, 0.7), ("k2", 2, 0.5)]
     assert selection.params["budget"] == 3 and selection.params["threshold"] == 0.4
+    assert "cold_start" not in selection.params  # a scored cycle ranked by its model: no cold start to record
     cycle.refresh_from_db()
     assert cycle.state == "selected"
     # Idempotent: a redelivered select returns the same selection, writes nothing more.
@@ -147,6 +148,7 @@ def test_kmeans_cold_start_of_remote_images_falls_back_to_random_and_says_so(mak
     picked = set(SelectedItem.objects.filter(selection=selection).values_list("item_id", flat=True))
     assert picked == {ids[p] for p in strategies.random_sample(10, 3, seed=4)}
     assert "k-means needs every item's content" in selection.params["cold_start_fallback"]
+    assert selection.params["cold_start"] == "random"  # what was done, not what was asked
     with pytest.raises(ValidationError, match="cold_start must be one of random, kmeans"):
         cycle_create(project=project, budget=3, strategy="diverse", strategy_params={"cold_start": "smart"})
 
