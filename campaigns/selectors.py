@@ -265,6 +265,12 @@ def cycles_for_project(*, project: Project) -> QuerySet[Cycle]:
     )
 
 
+def selected_items_of_cycle(*, cycle_id: int, item_ids: list[int] | None = None) -> QuerySet[SelectedItem]:
+    """A cycle's selected items: these items' rows, or all of them when `item_ids` is empty (the ops' convention)."""
+    rows = SelectedItem.objects.filter(selection__cycle_id=cycle_id)
+    return rows.filter(item_id__in=item_ids) if item_ids else rows
+
+
 def selected_items_for(*, selection: Selection) -> QuerySet[SelectedItem]:
     """A selection's items by rank, with the item's key, task id and label annotated rather than the whole item
     joined in (an item's text can be large): served by the (selection, rank) unique index."""

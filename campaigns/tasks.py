@@ -26,6 +26,11 @@ except ImportError:  # pragma: no cover - both ship with the app
     pass
 
 
+def task_arg(args: Any, kwargs: Any, name: str, position: int, default: Any = None) -> Any:
+    """An argument of the call on_failure reports, whether it was passed by name or by position."""
+    return kwargs.get(name, args[position] if len(args) > position else default)
+
+
 class RetryingTask(Task):
     """Network errors retry with exponential backoff and jitter; on_failure runs once the task gives up."""
 
@@ -40,7 +45,7 @@ class CycleTask(RetryingTask):
     """Marks the cycle failed, with the reason, once retries are exhausted or the error is not retryable."""
 
     def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
-        cycle_id = kwargs.get("cycle_id", args[0] if args else None)
+        cycle_id = task_arg(args, kwargs, "cycle_id", 0)
         if cycle_id is not None:
             cycle_fail(cycle_id=cycle_id, reason=f"{type(exc).__name__}: {exc}")
         log.error("task %s for cycle %s failed: %s", self.name, cycle_id, exc)
@@ -71,8 +76,8 @@ class ResyncTask(RetryingTask):
     Label Studio are still being labeled), and the next resync repairs the rows."""
 
     def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
-        cycle_id = kwargs.get("cycle_id", args[0] if args else None)
-        item_ids = kwargs.get("item_ids", args[1] if len(args) > 1 else [])
+        cycle_id = task_arg(args, kwargs, "cycle_id", 0)
+        item_ids = task_arg(args, kwargs, "item_ids", 1, [])
         if cycle_id is not None:
             ops.cycle_resync_failed(cycle_id=cycle_id, item_ids=item_ids, reason=f"{type(exc).__name__}: {exc}")
         log.error("resync of cycle %s failed: %s", cycle_id, exc)

@@ -13,6 +13,8 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from campaigns.ingest.rows import has_nul
+
 
 class StrictCharField(serializers.CharField):
     default_error_messages = {"invalid": "Must be a string."}
@@ -78,19 +80,8 @@ class JSONObjectField(serializers.JSONField):
             dumped = json.dumps(value, allow_nan=False)
         except ValueError:
             self.fail("not_finite")
-        if _has_nul(value):
+        if has_nul(value):  # Postgres text and jsonb cannot hold U+0000: refused here, not in the database
             self.fail("nul")
         if len(dumped) > self.max_bytes:
             self.fail("too_large", max_bytes=self.max_bytes)
         return value
-
-
-def _has_nul(value: Any) -> bool:
-    """Postgres text and jsonb cannot hold U+0000: refuse it here rather than fail in the database."""
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False

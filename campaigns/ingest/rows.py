@@ -70,18 +70,19 @@ def check_row(row: ItemRow) -> ItemRow:
     if "\x00" in key or "\x00" in row.text or "\x00" in url or "\x00" in source:
         name = next(n for n in ("key", "text", "url", "source") if "\x00" in getattr(row, n))
         raise ItemImportError(row.file, row.line, "contains a NUL character", name)
-    if row.metadata and _has_nul(row.metadata):
+    if row.metadata and has_nul(row.metadata):
         raise ItemImportError(row.file, row.line, "contains a NUL character", "metadata")
     return row
 
 
-def _has_nul(value: Any) -> bool:
+def has_nul(value: Any) -> bool:
+    """Whether a JSON-like value holds U+0000 anywhere: Postgres text and jsonb cannot store it."""
     if isinstance(value, str):
         return "\x00" in value
     if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+        return any(has_nul(k) or has_nul(v) for k, v in value.items())
     if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
+        return any(has_nul(v) for v in value)
     return False
 
 

@@ -41,6 +41,7 @@ from campaigns.labelstudio.label_config import parse_label_config
 from campaigns.labelstudio.reconcile import reconcile, recover
 from campaigns.labelstudio.sync_rows import SyncContext, SyncResult, ls_model_version
 from campaigns.models import Cycle, Project, SelectedItem, Selection, SyncState
+from campaigns.selectors import selected_items_of_cycle
 from campaigns.services.cycles import cycle_progress
 
 __all__ = ["SyncIncomplete", "SyncResult", "cycle_sync_to_labelstudio", "ls_model_version"]
@@ -101,9 +102,8 @@ def cycle_sync_to_labelstudio(*, cycle: Cycle, verify: list[int] | None = None) 
 
 def _verify(ctx: SyncContext, item_ids: list[int]) -> int:
     """Reconcile the chosen rows with LS in bounded batches; returns how many rows were checked."""
-    qs = SelectedItem.objects.filter(selection=ctx.selection).select_related("item").order_by("rank")
-    if item_ids:
-        qs = qs.filter(item_id__in=item_ids)
+    qs = selected_items_of_cycle(cycle_id=ctx.selection.cycle_id, item_ids=item_ids)
+    qs = qs.select_related("item").order_by("rank")
     checked = 0
     size = _batch_size()
     while batch := list(qs[checked : checked + size]):

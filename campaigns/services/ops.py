@@ -15,6 +15,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from campaigns.models import Cycle, CycleState, Item, SelectedItem, SyncState
+from campaigns.selectors import selected_items_of_cycle
 from campaigns.services.cycles import InvalidTransition
 from campaigns.services.dashboard import RESUME_TASKS, cycle_retry_and_resume
 from campaigns.services.pipeline import enqueue_on_commit
@@ -68,10 +69,7 @@ def items_resync(*, cycle: Cycle, item_ids: list[int] | None = None) -> int:
             f"cycle {cycle.number} is {cycle.state}: only a cycle out for labeling can be resynced"
             + (" (send it to Label Studio first)" if cycle.state == S.SELECTED else "")
         )
-    rows = SelectedItem.objects.filter(selection__cycle=cycle)
-    if item_ids:
-        rows = rows.filter(item_id__in=item_ids)
-    count = rows.count()
+    count = selected_items_of_cycle(cycle_id=cycle.pk, item_ids=item_ids).count()
     if count:
         with transaction.atomic():
             enqueue_on_commit("cycle_resync", cycle_id=cycle.pk, item_ids=sorted(item_ids or []))
@@ -102,7 +100,5 @@ def cycle_resync_failed(*, cycle_id: int, item_ids: list[int], reason: str) -> i
     """A resync gave up (Label Studio unreachable past the retries, or an error no retry fixes): its rows are marked
     failed with the reason, so the admin's sync-state filter finds them; the next resync or sync of the cycle checks
     them against LS first and repairs them. Returns how many rows were marked."""
-    rows = SelectedItem.objects.filter(selection__cycle_id=cycle_id)
-    if item_ids:
-        rows = rows.filter(item_id__in=item_ids)
+    rows = selected_items_of_cycle(cycle_id=cycle_id, item_ids=item_ids)
     return rows.update(sync_state=SyncState.FAILED, sync_error=f"resync failed: {reason}"[:2000])
