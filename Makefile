@@ -23,7 +23,7 @@ $(STAMP): requirements.txt requirements-dev.txt constraints.txt
 
 # Label Studio pins its own Django: it gets a virtualenv of its own, never the app's.
 ls-venv: $(STAMP)
-	$(PY) -m campaigns.labelstudio.server install
+	$(PY) -m devtools.labelstudio.server install
 
 services:
 	./scripts/ensure_services.sh
@@ -51,7 +51,8 @@ test: $(STAMP) ls-venv services browser-deps
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy alweb campaigns models_registry
+	$(VENV)/bin/mypy alweb campaigns integrations models_registry engine devtools
+	$(VENV)/bin/lint-imports
 
 fmt: $(STAMP)
 	$(VENV)/bin/ruff check --fix .

@@ -101,7 +101,7 @@ def start_label_studio() -> Any:
     """Label Studio from its own venv on loopback, unless the environment names another server."""
     from django.conf import settings
 
-    from campaigns.labelstudio import server
+    from devtools.labelstudio import server
 
     if os.environ.get("LABEL_STUDIO_API_KEY"):
         return None

@@ -9,7 +9,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include("campaigns.api.urls")),
     path("m/<str:token>/", media_signed, name="media-signed"),
-    path("labelstudio/", include("campaigns.labelstudio.urls")),
+    path("labelstudio/", include("integrations.labelstudio.urls")),
     path("accounts/", include("django.contrib.auth.urls")),
     path("", include("campaigns.web.urls")),
 ]

@@ -36,10 +36,11 @@ LABELS = ["positive", "negative", "neutral"]
 
 def make_cycle(owner: Any, n: int, tag: str) -> Any:
     """A project with n items, a model version and a cycle whose selection holds all n, scored and ranked."""
-    from campaigns.models import Cycle, CycleState, Item, Score
+    from campaigns.models import Cycle, Item, Score
     from campaigns.services.cycles import cycle_create, cycle_transition
     from campaigns.services.projects import project_create
     from campaigns.services.selection import selection_make
+    from campaigns.states import CycleState
     from models_registry.models import ModelVersion
 
     rng = random.Random(0)
@@ -77,8 +78,8 @@ def make_cycle(owner: Any, n: int, tag: str) -> Any:
 
 def raw_payloads(cycle: Any) -> list[Any]:
     """What a hand-written script would send: the same data and predictions as alweb's, in one list."""
-    from campaigns.labelstudio import convert
     from campaigns.models import SelectedItem
+    from integrations.labelstudio import convert
 
     rows = SelectedItem.objects.filter(selection__cycle=cycle).select_related("item").order_by("rank")
     return [
@@ -101,8 +102,8 @@ def lose_saved_ids(cycle: Any, client: Any, ls_project_id: int) -> None:
     no task ids, each row still holding the batch token its task carries in LS."""
     from django.db import connection
 
-    from campaigns.labelstudio import client as lsc
     from campaigns.models import Item, SelectedItem
+    from integrations.labelstudio import client as lsc
 
     token_of = {
         int(t["data"]["alweb_item"]): str(t["data"]["alweb_batch"])
@@ -119,7 +120,7 @@ def lose_saved_ids(cycle: Any, client: Any, ls_project_id: int) -> None:
 
 
 def count_duplicates(client: Any, ls_project_id: int, n: int) -> dict[str, int]:
-    from campaigns.labelstudio import client as lsc
+    from integrations.labelstudio import client as lsc
 
     tasks = list(lsc.iter_tasks(client, project_id=ls_project_id, fields="all", page_size=500))
     per_item = Counter(t["data"].get("alweb_item") for t in tasks)
@@ -147,14 +148,14 @@ def main() -> None:
     from django.conf import settings
     from django.contrib.auth import get_user_model
 
-    from campaigns.labelstudio import client as lsc
-    from campaigns.labelstudio import convert
-    from campaigns.labelstudio import server as lss
-    from campaigns.labelstudio.connect import labelstudio_connect_project
-    from campaigns.labelstudio.label_config import build_label_config
-    from campaigns.labelstudio.sync import _batch_size as ls_sync_batch
-    from campaigns.labelstudio.sync import cycle_sync_to_labelstudio
     from campaigns.models import Project
+    from devtools.labelstudio import server as lss
+    from integrations.labelstudio import client as lsc
+    from integrations.labelstudio import convert
+    from integrations.labelstudio.connect import labelstudio_connect_project
+    from integrations.labelstudio.label_config import build_label_config
+    from integrations.labelstudio.sync import _batch_size as ls_sync_batch
+    from integrations.labelstudio.sync import cycle_sync_to_labelstudio
 
     lss.ensure_venv()
     t0 = time.monotonic()

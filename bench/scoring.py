@@ -41,8 +41,8 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from models_registry.ml.architectures import ReferenceCNN, TextHead  # noqa: E402
-from models_registry.ml.engine import Batch, MCDropout, score_chunks  # noqa: E402
+from engine.architectures import ReferenceCNN, TextHead  # noqa: E402
+from engine.scoring import Batch, MCDropout, score_chunks  # noqa: E402
 
 THREADS = 2
 T = 20

@@ -37,11 +37,12 @@ def main() -> None:
     from django.contrib.auth import get_user_model
     from django.db import connection
 
-    from campaigns.models import Cycle, CycleState, Project, Score
-    from campaigns.selectors import candidates, score_histogram, threshold_count
+    from campaigns.models import Cycle, Project, Score
+    from campaigns.selectors import scores_candidates, scores_count_at_least, scores_histogram
     from campaigns.services.cycles import cycle_create
     from campaigns.services.projects import project_create
     from campaigns.services.score_stats import score_stats_freeze
+    from campaigns.states import CycleState
 
     owner, _ = get_user_model().objects.get_or_create(username="bench")
     with connection.cursor() as cur:
@@ -81,18 +82,20 @@ def main() -> None:
 
     def select() -> None:
         rows = list(
-            candidates(cycle=cycle, threshold=args.threshold).values_list("item_id", "uncertainty")[: args.budget]
+            scores_candidates(cycle=cycle, threshold=args.threshold).values_list("item_id", "uncertainty")[
+                : args.budget
+            ]
         )
         assert len(rows) == args.budget
 
     def preview_count_and_histogram() -> None:
         for t in (0.01, args.threshold, 0.9):  # the slider anywhere: low thresholds count most rows
-            threshold_count(cycle=cycle, threshold=t)
-        score_histogram(cycle=Cycle.objects.get(pk=cycle.pk))
+            scores_count_at_least(cycle=cycle, threshold=t)
+        scores_histogram(cycle=Cycle.objects.get(pk=cycle.pk))
 
     select_s = timed(select)
     histogram_s = timed(preview_count_and_histogram)
-    qualifying = threshold_count(cycle=cycle, threshold=args.threshold)
+    qualifying = scores_count_at_least(cycle=cycle, threshold=args.threshold)
     print(f"loaded {args.pool} items + scores in {load_s:.1f} s; {qualifying} pass threshold {args.threshold}")
     result = {
         "pool_size": args.pool,

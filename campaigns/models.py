@@ -10,6 +10,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from campaigns.states import OPEN_CYCLE_STATES, CycleState
+
 
 class TaskType(models.TextChoices):
     IMAGE_CLASSIFICATION = "image_classification", "Image classification"
@@ -32,6 +34,23 @@ class Heuristic(models.TextChoices):
     VARIATION_RATIO = "variation_ratio", "Variation ratio"
     POWER_BALD = "power_bald", "PowerBALD"
     RANDOM = "random", "Random"
+
+
+class Strategy(models.TextChoices):
+    """How a cycle turns its scores into a selection (`engine.selection` holds the math of each)."""
+
+    TOPK = "topk", "Most uncertain first (top-k)"
+    POWER = "power", "Sampled in proportion to uncertainty (power)"
+    DIVERSE = "diverse", "Uncertain and diverse (core-set)"
+    QUOTA = "quota", "Per predicted class quotas"
+    RANDOM = "random", "Random (baseline)"
+
+
+class ColdStart(models.TextChoices):
+    """How a cycle without a model picks: a seeded random sample, or one item per k-means cluster of the pool."""
+
+    RANDOM = "random", "Seeded random sample"
+    KMEANS = "kmeans", "One item per k-means cluster"
 
 
 def _default_split_ratios() -> dict[str, float]:
@@ -211,25 +230,6 @@ class Annotation(models.Model):
         return f"annotation {self.ls_annotation_id} on {self.item_id}"
 
 
-class CycleState(models.TextChoices):
-    CREATED = "created", "Created"
-    TRAINING = "training", "Training"
-    SCORING = "scoring", "Scoring"
-    SCORED = "scored", "Scored"
-    SELECTED = "selected", "Selected"
-    SYNCING = "syncing", "Syncing"
-    LABELING = "labeling", "Labeling"
-    COLLECTING = "collecting", "Collecting"
-    CLOSED = "closed", "Closed"
-    FAILED = "failed", "Failed"
-    CANCELLED = "cancelled", "Cancelled"
-
-
-OPEN_CYCLE_STATES = [
-    s for s in CycleState.values if s not in (CycleState.CLOSED, CycleState.FAILED, CycleState.CANCELLED)
-]
-
-
 class Cycle(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="cycles")
     number = models.PositiveIntegerField()
@@ -239,7 +239,7 @@ class Cycle(models.Model):
     )
     heuristic = models.CharField(max_length=32, choices=Heuristic.choices, default=Heuristic.BALD)
     heuristic_params = models.JSONField(default=dict, blank=True)
-    strategy = models.CharField(max_length=32, default="topk")
+    strategy = models.CharField(max_length=32, choices=Strategy.choices, default=Strategy.TOPK)
     strategy_params = models.JSONField(default=dict, blank=True)
     mc_iterations = models.PositiveSmallIntegerField(default=20)
     budget = models.PositiveIntegerField(default=100)
@@ -272,6 +272,9 @@ class Cycle(models.Model):
             ),
             models.CheckConstraint(
                 condition=Q(state__in=CycleState.values), name="%(app_label)s_%(class)s_state_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(strategy__in=Strategy.values), name="%(app_label)s_%(class)s_strategy_valid"
             ),
             models.CheckConstraint(condition=Q(budget__gte=1), name="%(app_label)s_%(class)s_budget_positive"),
             models.CheckConstraint(

@@ -7,23 +7,30 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import httpx
+import requests
 from celery import Task, shared_task
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 
-from campaigns.services import ops, pipeline
+from campaigns.services import pipeline
 from campaigns.services.cycles import cycle_fail
 
 log = logging.getLogger(__name__)
 
 # Errors worth retrying: the other side may come back (a restarted Label Studio, MLflow, a dropped DB connection).
-RETRYABLE: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError, OSError)
-try:
-    import requests
-    from django.db import InterfaceError, OperationalError
-
-    RETRYABLE = (*RETRYABLE, requests.ConnectionError, requests.Timeout, OperationalError, InterfaceError)
-except ImportError:  # pragma: no cover - both ship with the app
-    pass
+# Not bare OSError: a missing file (FileNotFoundError, PermissionError) would fail the same way six times in a row;
+# ConnectionError and TimeoutError are the OSErrors that another try can cure. httpx (the Label Studio SDK's
+# transport) raises its own TransportError, which is not an OSError.
+RETRYABLE: tuple[type[BaseException], ...] = (
+    ConnectionError,
+    TimeoutError,
+    requests.ConnectionError,
+    requests.Timeout,
+    httpx.TransportError,
+    OperationalError,
+    InterfaceError,
+)
 
 
 def task_arg(args: Any, kwargs: Any, name: str, position: int, default: Any = None) -> Any:
@@ -79,13 +86,13 @@ class ResyncTask(RetryingTask):
         cycle_id = task_arg(args, kwargs, "cycle_id", 0)
         item_ids = task_arg(args, kwargs, "item_ids", 1, [])
         if cycle_id is not None:
-            ops.cycle_resync_failed(cycle_id=cycle_id, item_ids=item_ids, reason=f"{type(exc).__name__}: {exc}")
+            pipeline.cycle_resync_failed(cycle_id=cycle_id, item_ids=item_ids, reason=f"{type(exc).__name__}: {exc}")
         log.error("resync of cycle %s failed: %s", cycle_id, exc)
 
 
 @shared_task(base=ResyncTask, bind=True, name="campaigns.tasks.cycle_resync")
 def cycle_resync(self: Task, cycle_id: int, item_ids: list[int]) -> None:
-    ops.cycle_run_resync(cycle_id=cycle_id, item_ids=item_ids)
+    pipeline.cycle_run_resync(cycle_id=cycle_id, item_ids=item_ids)
 
 
 @shared_task(base=RetryingTask, bind=True, name="campaigns.tasks.project_pull")

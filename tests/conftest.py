@@ -43,7 +43,7 @@ def media_root(tmp_path: Path) -> Any:
 @pytest.fixture
 def mlflow_store(tmp_path: Path) -> Any:
     """A real MLflow store (sqlite + local artifacts) per test."""
-    from models_registry.services import registry
+    from campaigns.services.training import registry
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     with override_settings(MLFLOW_TRACKING_URI=uri, MLFLOW_ARTIFACT_ROOT=str(tmp_path / "mlartifacts")):
@@ -61,7 +61,7 @@ def celery_worker(tmp_path: Path, settings: Any, django_db_blocker: Any) -> Any:
     from django.db import connection
 
     from alweb.celery import app
-    from models_registry.services import registry
+    from campaigns.services.training import registry
     from tests.worker import make_worker
 
     worker = make_worker(tmp_path, connection.settings_dict["NAME"])

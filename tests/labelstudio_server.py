@@ -18,9 +18,9 @@ from typing import IO, Any
 
 import pytest
 
-from campaigns.labelstudio import client as ls_client
-from campaigns.labelstudio import server as lss
-from campaigns.labelstudio.client import LabelStudio
+from devtools.labelstudio import server as lss
+from integrations.labelstudio import client as ls_client
+from integrations.labelstudio.client import LabelStudio
 
 DATA_DIR = Path(os.environ.get("ALWEB_TEST_LS_DATA_DIR", lss.REPO_ROOT / "var" / "test-labelstudio"))
 

@@ -112,6 +112,9 @@ STORAGES = {
 }
 # Signed media URLs served by alweb to Label Studio expire after this many seconds.
 ALWEB_MEDIA_URL_TTL = env.int("ALWEB_MEDIA_URL_TTL", default=3600)
+# Tasks per Label Studio import request (a 1000-task import with predictions is ~1.3 s and ~1 MB; fewer, larger
+# requests cost Label Studio less).
+ALWEB_LS_SYNC_BATCH = env.int("ALWEB_LS_SYNC_BATCH", default=1000)
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"

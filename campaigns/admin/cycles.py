@@ -12,8 +12,8 @@ from django.utils.html import format_html
 
 from campaigns.admin.common import CappedCountPaginator, ViewOnlyAdmin
 from campaigns.models import Cycle, Score, SelectedItem, Selection
+from campaigns.services.actions import cycle_requeue, items_resync
 from campaigns.services.cycles import CycleConflict, InvalidTransition
-from campaigns.services.ops import cycle_requeue, items_resync
 
 
 @admin.register(Cycle)

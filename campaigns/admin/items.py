@@ -10,8 +10,8 @@ from django.http import HttpRequest
 
 from campaigns.admin.common import ViewOnlyAdmin
 from campaigns.models import Annotation, Item, ItemState
+from campaigns.services.actions import items_resync_where_labeling
 from campaigns.services.item_state import items_set_state
-from campaigns.services.ops import items_resync_where_labeling
 
 
 class LabelSourceFilter(admin.SimpleListFilter):

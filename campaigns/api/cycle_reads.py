@@ -79,7 +79,7 @@ class CycleReadsMixin(_Base):
         query = HistogramQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         return Response(
-            HistogramSerializer(selectors.score_histogram(cycle=cycle, bins=query.validated_data["bins"])).data
+            HistogramSerializer(selectors.scores_histogram(cycle=cycle, bins=query.validated_data["bins"])).data
         )
 
     @extend_schema(

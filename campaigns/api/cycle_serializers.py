@@ -18,12 +18,10 @@ from campaigns.api.fields import (
     StrictFloatField,
     StrictIntegerField,
 )
-from campaigns.models import Cycle, Heuristic, SelectedItem, Selection
-from campaigns.services.cycles import MAX_BUDGET, MAX_MC_ITERATIONS
-from campaigns.services.selection import STRATEGIES
+from campaigns.models import Cycle, Heuristic, SelectedItem, Selection, Strategy
+from campaigns.services.params import MAX_BUDGET, MAX_MC_ITERATIONS, MAX_SEED
 from models_registry.models import ModelVersion
 
-MAX_SEED = 2**63 - 1  # Cycle.seed is a bigint
 PREVIEW_MAX_SHOW = 100
 
 
@@ -33,14 +31,17 @@ def _budget(**kwargs: Any) -> StrictIntegerField:
     )
 
 
-def _threshold(**kwargs: Any) -> StrictFloatField:
+def _threshold(*, omitted: str, **kwargs: Any) -> StrictFloatField:
     return StrictFloatField(
-        min_value=0, allow_null=True, help_text="Minimum uncertainty of a selected item; null for none.", **kwargs
+        min_value=0,
+        allow_null=True,
+        help_text=f"Minimum uncertainty of a selected item; null for no threshold; left out: {omitted}.",
+        **kwargs,
     )
 
 
 def _strategy(**kwargs: Any) -> serializers.ChoiceField:
-    return serializers.ChoiceField(choices=STRATEGIES, **kwargs)
+    return serializers.ChoiceField(choices=Strategy.choices, **kwargs)
 
 
 def _strategy_params(**kwargs: Any) -> JSONObjectField:
@@ -131,7 +132,7 @@ class CycleStartSerializer(serializers.Serializer):
     """Every field is optional: budget, heuristic and mc_iterations default to the project's defaults."""
 
     budget = _budget(required=False)
-    threshold = _threshold(required=False)
+    threshold = _threshold(omitted="no threshold", required=False)
     heuristic = serializers.ChoiceField(choices=Heuristic.choices, required=False)
     mc_iterations = StrictIntegerField(min_value=1, max_value=MAX_MC_ITERATIONS, required=False)
     strategy = _strategy(required=False)
@@ -146,7 +147,7 @@ class SelectionRequestSerializer(serializers.Serializer):
     """Parameters of a selection; each left out takes the cycle's own value."""
 
     budget = _budget(required=False)
-    threshold = _threshold(required=False)
+    threshold = _threshold(omitted="the cycle's threshold", required=False)
     strategy = _strategy(required=False)
     strategy_params = _strategy_params(
         required=False,

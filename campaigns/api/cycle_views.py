@@ -35,11 +35,12 @@ from campaigns.api.cycle_serializers import (
 )
 from campaigns.api.parsers import LenientJSONParser
 from campaigns.api.permissions import ProjectMember
-from campaigns.models import Cycle, CycleState
+from campaigns.models import Cycle
+from campaigns.services.actions import cycle_retry_and_resume, cycle_start, cycle_sync_request, project_pull_request
 from campaigns.services.cycles import CycleConflict, InvalidTransition, cycle_cancel
-from campaigns.services.dashboard import cycle_retry_and_resume, cycle_sync_request, project_pull_request
-from campaigns.services.pipeline import cycle_start
+from campaigns.services.params import KEEP, SelectionParams
 from campaigns.services.selection import selection_make, selection_preview
+from campaigns.states import CycleState
 
 S = CycleState
 
@@ -48,27 +49,16 @@ class DetailSerializer(serializers.Serializer):
     detail = serializers.CharField()
 
 
-def _has_scores(cycle: Cycle) -> bool:
-    """Scoring finished and stored its statistics: what preview and select rank by."""
-    return bool((cycle.score_stats or {}).get("count"))
-
-
-def _selection_args(cycle: Cycle, data: dict[str, Any]) -> dict[str, Any]:
-    """Service arguments from a validated selection request: what is left out keeps the cycle's value.
-
-    The cycle's strategy options belong to its strategy: asking for another strategy without options starts from
-    that strategy's defaults rather than carrying, say, power's options into quota.
-    """
-    strategy = data.get("strategy", cycle.strategy)
-    params = data.get("strategy_params")
-    if params is None:
-        params = dict(cycle.strategy_params or {}) if strategy == cycle.strategy else {}
-    return {
-        "budget": data.get("budget", cycle.budget),
-        "threshold": data.get("threshold", cycle.threshold),
-        "strategy": strategy,
-        "params": params,
-    }
+def _selection_params(cycle: Cycle, data: dict[str, Any]) -> SelectionParams:
+    """A validated selection request as SelectionParams: what is left out keeps the cycle's value."""
+    return SelectionParams.for_cycle(
+        cycle,
+        budget=data.get("budget"),
+        threshold=data.get("threshold", KEEP),
+        strategy=data.get("strategy"),
+        options=data.get("strategy_params"),
+        seed=data.get("seed"),
+    )
 
 
 @extend_schema(parameters=[PROJECT_PK], tags=["cycles"])
@@ -134,12 +124,10 @@ class CycleViewSet(CycleReadsMixin, mixins.ListModelMixin, mixins.RetrieveModelM
         body = PreviewRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
-        if not _has_scores(cycle):
+        if not selectors.cycle_has_scores(cycle=cycle):
             raise Conflict(f"Cycle {cycle.number} has no scores yet ({cycle.state}): a preview needs a scored cycle.")
-        preview = selection_preview(
-            cycle=cycle, seed=data.get("seed"), show=data["show"], **_selection_args(cycle, data)
-        )
-        keys = selectors.item_keys(item_ids=[pick["item_id"] for pick in preview["items"]])
+        preview = selection_preview(cycle=cycle, params=_selection_params(cycle, data), show=data["show"])
+        keys = selectors.items_keys(item_ids=[pick["item_id"] for pick in preview["items"]])
         preview["items"] = [{**pick, "key": keys.get(pick["item_id"], "")} for pick in preview["items"]]
         return Response(PreviewSerializer(preview).data)
 
@@ -160,7 +148,7 @@ class CycleViewSet(CycleReadsMixin, mixins.ListModelMixin, mixins.RetrieveModelM
         if cycle.state != S.SCORED:
             raise Conflict(f"Only a scored cycle can be selected; cycle {cycle.number} is {cycle.state}.")
         try:
-            selection = selection_make(cycle=cycle, **_selection_args(cycle, body.validated_data))
+            selection = selection_make(cycle=cycle, params=_selection_params(cycle, body.validated_data))
         except InvalidTransition as exc:
             raise Conflict(f"Nothing was selected: {exc}.") from exc
         return Response(SelectionSerializer(selection).data)

@@ -15,8 +15,8 @@ from campaigns.api.fields import JSONObjectField, StrictCharField, StrictFloatFi
 from campaigns.ingest.rows import SPLITS
 from campaigns.ingest.tiling import parse_tile
 from campaigns.models import Annotation, Heuristic, Item, ItemState, Membership, Project, Split, TaskType
-from campaigns.services.cycles import MAX_BUDGET, MAX_MC_ITERATIONS
 from campaigns.services.items import FORMATS
+from campaigns.services.params import MAX_BUDGET, MAX_MC_ITERATIONS
 from models_registry.models import ModelVersion
 
 

@@ -31,7 +31,7 @@ class ProjectStatsView(_ProjectReadView):
     serializer_class = ProjectStatsSerializer
 
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        return Response(ProjectStatsSerializer(selectors.item_counts(project=self.project)).data)
+        return Response(ProjectStatsSerializer(selectors.items_count_by_split(project=self.project)).data)
 
 
 @extend_schema(
@@ -46,5 +46,5 @@ class LearningCurveView(_ProjectReadView):
     serializer_class = LearningCurvePointSerializer
 
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        points = selectors.learning_curve(project=self.project)
+        points = selectors.project_learning_curve(project=self.project)
         return Response(LearningCurvePointSerializer(points, many=True).data)

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from django.db.models import Q
 
-from campaigns.models import Cycle, CycleState, ItemState, Project, SelectedItem
+from campaigns.models import Cycle, ItemState, Project, SelectedItem
 from campaigns.services.cycles import InvalidTransition, cycle_progress, cycle_transition
+from campaigns.states import WAITING_FOR_LABELS, CycleState
 
 
 def cycles_close_if_labeled(*, project: Project) -> list[int]:
     """Close the project's labeling cycles with no selected item left unanswered; update their progress."""
     closed = []
-    for cycle in Cycle.objects.filter(project=project, state__in=[CycleState.LABELING, CycleState.COLLECTING]):
+    for cycle in Cycle.objects.filter(project=project, state__in=WAITING_FOR_LABELS):
         items = SelectedItem.objects.filter(selection__cycle=cycle)
         total = items.count()
         waiting = items.filter(Q(item__label__isnull=True) & Q(item__state=ItemState.ACTIVE)).count()

@@ -44,7 +44,7 @@ def image_array(item: Item, *, size: int, channels: int) -> NDArray[np.float32]:
 @lru_cache(maxsize=1)
 def text_encoder() -> Any:
     """The frozen sentence encoder, loaded once per process (it is ~90 MB)."""
-    from models_registry.ml.text import default_encoder
+    from engine.text import default_encoder
 
     return default_encoder()
 

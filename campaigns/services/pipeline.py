@@ -1,4 +1,6 @@
-"""One cycle's way through the loop, one idempotent step per Celery task.
+"""The automatic steps: one cycle's way through the loop, one idempotent step per Celery task, and the periodic
+pull. Steps a person triggers (start, send, retry, requeue, resync) live in `campaigns.services.actions`, which
+imports this module and is never imported by it.
 
 Each step claims its stage with a conditional UPDATE (or finds it already claimed by an earlier delivery of the
 same task and carries on), does its slow work outside any transaction, and enqueues the next step after commit.
@@ -8,27 +10,23 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
-from campaigns.models import OPEN_CYCLE_STATES, Cycle, CycleState, Project
-from campaigns.selectors import labeled_items
-from campaigns.services.cycles import InvalidTransition, cycle_create, cycle_progress, cycle_transition
+from campaigns.models import Cycle, Project, SyncState
+from campaigns.selectors import items_labeled, selected_items_of_cycle
+from campaigns.services import queue
+from campaigns.services.closing import cycles_close_if_labeled
+from campaigns.services.cycles import InvalidTransition, cycle_progress, cycle_transition
 from campaigns.services.scoring import cycle_score_pool
 from campaigns.services.selection import selection_make
+from campaigns.services.training import external_champion, model_train_for_cycle
+from campaigns.states import WAITING_FOR_LABELS, CycleState
+from integrations.labelstudio.pull import project_pull_annotations
+from integrations.labelstudio.sync import cycle_sync_to_labelstudio
 
 log = logging.getLogger(__name__)
 S = CycleState
-
-
-def enqueue_on_commit(task_name: str, **kwargs: Any) -> None:
-    """Send a task once the current transaction commits, so the worker sees what this one wrote."""
-    from campaigns import tasks
-
-    task = getattr(tasks, task_name)
-    transaction.on_commit(lambda: task.delay(**kwargs))
 
 
 def _claim(cycle_id: int, stage: str, from_states: list[str]) -> Cycle | None:
@@ -44,19 +42,9 @@ def _claim(cycle_id: int, stage: str, from_states: list[str]) -> Cycle | None:
     return Cycle.objects.select_related("project", "model_version").get(pk=cycle_id)
 
 
-def cycle_start(*, project: Project, user: AbstractBaseUser | None = None, **params: Any) -> Cycle:
-    """Create the next cycle and start it: training (or, without any label yet, a cold-start selection)."""
-    with transaction.atomic():
-        cycle = cycle_create(project=project, user=user, **params)
-        enqueue_on_commit("cycle_train", cycle_id=cycle.pk)
-    return cycle
-
-
 def cycle_run_training(*, cycle_id: int, chain: bool = True) -> None:
     """Train (or cold-start select); then enqueue scoring unless `chain` is false (a caller running the steps
     itself, like a simulation, must not also have a worker score the same cycle)."""
-    from models_registry.services import external_champion, model_train_for_cycle
-
     cycle = Cycle.objects.select_related("project").filter(pk=cycle_id).first()
     if cycle is None:
         log.info("cycle %s no longer exists: nothing to train", cycle_id)  # deleted with its project
@@ -67,9 +55,9 @@ def cycle_run_training(*, cycle_id: int, chain: bool = True) -> None:
         with transaction.atomic():
             cycle_transition(cycle_id=cycle_id, to=S.SCORING, from_states=[S.CREATED], model_version=external)
             if chain:
-                enqueue_on_commit("cycle_score", cycle_id=cycle_id)
+                queue.enqueue_on_commit(queue.CYCLE_SCORE, cycle_id=cycle_id)
         return
-    if cycle.state == S.CREATED and not labeled_items(project=cycle.project).exists():
+    if cycle.state == S.CREATED and not items_labeled(project=cycle.project).exists():
         # Cold start: no label to learn from, so no model; select straight from the pool.
         cycle_run_selection(cycle_id=cycle_id)
         return
@@ -82,7 +70,7 @@ def cycle_run_training(*, cycle_id: int, chain: bool = True) -> None:
     with transaction.atomic():
         cycle_transition(cycle_id=cycle_id, to=S.SCORING, from_states=[S.TRAINING])
         if chain:
-            enqueue_on_commit("cycle_score", cycle_id=cycle_id)
+            queue.enqueue_on_commit(queue.CYCLE_SCORE, cycle_id=cycle_id)
 
 
 def cycle_run_scoring(*, cycle_id: int) -> None:
@@ -99,7 +87,7 @@ def cycle_run_scoring(*, cycle_id: int) -> None:
     with transaction.atomic():
         cycle_transition(cycle_id=cycle_id, to=S.SCORED, from_states=[S.SCORING])
         if cycle.auto_advance:
-            enqueue_on_commit("cycle_select", cycle_id=cycle_id)
+            queue.enqueue_on_commit(queue.CYCLE_SELECT, cycle_id=cycle_id)
 
 
 def cycle_run_selection(*, cycle_id: int) -> None:
@@ -109,17 +97,10 @@ def cycle_run_selection(*, cycle_id: int) -> None:
     selection_make(cycle=cycle)
     cycle.refresh_from_db()
     if cycle.auto_advance and cycle.state == S.SELECTED:
-        cycle_request_sync(cycle=cycle)
-
-
-def cycle_request_sync(*, cycle: Cycle) -> None:
-    with transaction.atomic():
-        enqueue_on_commit("cycle_sync", cycle_id=cycle.pk)
+        queue.enqueue_on_commit(queue.CYCLE_SYNC, cycle_id=cycle.pk)
 
 
 def cycle_run_sync(*, cycle_id: int) -> None:
-    from campaigns.labelstudio.sync import cycle_sync_to_labelstudio
-
     cycle = _claim(cycle_id, S.SYNCING, [S.SELECTED])
     if cycle is None:
         return
@@ -130,16 +111,13 @@ def cycle_run_sync(*, cycle_id: int) -> None:
 def projects_to_pull() -> list[int]:
     """Projects with a Label Studio project and a cycle waiting for labels."""
     return list(
-        Project.objects.filter(ls_project_id__isnull=False, cycles__state__in=[S.LABELING, S.COLLECTING])
+        Project.objects.filter(ls_project_id__isnull=False, cycles__state__in=WAITING_FOR_LABELS)
         .values_list("pk", flat=True)
         .distinct()
     )
 
 
 def project_run_pull(*, project_id: int, task_ids: list[int] | None = None) -> None:
-    from campaigns.labelstudio.pull import project_pull_annotations
-    from campaigns.services.closing import cycles_close_if_labeled
-
     project = Project.objects.filter(pk=project_id).first()
     if project is None:
         return  # deleted since the pull was queued
@@ -147,4 +125,16 @@ def project_run_pull(*, project_id: int, task_ids: list[int] | None = None) -> N
     cycles_close_if_labeled(project=project)
 
 
-__all__ = ["OPEN_CYCLE_STATES", "cycle_start"]
+def cycle_run_resync(*, cycle_id: int, item_ids: list[int]) -> None:
+    """The resync task's work: nothing if the cycle has moved on (closed, cancelled) since it was queued."""
+    cycle = Cycle.objects.filter(pk=cycle_id, state__in=WAITING_FOR_LABELS).first()
+    if cycle is not None:
+        cycle_sync_to_labelstudio(cycle=cycle, verify=item_ids)
+
+
+def cycle_resync_failed(*, cycle_id: int, item_ids: list[int], reason: str) -> int:
+    """A resync gave up (Label Studio unreachable past the retries, or an error no retry fixes): its rows are marked
+    failed with the reason, so the admin's sync-state filter finds them; the next resync or sync of the cycle checks
+    them against LS first and repairs them. Returns how many rows were marked."""
+    rows = selected_items_of_cycle(cycle_id=cycle_id, item_ids=item_ids)
+    return rows.update(sync_state=SyncState.FAILED, sync_error=f"resync failed: {reason}"[:2000])

@@ -11,7 +11,7 @@ from django.db import IntegrityError, transaction
 
 from campaigns.ingest.rows import validate_split_ratios
 from campaigns.models import Cycle, Heuristic, Item, Membership, Project, TaskType
-from campaigns.services.cycles import MAX_BUDGET, MAX_MC_ITERATIONS, passes_problem
+from campaigns.services.params import MAX_BUDGET, MAX_MC_ITERATIONS, passes_problem
 from models_registry.policies import CHAMPION_POLICIES
 
 # The Label Studio connection: only project owners may change it (checked by the API and admin).

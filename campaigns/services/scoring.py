@@ -16,10 +16,11 @@ from django.db import transaction
 from django.db.models import F
 
 from campaigns.models import Cycle, Score
-from campaigns.selectors import pool_for_cycle
+from campaigns.selectors import items_pool
 from campaigns.services.embeddings import embeddings_save
 from campaigns.services.features import item_inputs
 from campaigns.services.score_stats import score_stats_freeze
+from campaigns.services.training import model_load, model_score
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +36,7 @@ def chunks_done(*, cycle: Cycle) -> set[int]:
 def pool_chunks(*, cycle: Cycle) -> dict[int, int]:
     """{chunk index: pool items in it} for the cycle's project."""
     rows = (
-        pool_for_cycle(project=cycle.project)
-        .annotate(chunk=F("pk") / chunk_ids())
-        .values_list("chunk")
-        .order_by("chunk")
+        items_pool(project=cycle.project).annotate(chunk=F("pk") / chunk_ids()).values_list("chunk").order_by("chunk")
     )
     counts: dict[int, int] = {}
     for (chunk,) in rows.iterator(chunk_size=50_000):
@@ -48,10 +46,9 @@ def pool_chunks(*, cycle: Cycle) -> dict[int, int]:
 
 def score_chunk(*, cycle: Cycle, chunk: int, model: object) -> int:
     """Score one chunk of the pool and store it; returns the number of items scored."""
-    from models_registry.services import model_score
 
     items = list(
-        pool_for_cycle(project=cycle.project).filter(pk__gte=chunk * chunk_ids(), pk__lt=(chunk + 1) * chunk_ids())
+        items_pool(project=cycle.project).filter(pk__gte=chunk * chunk_ids(), pk__lt=(chunk + 1) * chunk_ids())
     )
     if not items:
         return 0
@@ -94,7 +91,6 @@ def score_chunk(*, cycle: Cycle, chunk: int, model: object) -> int:
 
 def cycle_score_pool(*, cycle: Cycle, on_progress: Callable[[int, int], None] | None = None) -> int:
     """Score every chunk not yet scored; freeze the score statistics at the end. Returns items scored now."""
-    from models_registry.services import model_load
 
     if cycle.model_version is None:
         raise ValueError(f"cycle {cycle.pk} has no model version to score with")

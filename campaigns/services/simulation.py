@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from campaigns.models import Cycle, CycleState, Project
-from campaigns.selectors import learning_curve
+from campaigns.models import Cycle, Project
+from campaigns.selectors import project_learning_curve
 from campaigns.services.cycles import cycle_cancel, cycle_create
 from campaigns.services.pipeline import (
     cycle_run_scoring,
@@ -25,6 +25,8 @@ from campaigns.services.pipeline import (
     project_run_pull,
 )
 from campaigns.services.selection import selection_make
+from campaigns.states import CycleState
+from integrations.labelstudio.oracle import oracle_annotate
 
 log = logging.getLogger(__name__)
 S = CycleState
@@ -42,8 +44,6 @@ class Point:
 
 
 def _oracle(cycle: Cycle, seed: int) -> int:
-    from campaigns.labelstudio.oracle import oracle_annotate
-
     return oracle_annotate(cycle=cycle, seed=seed)
 
 
@@ -105,7 +105,7 @@ def simulation_run(
     simulation_evaluate(project=project, seed=seed * 1000 + cycles)
     return [
         Point(p["labels"], float(p["accuracy"]), float(p["macro_f1"]))
-        for p in learning_curve(project=project)
+        for p in project_learning_curve(project=project)
         if p["accuracy"] is not None
     ]
 

@@ -10,8 +10,11 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.contrib.auth.views import redirect_to_login
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import resolve_url
+
+from campaigns import selectors
+from campaigns.models import Cycle, Project
 
 View = Callable[..., HttpResponse]
 
@@ -40,3 +43,20 @@ def login_required(view: View) -> View:
         return redirect_to_login(request.get_full_path(), resolve_url(settings.LOGIN_URL))
 
     return wrapped
+
+
+def member_project(request: HttpRequest, *, pk: int) -> Project:
+    """The signed-in member's project, or 404: a project someone is not a member of looks like one that does not
+    exist (no way to probe which ids exist)."""
+    project = selectors.project_for_member(user=member(request), project_id=pk)
+    if project is None:
+        raise Http404("No such project")
+    return project
+
+
+def member_cycle(request: HttpRequest, *, pk: int, number: int) -> Cycle:
+    """The signed-in member's cycle `number` of project `pk`, or 404 (as for projects)."""
+    cycle = selectors.cycle_for_member(user=member(request), project_id=pk, number=number)
+    if cycle is None:
+        raise Http404("No such cycle")
+    return cycle

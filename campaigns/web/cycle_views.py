@@ -12,13 +12,14 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from campaigns import dashboard_selectors as ds
 from campaigns import selectors
-from campaigns.models import OPEN_CYCLE_STATES, Cycle, CycleState
+from campaigns.models import Cycle
+from campaigns.services.actions import cycle_retry_and_resume, cycle_sync_request, project_pull_request
 from campaigns.services.cycles import CycleConflict, InvalidTransition, cycle_cancel
-from campaigns.services.dashboard import cycle_retry_and_resume, cycle_sync_request, project_pull_request
+from campaigns.services.params import SelectionParams
 from campaigns.services.selection import selection_make, selection_preview
-from campaigns.web.access import is_htmx, login_required, member
+from campaigns.states import OPEN_CYCLE_STATES, WAITING_FOR_LABELS, CycleState
+from campaigns.web.access import is_htmx, login_required, member_cycle, member_project
 from campaigns.web.forms import SelectionForm
 from campaigns.web.presenters import poll_seconds, progress_view
 
@@ -27,15 +28,6 @@ INVALID = 422
 PREVIEW_ROWS = 20
 # The slider moves in this many steps across the scores' range: the stored fine histogram's resolution.
 SLIDER_STEPS = 200
-
-
-def _has_scores(cycle: Cycle) -> bool:
-    return bool((cycle.score_stats or {}).get("count"))
-
-
-def _strategy_params(cycle: Cycle, strategy: str) -> dict[str, Any]:
-    """The cycle's own options apply to its own strategy; another strategy starts from its defaults."""
-    return dict(cycle.strategy_params or {}) if strategy == cycle.strategy else {}
 
 
 def _selection_initial(cycle: Cycle, histogram: dict[str, Any]) -> dict[str, Any]:
@@ -49,26 +41,22 @@ def _preview(cycle: Cycle, form: SelectionForm) -> dict[str, Any] | None:
         return None
     data = form.cleaned_data
     try:
-        preview = selection_preview(
-            cycle=cycle,
-            budget=data["budget"],
-            threshold=data["threshold"],
-            strategy=data["strategy"],
-            params=_strategy_params(cycle, data["strategy"]),
-            show=PREVIEW_ROWS,
+        params = SelectionParams.for_cycle(
+            cycle, budget=data["budget"], threshold=data["threshold"], strategy=data["strategy"]
         )
+        preview = selection_preview(cycle=cycle, params=params, show=PREVIEW_ROWS)
     except ValidationError as exc:
         form.add_service_errors(exc)
         return None
-    keys = selectors.item_keys(item_ids=[row["item_id"] for row in preview["items"]])
+    keys = selectors.items_keys(item_ids=[row["item_id"] for row in preview["items"]])
     preview["rows"] = [{**row, "key": keys.get(row["item_id"], "?")} for row in preview["items"]]
     return preview
 
 
 def _progress(cycle: Cycle) -> dict[str, Any]:
     labeled = selected = None
-    if cycle.state in (S.LABELING, S.COLLECTING) and hasattr(cycle, "selection"):
-        labeled, selected = ds.selection_labeled_count(cycle=cycle), cycle.selection.size
+    if cycle.state in WAITING_FOR_LABELS and hasattr(cycle, "selection"):
+        labeled, selected = selectors.selected_items_labeled_count(cycle=cycle), cycle.selection.size
     return {"progress": progress_view(cycle, labeled=labeled, selected=selected), "poll_s": poll_seconds(cycle)}
 
 
@@ -76,19 +64,19 @@ def _cycle_page(
     request: HttpRequest, cycle: Cycle, form: SelectionForm | None = None, status: int = 200
 ) -> HttpResponse:
     project = cycle.project
-    histogram = selectors.score_histogram(cycle=cycle) if _has_scores(cycle) else None
+    histogram = selectors.scores_histogram(cycle=cycle) if selectors.cycle_has_scores(cycle=cycle) else None
     can_select = cycle.state == S.SCORED and histogram is not None
     preview = None
     # A refused "select" comes with the person's values and errors (`form`); then the preview is left out.
     if can_select and histogram is not None and form is None:
         form = SelectionForm(data=_selection_initial(cycle, histogram))
         preview = _preview(cycle, form)
-    rows, selected_total = ds.selected_items(cycle=cycle)
+    rows, selected_total = selectors.selected_items_first(cycle=cycle)
     # `item_ls_task_id` is annotated by the selector: an item synced by an earlier cycle keeps its one LS task.
     selected = [
         {
             "si": si,
-            "task_link": ds.ls_task_link(
+            "task_link": selectors.ls_task_link(
                 project=project, task_id=si.ls_task_id or getattr(si, "item_ls_task_id", None)
             ),
         }
@@ -111,8 +99,8 @@ def _cycle_page(
         "selected_total": selected_total,
         "selection": getattr(cycle, "selection", None),
         "model_version": cycle.model_version,
-        "mlflow": ds.mlflow_link(model_version=cycle.model_version) if cycle.model_version else None,
-        "ls_link": ds.ls_project_link(project=project),
+        "mlflow": selectors.mlflow_link(model_version=cycle.model_version) if cycle.model_version else None,
+        "ls_link": selectors.ls_project_link(project=project),
         "is_open": cycle.state in OPEN_CYCLE_STATES,
     }
     return render(request, "campaigns/cycle_detail.html", context, status=status)
@@ -120,16 +108,16 @@ def _cycle_page(
 
 @login_required
 @require_GET
-def cycle_detail(request: HttpRequest, pk: int, number: int) -> HttpResponse:
-    return _cycle_page(request, ds.cycle_for_member(user=member(request), project_pk=pk, number=number))
+def cycle_detail_view(request: HttpRequest, pk: int, number: int) -> HttpResponse:
+    return _cycle_page(request, member_cycle(request, pk=pk, number=number))
 
 
 @login_required
 @require_GET
-def cycle_status(request: HttpRequest, pk: int, number: int) -> HttpResponse:
+def cycle_status_view(request: HttpRequest, pk: int, number: int) -> HttpResponse:
     """The state and progress bar, polled by htmx. When the state changed since the page was drawn, the page's other
     parts (histogram, buttons, selection) are stale too: htmx is told to reload the page."""
-    cycle = ds.cycle_for_member(user=member(request), project_pk=pk, number=number)
+    cycle = member_cycle(request, pk=pk, number=number)
     seen = request.GET.get("seen")
     if is_htmx(request) and seen is not None and seen != cycle.state:
         response = HttpResponse(status=204)
@@ -140,12 +128,12 @@ def cycle_status(request: HttpRequest, pk: int, number: int) -> HttpResponse:
 
 @login_required
 @require_GET
-def cycle_preview(request: HttpRequest, pk: int, number: int) -> HttpResponse:
+def cycle_preview_view(request: HttpRequest, pk: int, number: int) -> HttpResponse:
     """What the slider and budget would select, as a partial; errors go next to their inputs (out-of-band swaps)."""
-    cycle = ds.cycle_for_member(user=member(request), project_pk=pk, number=number)
+    cycle = member_cycle(request, pk=pk, number=number)
     form = SelectionForm(data=request.GET)
-    preview = _preview(cycle, form) if _has_scores(cycle) else None
-    if not _has_scores(cycle):
+    preview = _preview(cycle, form) if selectors.cycle_has_scores(cycle=cycle) else None
+    if not selectors.cycle_has_scores(cycle=cycle):
         form.is_valid()
         form.add_error(None, "This cycle has no scores yet: the preview needs a scored cycle.")
     # 200 even when refused: htmx does not swap 4xx responses, and the errors are the content to show.
@@ -159,19 +147,16 @@ def _back(cycle: Cycle) -> HttpResponseRedirect:
 
 @login_required
 @require_POST
-def cycle_select(request: HttpRequest, pk: int, number: int) -> HttpResponse:
-    cycle = ds.cycle_for_member(user=member(request), project_pk=pk, number=number)
+def cycle_select_view(request: HttpRequest, pk: int, number: int) -> HttpResponse:
+    cycle = member_cycle(request, pk=pk, number=number)
     form = SelectionForm(data=request.POST)
     if form.is_valid():
         data = form.cleaned_data
         try:
-            selection = selection_make(
-                cycle=cycle,
-                budget=data["budget"],
-                threshold=data["threshold"],
-                strategy=data["strategy"],
-                params=_strategy_params(cycle, data["strategy"]),
+            params = SelectionParams.for_cycle(
+                cycle, budget=data["budget"], threshold=data["threshold"], strategy=data["strategy"]
             )
+            selection = selection_make(cycle=cycle, params=params)
         except ValidationError as exc:
             form.add_service_errors(exc)
         except InvalidTransition as exc:
@@ -185,8 +170,8 @@ def cycle_select(request: HttpRequest, pk: int, number: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def cycle_sync(request: HttpRequest, pk: int, number: int) -> HttpResponse:
-    cycle = ds.cycle_for_member(user=member(request), project_pk=pk, number=number)
+def cycle_sync_view(request: HttpRequest, pk: int, number: int) -> HttpResponse:
+    cycle = member_cycle(request, pk=pk, number=number)
     try:
         cycle_sync_request(cycle=cycle)
     except InvalidTransition as exc:
@@ -199,7 +184,7 @@ def cycle_sync(request: HttpRequest, pk: int, number: int) -> HttpResponse:
 @login_required
 @require_POST
 def cycle_cancel_view(request: HttpRequest, pk: int, number: int) -> HttpResponse:
-    cycle = ds.cycle_for_member(user=member(request), project_pk=pk, number=number)
+    cycle = member_cycle(request, pk=pk, number=number)
     try:
         cycle_cancel(cycle=cycle)
     except InvalidTransition:
@@ -212,7 +197,7 @@ def cycle_cancel_view(request: HttpRequest, pk: int, number: int) -> HttpRespons
 @login_required
 @require_POST
 def cycle_retry_view(request: HttpRequest, pk: int, number: int) -> HttpResponse:
-    cycle = ds.cycle_for_member(user=member(request), project_pk=pk, number=number)
+    cycle = member_cycle(request, pk=pk, number=number)
     try:
         stage = cycle_retry_and_resume(cycle=cycle)
     except InvalidTransition:
@@ -226,8 +211,8 @@ def cycle_retry_view(request: HttpRequest, pk: int, number: int) -> HttpResponse
 
 @login_required
 @require_POST
-def project_pull(request: HttpRequest, pk: int) -> HttpResponse:
-    project = ds.project_for_member(user=member(request), pk=pk)
+def project_pull_view(request: HttpRequest, pk: int) -> HttpResponse:
+    project = member_project(request, pk=pk)
     try:
         project_pull_request(project=project)
     except InvalidTransition as exc:

@@ -11,17 +11,7 @@ from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
-from campaigns.models import Heuristic, TaskType
-from campaigns.services.selection import STRATEGIES
-
-STRATEGY_CHOICES = [
-    ("topk", "Most uncertain first (top-k)"),
-    ("power", "Sampled in proportion to uncertainty (power)"),
-    ("diverse", "Uncertain and diverse (core-set)"),
-    ("quota", "Per predicted class quotas"),
-    ("random", "Random (baseline)"),
-]
-assert [s for s, _ in STRATEGY_CHOICES] == list(STRATEGIES), "a strategy is missing from the dashboard's choices"
+from campaigns.models import Heuristic, Strategy, TaskType
 
 SPLITS = ("train", "valid", "test", "pool")
 
@@ -174,7 +164,7 @@ class CycleStartForm(ServiceErrorsMixin, forms.Form):
         help_text="Only items at least this uncertain are sent. Leave empty for no minimum.",
     )
     heuristic = forms.ChoiceField(choices=Heuristic.choices, label="Uncertainty heuristic")
-    strategy = forms.ChoiceField(choices=STRATEGY_CHOICES, initial="topk", label="How to pick among uncertain items")
+    strategy = forms.ChoiceField(choices=Strategy.choices, initial="topk", label="How to pick among uncertain items")
     strategy_params = forms.CharField(
         required=False,
         label="Strategy options (JSON)",
@@ -202,7 +192,7 @@ class SelectionForm(ServiceErrorsMixin, forms.Form):
 
     threshold = forms.FloatField(required=False, min_value=0, label="Minimum uncertainty (threshold)")
     budget = forms.IntegerField(min_value=1, label="Items to send (budget)")
-    strategy = forms.ChoiceField(choices=STRATEGY_CHOICES, label="How to pick among uncertain items")
+    strategy = forms.ChoiceField(choices=Strategy.choices, label="How to pick among uncertain items")
 
     aliases = {"strategy_params": "strategy"}
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from campaigns.models import OPEN_CYCLE_STATES, Cycle, CycleState
+from campaigns.models import Cycle
+from campaigns.states import OPEN_CYCLE_STATES, WAITING_FOR_LABELS, WORKING_STATES, CycleState
 
 S = CycleState
 
-# Stages a worker is busy in: the page polls every 2 s. In the others a cycle waits for people (a lead choosing the
-# threshold, annotators labeling) for minutes or days, so polling slows down to spare the server.
-WORKING_STATES: set[str] = {S.CREATED, S.TRAINING, S.SCORING, S.SELECTED, S.SYNCING, S.COLLECTING}
+# In WORKING_STATES (campaigns.states) the page polls every 2 s. In the others a cycle waits for people (a lead
+# choosing the threshold, annotators labeling) for minutes or days, so polling slows down to spare the server.
 FAST_POLL_S: float = 2
 ETA_FROM = 0.05
 SLOW_POLL_S: float = 10
@@ -23,7 +23,6 @@ STAGE_WORDS: dict[str, str] = {
     S.SELECTED: "Selected: waiting to be sent to Label Studio",
     S.SYNCING: "Sending items to Label Studio",
     S.LABELING: "Being labeled in Label Studio",
-    S.COLLECTING: "Collecting annotations",
     S.CLOSED: "Closed",
     S.FAILED: "Failed",
     S.CANCELLED: "Cancelled",
@@ -68,7 +67,7 @@ def progress_view(cycle: Cycle, *, labeled: int | None = None, selected: int | N
         # The first chunks pay for loading the model, so an early ETA overstates the wait: give it from 5% on.
         eta = eta_words(progress.get("eta_s")) if done >= ETA_FROM * total else ""
         return ProgressView(words, "bar", min(done, total), total, f"{detail}, {eta}" if eta else detail)
-    if state in (S.LABELING, S.COLLECTING) and selected:
+    if state in WAITING_FOR_LABELS and selected:
         value = min(labeled or 0, selected)
         return ProgressView(words, "bar", value, selected, f"{value} of {selected} selected items labeled")
     if state == S.CREATED or (state == S.SELECTED and cycle.auto_advance):

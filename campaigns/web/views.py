@@ -11,15 +11,15 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from campaigns import dashboard_selectors as ds
 from campaigns import selectors
 from campaigns.ingest.rows import ItemImportError
-from campaigns.models import OPEN_CYCLE_STATES, Cycle, Project, Split
+from campaigns.models import Cycle, Project, Split
+from campaigns.services.actions import cycle_start
 from campaigns.services.cycles import CycleConflict
 from campaigns.services.items import items_import_upload
-from campaigns.services.pipeline import cycle_start as pipeline_cycle_start
 from campaigns.services.projects import project_create as service_project_create
-from campaigns.web.access import is_htmx, login_required, member
+from campaigns.states import OPEN_CYCLE_STATES, WAITING_FOR_LABELS
+from campaigns.web.access import is_htmx, login_required, member, member_project
 from campaigns.web.forms import CycleStartForm, ItemImportForm, ProjectCreateForm
 from campaigns.web.presenters import poll_seconds, progress_view
 
@@ -30,13 +30,14 @@ INVALID = 422
 
 @login_required
 @require_GET
-def project_list(request: HttpRequest) -> HttpResponse:
-    return render(request, "campaigns/project_list.html", {"projects": ds.projects_for_user(user=member(request))})
+def project_list_view(request: HttpRequest) -> HttpResponse:
+    projects = selectors.projects_with_counts_for_user(user=member(request))
+    return render(request, "campaigns/project_list.html", {"projects": projects})
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def project_create(request: HttpRequest) -> HttpResponse:
+def project_create_view(request: HttpRequest) -> HttpResponse:
     form = ProjectCreateForm(request.POST) if request.method == "POST" else ProjectCreateForm()
     if request.method == "POST" and form.is_valid():
         try:
@@ -52,8 +53,8 @@ def project_create(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def project_import(request: HttpRequest, pk: int) -> HttpResponse:
-    project = ds.project_for_member(user=member(request), pk=pk)
+def project_import_view(request: HttpRequest, pk: int) -> HttpResponse:
+    project = member_project(request, pk=pk)
     form = ItemImportForm(request.POST, request.FILES) if request.method == "POST" else ItemImportForm()
     import_error: ItemImportError | None = None
     if request.method == "POST" and form.is_valid():
@@ -96,8 +97,8 @@ def _timeline(project: Project) -> dict[str, Any]:
     poll: float | None = None
     for cycle in cycles:
         labeled = selected = None
-        if cycle.state in ("labeling", "collecting"):
-            labeled = ds.selection_labeled_count(cycle=cycle)
+        if cycle.state in WAITING_FOR_LABELS:
+            labeled = selectors.selected_items_labeled_count(cycle=cycle)
             selected = cycle.selection.size if hasattr(cycle, "selection") else 0
         seconds = poll_seconds(cycle)
         if seconds is not None:
@@ -125,9 +126,9 @@ def _project_page(
     status: int = 200,
     conflict: Cycle | None = None,
 ) -> HttpResponse:
-    curve = selectors.learning_curve(project=project)
-    versions = ds.model_versions(project=project)
-    counts = selectors.item_counts(project=project)
+    curve = selectors.project_learning_curve(project=project)
+    versions = list(selectors.model_versions_for_project(project=project, newest_first=True))
+    counts = selectors.items_count_by_split(project=project)
     count_rows = []
     for split in Split:
         row = counts["by_split"].get(split.value, {"total": 0, "labeled": 0})
@@ -137,14 +138,14 @@ def _project_page(
         "counts": counts,
         "count_rows": count_rows,
         "unlabeled_total": counts["total"] - counts["labeled"],
-        "state_counts": ds.item_state_counts(project=project),
-        "ls_link": ds.ls_project_link(project=project),
+        "state_counts": selectors.items_count_by_state(project=project),
+        "ls_link": selectors.ls_project_link(project=project),
         "curve": curve,
-        "stopping": ds.stopping_suggestion(curve=curve),
-        "label_balance": ds.label_balance(project=project),
-        "selection_balance": ds.selection_balance(project=project),
-        "versions": [{"mv": mv, "mlflow": ds.mlflow_link(model_version=mv)} for mv in versions],
-        "mlflow_base": ds.mlflow_base_url(),
+        "stopping": selectors.curve_stopping_suggestion(curve=curve),
+        "label_balance": selectors.items_label_balance(project=project),
+        "selection_balance": selectors.selected_items_label_balance(project=project),
+        "versions": [{"mv": mv, "mlflow": selectors.mlflow_link(model_version=mv)} for mv in versions],
+        "mlflow_base": selectors.mlflow_base_url(),
         "start_form": start_form,
         "conflict": conflict,
     }
@@ -153,17 +154,17 @@ def _project_page(
 
 @login_required
 @require_GET
-def project_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    project = ds.project_for_member(user=member(request), pk=pk)
+def project_detail_view(request: HttpRequest, pk: int) -> HttpResponse:
+    project = member_project(request, pk=pk)
     return _project_page(request, project, CycleStartForm(initial=_start_form_initial(project)))
 
 
 @login_required
 @require_GET
-def project_cycles(request: HttpRequest, pk: int) -> HttpResponse:
+def project_cycles_view(request: HttpRequest, pk: int) -> HttpResponse:
     """The cycles timeline alone, polled by htmx while a cycle is open. When the rest of the page is out of date
     (a model was trained, the open cycle finished) it asks htmx to reload the whole page instead."""
-    project = ds.project_for_member(user=member(request), pk=pk)
+    project = member_project(request, pk=pk)
     seen = request.GET.get("seen")
     if is_htmx(request) and seen is not None and seen != _refresh_key(project):
         response = HttpResponse(status=204)
@@ -174,14 +175,14 @@ def project_cycles(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def cycle_start(request: HttpRequest, pk: int) -> HttpResponse:
-    project = ds.project_for_member(user=member(request), pk=pk)
+def cycle_start_view(request: HttpRequest, pk: int) -> HttpResponse:
+    project = member_project(request, pk=pk)
     form = CycleStartForm(request.POST)
     conflict: Cycle | None = None
     if form.is_valid():
         data = form.cleaned_data
         try:
-            cycle = pipeline_cycle_start(
+            cycle = cycle_start(
                 project=project,
                 user=member(request),
                 budget=data["budget"],

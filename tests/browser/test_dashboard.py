@@ -13,8 +13,9 @@ import pytest
 from playwright.sync_api import expect
 
 from campaigns.demo_data import DIGIT_LABELS, TOPIC_LABELS, write_digits, write_topics
-from campaigns.models import Cycle, CycleState, Item, Project, Score
+from campaigns.models import Cycle, Item, Project, Score
 from campaigns.services.items import items_import
+from campaigns.states import CycleState
 from campaigns.web import presenters
 from tests.browser.conftest import log_in, read_cycle_status, shoot
 from tests.campaigns.web.builders import scored_cycle, user_with_password

@@ -9,14 +9,16 @@ import pytest
 from django.urls import reverse
 
 from campaigns.models import Item, Membership
-from tests.campaigns.api.factories import (
+from tests.factories import (
     AnnotationFactory,
     CycleFactory,
+    ItemFactory,
     ModelVersionFactory,
+    ProjectFactory,
     ScoreFactory,
     SelectedItemFactory,
+    UserFactory,
 )
-from tests.factories import ItemFactory, ProjectFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -12,8 +12,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from campaigns.models import Cycle, SelectedItem, Selection
-from tests.campaigns.api.factories import scored_cycle
-from tests.factories import ProjectFactory
+from tests.factories import ProjectFactory, scored_cycle
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 

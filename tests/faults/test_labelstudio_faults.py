@@ -15,17 +15,18 @@ from typing import Any
 import pytest
 import requests
 
-from campaigns.labelstudio import client as lsc
-from campaigns.labelstudio import convert, sync_rows
-from campaigns.labelstudio import server as lss
-from campaigns.labelstudio.client import LabelStudio
-from campaigns.labelstudio.connect import labelstudio_connect_project
-from campaigns.labelstudio.pull import project_pull_annotations
-from campaigns.labelstudio.sync import cycle_sync_to_labelstudio
-from campaigns.models import Annotation, Cycle, CycleState, Item, Project, SelectedItem
+from campaigns.models import Annotation, Cycle, Item, Project, SelectedItem
+from campaigns.services.actions import cycle_sync_request
 from campaigns.services.cycles import cycle_cancel
-from campaigns.services.pipeline import cycle_request_sync
-from tests.campaigns.labelstudio.builders import (
+from campaigns.states import CycleState
+from devtools.labelstudio import server as lss
+from integrations.labelstudio import client as lsc
+from integrations.labelstudio import convert, sync_rows
+from integrations.labelstudio.client import LabelStudio
+from integrations.labelstudio.connect import labelstudio_connect_project
+from integrations.labelstudio.pull import project_pull_annotations
+from integrations.labelstudio.sync import cycle_sync_to_labelstudio
+from tests.integrations.labelstudio.builders import (
     annotate,
     cold_cycle,
     doubled_posts,
@@ -107,7 +108,7 @@ def test_label_studio_killed_mid_sync_and_restarted_the_cycle_completes(
     )
     celery_worker.start()
     cycle = cold_cycle(Project.objects.get(pk=project.pk), budget=n)
-    cycle_request_sync(cycle=cycle)
+    cycle_sync_request(cycle=cycle)
 
     synced = SelectedItem.objects.filter(selection__cycle=cycle, sync_state="synced")
     wait_for(lambda: synced.count() >= 500, timeout=180, what="the first synced batch", worker=celery_worker)

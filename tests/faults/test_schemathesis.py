@@ -38,15 +38,17 @@ from schemathesis.checks import not_a_server_error
 from campaigns.models import Membership
 from campaigns.services.selection import selection_make
 from tests.campaigns.api.conftest import HOOK_SECRET, LS_KEY
-from tests.campaigns.api.factories import (
+from tests.factories import (
     AnnotationFactory,
     CycleFactory,
+    ItemFactory,
     ModelVersionFactory,
+    ProjectFactory,
     SelectedItemFactory,
     SelectionFactory,
+    UserFactory,
     scored_cycle,
 )
-from tests.factories import ItemFactory, ProjectFactory, UserFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 

@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 from django.db.models import Count, F
 
-from campaigns.models import Cycle, CycleState, Item, Score
+from campaigns.models import Cycle, Item, Score
+from campaigns.services.actions import cycle_start
 from campaigns.services.cycles import cycle_retry
-from campaigns.services.pipeline import cycle_start
+from campaigns.states import CycleState
 from tests.integration.test_worker_cycle import digits_project
 from tests.worker import wait_for
 

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from campaigns.labelstudio import server as lss
-from campaigns.labelstudio.process import is_zombie
+from devtools.labelstudio import server as lss
+from devtools.labelstudio.process import is_zombie
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -8,10 +8,11 @@ from typing import Any
 import pytest
 
 from campaigns.demo_data import DIGIT_LABELS, write_digits
-from campaigns.models import Cycle, CycleState, Item, Score
+from campaigns.models import Cycle, Item, Score
+from campaigns.services.actions import cycle_start
 from campaigns.services.items import items_import
-from campaigns.services.pipeline import cycle_start
 from campaigns.services.selection import selection_make
+from campaigns.states import CycleState
 from models_registry.models import ModelVersion
 from tests.factories import ProjectFactory
 from tests.worker import wait_for

@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 from django.core.exceptions import ValidationError
 
-from campaigns.models import Cycle, CycleState, Item, Score
+from campaigns.models import Cycle, Item, Score
 from campaigns.services.cycles import cycle_create
 from campaigns.services.items import items_import
 from campaigns.services.pipeline import cycle_run_scoring, cycle_run_training
+from campaigns.services.training import model_register_external
+from campaigns.states import CycleState
 from models_registry.models import ModelVersion
-from models_registry.services import model_register_external
 from tests.campaigns.test_ingest import png, write_csv
 
 pytestmark = [pytest.mark.django_db, pytest.mark.integration]

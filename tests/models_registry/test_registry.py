@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from models_registry.ml.architectures import TextHead
-from models_registry.ml.training import TrainConfig, train_classifier
+from engine.architectures import TextHead
+from engine.training import TrainConfig, train_classifier
 from models_registry.registry import CHAMPION, ModelRegistry
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")

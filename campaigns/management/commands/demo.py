@@ -31,6 +31,8 @@ from campaigns.services.demo_report import Arm, write_report
 from campaigns.services.items import items_import
 from campaigns.services.projects import project_create
 from campaigns.services.simulation import simulation_run
+from devtools.labelstudio import server
+from integrations.labelstudio.connect import labelstudio_connect_project
 
 SPLITS = {"train": 0.0, "valid": 0.15, "test": 0.25, "pool": 0.6}
 
@@ -52,8 +54,6 @@ class Command(BaseCommand):
         parser.add_argument("--out", type=Path, default=None, help="report folder (default var/reports/<time>)")
 
     def handle(self, *args: Any, **opts: Any) -> None:
-        from campaigns.labelstudio.connect import labelstudio_connect_project
-
         started = time.monotonic()
         server = self._label_studio()
         out = opts["out"] or settings.VAR_DIR / "reports" / time.strftime("demo-%Y%m%d-%H%M%S")
@@ -121,8 +121,6 @@ class Command(BaseCommand):
         """Without a configured Label Studio, start (or reuse) the local one `make run` uses."""
         if settings.LABEL_STUDIO_API_KEY:
             return None
-        from campaigns.labelstudio import server
-
         ls = server.ensure_running(
             data_dir=settings.VAR_DIR / "labelstudio", port=int(os.environ.get("ALWEB_LS_PORT", "8080"))
         )

@@ -21,6 +21,7 @@ from campaigns.ingest.rows import split_for_key
 from campaigns.models import Item, Project
 from campaigns.services.items import items_import
 from campaigns.services.projects import project_create
+from integrations.labelstudio.connect import labelstudio_connect_project
 
 SPLITS = {"train": 0.0, "valid": 0.15, "test": 0.25, "pool": 0.6}
 SEED_LABELS = 30  # labeled at start, so the first cycle trains instead of cold-starting
@@ -69,8 +70,6 @@ class Command(BaseCommand):
                     self._seed_labels(project)
                 self.stdout.write(f"created {name}: {project.items.count()} items")
             if not opts["no_labelstudio"] and project.ls_project_id is None:
-                from campaigns.labelstudio.connect import labelstudio_connect_project
-
                 labelstudio_connect_project(project=project)
                 self.stdout.write(f"{name}: Label Studio project created")
 

@@ -6,8 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.campaigns.api.factories import AnnotationFactory, ModelVersionFactory
-from tests.factories import ItemFactory, ProjectFactory
+from tests.factories import AnnotationFactory, ItemFactory, ModelVersionFactory, ProjectFactory
 
 pytestmark = pytest.mark.django_db
 

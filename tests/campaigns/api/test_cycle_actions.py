@@ -7,14 +7,15 @@ from typing import Any
 import pytest
 
 from campaigns.models import Cycle, Selection
-from tests.campaigns.api.factories import (
+from tests.factories import (
     CycleFactory,
+    ItemFactory,
     ModelVersionFactory,
+    ProjectFactory,
     SelectedItemFactory,
     SelectionFactory,
     scored_cycle,
 )
-from tests.factories import ItemFactory, ProjectFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -7,8 +7,7 @@ from typing import Any
 import pytest
 
 from campaigns.models import Cycle
-from tests.campaigns.api.factories import CycleFactory, ModelVersionFactory, SelectionFactory
-from tests.factories import ProjectFactory
+from tests.factories import CycleFactory, ModelVersionFactory, ProjectFactory, SelectionFactory
 
 pytestmark = pytest.mark.django_db
 

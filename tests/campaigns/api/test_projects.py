@@ -220,7 +220,7 @@ def test_ids_too_large_for_the_database_are_404(as_owner: Any) -> None:
 def test_delete_removes_everything_under_the_project(as_owner: Any, project: Any) -> None:
     from campaigns.models import Annotation, Cycle, Score, SelectedItem
     from models_registry.models import ModelVersion
-    from tests.campaigns.api.factories import (
+    from tests.factories import (
         AnnotationFactory,
         CycleFactory,
         ModelVersionFactory,

@@ -8,8 +8,7 @@ import pytest
 from django.db import connection
 
 from campaigns import selectors
-from tests.campaigns.api.factories import CycleFactory, ModelVersionFactory, scored_cycle
-from tests.factories import ItemFactory, ProjectFactory
+from tests.factories import CycleFactory, ItemFactory, ModelVersionFactory, ProjectFactory, scored_cycle
 
 pytestmark = pytest.mark.django_db
 

@@ -6,9 +6,10 @@ from typing import Any
 
 import numpy as np
 
-from campaigns.models import Cycle, CycleState, Item, Score
+from campaigns.models import Cycle, Item, Score
 from campaigns.services.cycles import cycle_create, cycle_transition
 from campaigns.services.score_stats import score_stats_freeze
+from campaigns.states import CycleState
 from tests.factories import ItemFactory, UserFactory
 
 

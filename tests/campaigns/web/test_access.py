@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 from django.urls import reverse
 
-from campaigns.models import Cycle, CycleState, Project, Selection
+from campaigns.models import Cycle, Project, Selection
+from campaigns.states import CycleState
 from tests.campaigns.web.builders import scored_cycle
 from tests.campaigns.web.conftest import HTMX
 from tests.factories import ProjectFactory

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 from django.urls import reverse
 
-from campaigns.models import Cycle, CycleState, Item, Project, SelectedItem, Selection
+from campaigns.models import Cycle, Item, Project, SelectedItem, Selection
 from campaigns.services.cycles import cycle_create, cycle_fail, cycle_progress, cycle_transition
+from campaigns.states import CycleState
 from tests.campaigns.web.builders import scored_cycle, uncertainties
 from tests.campaigns.web.conftest import HTMX
 

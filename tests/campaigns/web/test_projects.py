@@ -11,8 +11,9 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from campaigns.models import Cycle, CycleState, Item, Membership, Project
+from campaigns.models import Cycle, Item, Membership, Project
 from campaigns.services.cycles import cycle_create, cycle_progress, cycle_transition
+from campaigns.states import CycleState
 from models_registry.models import ModelVersion
 from tests.campaigns.web.builders import scored_cycle
 from tests.campaigns.web.conftest import HTMX, LS_KEY

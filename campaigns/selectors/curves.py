@@ -1,0 +1,72 @@
+"""The learning curve (one point per trained model version) and the model versions behind it."""
+
+from __future__ import annotations
+
+from itertools import pairwise
+from typing import Any
+
+from django.db.models import QuerySet
+
+from campaigns.models import Cycle, Project
+from models_registry.models import ModelVersion
+
+
+def project_learning_curve(*, project: Project) -> list[dict[str, Any]]:
+    """One point per trained model version: labels used and test metrics, in cycle order."""
+    points = []
+    cycles = (
+        Cycle.objects.filter(project=project, model_version__isnull=False)
+        .select_related("model_version")
+        .order_by("number")
+    )
+    for cycle in cycles:
+        mv = cycle.model_version
+        assert mv is not None
+        metrics = mv.metrics or {}
+        points.append(
+            {
+                "cycle": cycle.number,
+                "model_version": mv.version,
+                "labels": mv.label_count,
+                "accuracy": metrics.get("accuracy"),
+                "macro_f1": metrics.get("macro_f1"),
+                "per_class_f1": metrics.get("per_class_f1", {}),
+                "valid_accuracy": (metrics.get("valid") or {}).get("accuracy"),
+            }
+        )
+    return points
+
+
+def model_versions_for_project(*, project: Project, newest_first: bool = False) -> QuerySet[ModelVersion]:
+    """The project's model versions by version number (newest first for the dashboard: the model in use is the one
+    people look for)."""
+    return ModelVersion.objects.filter(project=project).order_by("-version" if newest_first else "version")
+
+
+# A stopping suggestion needs this many trained models, and this small a gain (in accuracy or macro-F1 points) over
+# each of the last STOP_WINDOW cycles: one flat cycle is noise, two in a row is a trend worth telling the lead about.
+STOP_WINDOW = 2
+
+
+STOP_MIN_GAIN = 0.005
+
+
+def curve_stopping_suggestion(*, curve: list[dict[str, Any]]) -> str | None:
+    """Plain-language advice once the learning curve flattens: the last STOP_WINDOW cycles each gained less than
+    STOP_MIN_GAIN in both accuracy and macro-F1. A suggestion, never an automatic stop."""
+    points = [p for p in curve if p.get("accuracy") is not None]
+    if len(points) < STOP_WINDOW + 1:
+        return None
+    recent = points[-(STOP_WINDOW + 1) :]
+    for before, after in pairwise(recent):
+        for metric in ("accuracy", "macro_f1"):
+            if before.get(metric) is None or after.get(metric) is None:
+                return None
+            if after[metric] - before[metric] >= STOP_MIN_GAIN:
+                return None
+    last = points[-1]
+    return (
+        f"The last {STOP_WINDOW} cycles improved accuracy and macro-F1 by less than {STOP_MIN_GAIN * 100:.1f} points "
+        f"each (accuracy {last['accuracy']:.1%} with {last['labels']} labels). More labels may no longer pay off: "
+        "consider stopping, or changing the model or heuristic."
+    )

@@ -1,0 +1,118 @@
+"""Item reads: the pool a cycle scores, the training and evaluation sets, counts and class balance."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+
+from campaigns.models import Annotation, Item, ItemState, Project, SelectedItem, Split, TaskType
+from campaigns.states import ABANDONED_STATES
+
+
+def items_selected_elsewhere(*, project: Project) -> QuerySet[SelectedItem]:
+    """Items that a live (not cancelled or failed) cycle of the project already sent, or will send, to annotators."""
+    return SelectedItem.objects.filter(selection__cycle__project=project).exclude(
+        selection__cycle__state__in=ABANDONED_STATES
+    )
+
+
+def items_pool(*, project: Project) -> QuerySet[Item]:
+    """The unlabeled, active pool items not already selected by a live cycle, in id order (stable chunks)."""
+    selected = items_selected_elsewhere(project=project).filter(item=OuterRef("pk"))
+    return (
+        Item.objects.filter(project=project, split=Split.POOL, label__isnull=True, state=ItemState.ACTIVE)
+        .exclude(Exists(selected))
+        .order_by("pk")
+    )
+
+
+def items_labeled(*, project: Project, splits: tuple[str, ...] = (Split.TRAIN, Split.POOL)) -> QuerySet[Item]:
+    """Training data: items with a human (or imported) label. Ground truth is never used for training."""
+    return Item.objects.filter(project=project, split__in=splits, label__isnull=False, state=ItemState.ACTIVE)
+
+
+def items_evaluation(*, project: Project, split: str) -> QuerySet[Item]:
+    """Validation or test items with a label or, failing that, ground truth."""
+    return Item.objects.filter(project=project, split=split, state=ItemState.ACTIVE).filter(
+        Q(label__isnull=False) | Q(ground_truth__isnull=False)
+    )
+
+
+def items_count_by_split(*, project: Project) -> dict[str, Any]:
+    """Counts by split, labeled or not, for the dashboard and API."""
+    rows = (
+        Item.objects.filter(project=project)
+        .values("split")
+        .annotate(total=Count("pk"), labeled=Count("pk", filter=Q(label__isnull=False)))
+    )
+    by_split = {r["split"]: {"total": r["total"], "labeled": r["labeled"]} for r in rows}
+    return {
+        "by_split": by_split,
+        "total": sum(v["total"] for v in by_split.values()),
+        "labeled": sum(v["labeled"] for v in by_split.values()),
+    }
+
+
+def items_count_by_state(*, project: Project) -> dict[str, int]:
+    rows = Item.objects.filter(project=project).values("state").annotate(n=Count("pk")).order_by()
+    counts = {state: 0 for state in ItemState.values}
+    counts.update({r["state"]: r["n"] for r in rows})
+    return counts
+
+
+def _is_classification(project: Project) -> bool:
+    return project.task_type != TaskType.OBJECT_DETECTION
+
+
+def items_label_balance(*, project: Project) -> list[dict[str, Any]]:
+    """How many items carry each label, in the project's label order (classification only: a detection label is a
+    list of boxes, not a class)."""
+    if not _is_classification(project):
+        return []
+    rows = Item.objects.filter(project=project, label__isnull=False).values("label").annotate(n=Count("pk")).order_by()
+    counts = {r["label"]: r["n"] for r in rows if isinstance(r["label"], str)}
+    return [{"label": label, "count": counts.get(label, 0)} for label in project.labels]
+
+
+def items_for_project(
+    *,
+    project: Project,
+    split: str | None = None,
+    labeled: bool | None = None,
+    state: str | None = None,
+    key: str | None = None,
+    search: str | None = None,
+) -> QuerySet[Item]:
+    """Items in id order. `key` is exact (served by the (project, key) unique index); `search` is a substring match
+    that scans the project's items, so prefer `key` or a narrower filter on very large projects."""
+    qs = Item.objects.filter(project=project)
+    if split:
+        qs = qs.filter(split=split)
+    if labeled is not None:
+        qs = qs.filter(label__isnull=not labeled)
+    if state:
+        qs = qs.filter(state=state)
+    if key:
+        qs = qs.filter(key=key)
+    if search:
+        qs = qs.filter(key__contains=search)
+    return qs.order_by("pk")
+
+
+def items_keys(*, item_ids: list[int]) -> dict[int, str]:
+    """{item id: key} in one query, for rows (a preview's picks) that carry only ids."""
+    return dict(Item.objects.filter(pk__in=item_ids).values_list("pk", "key"))
+
+
+def annotations_for_project(
+    *, project: Project, item_id: int | None = None, annotator: str | None = None, deleted: bool | None = None
+) -> QuerySet[Annotation]:
+    qs = Annotation.objects.filter(project=project)
+    if item_id is not None:
+        qs = qs.filter(item_id=item_id)
+    if annotator:
+        qs = qs.filter(annotator=annotator)
+    if deleted is not None:
+        qs = qs.filter(deleted_at__isnull=not deleted)
+    return qs.order_by("pk")

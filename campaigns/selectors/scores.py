@@ -1,0 +1,128 @@
+"""Score reads: the candidates a selection takes, threshold counts, histograms and frozen score statistics."""
+
+from __future__ import annotations
+
+import io
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+from django.core.files.storage import default_storage
+from django.db.models import Avg, Count, F, FloatField, IntegerField, Max, Min, QuerySet
+from django.db.models.functions import Cast, Floor, Least
+from numpy.typing import NDArray
+
+from campaigns.models import Cycle, ItemState, Score
+
+
+def scores_candidates(*, cycle: Cycle, threshold: float | None) -> QuerySet[Score]:
+    """Scores of the cycle at or above the threshold, most uncertain first, whose items are still unlabeled."""
+    qs = Score.objects.filter(cycle=cycle, item__label__isnull=True, item__state=ItemState.ACTIVE)
+    if threshold is not None:
+        qs = qs.filter(uncertainty__gte=threshold)
+    return qs.order_by("-uncertainty", "item_id")
+
+
+def scores_count_at_least(*, cycle: Cycle, threshold: float | None) -> int:
+    """How many of the cycle's scores reach the threshold.
+
+    Scores never change once scoring ends, so a sorted copy of the uncertainties (stored then) answers by binary
+    search in microseconds whatever the threshold; before that, the index on (cycle, -uncertainty) answers.
+    """
+    sorted_scores = scores_sorted(cycle_id=cycle.pk)
+    if sorted_scores is not None:
+        if threshold is None:
+            return len(sorted_scores)
+        return int(len(sorted_scores) - np.searchsorted(sorted_scores, threshold, side="left"))
+    qs = Score.objects.filter(cycle=cycle)
+    if threshold is not None:
+        qs = qs.filter(uncertainty__gte=threshold)
+    return qs.count()
+
+
+def scores_sorted_name(cycle_id: int) -> str:
+    return f"cycles/{cycle_id}/uncertainty_sorted.npy"
+
+
+@lru_cache(maxsize=16)
+def _load_sorted(name: str) -> NDArray[np.float64] | None:
+    if not default_storage.exists(name):
+        return None
+    with default_storage.open(name, "rb") as fh:
+        return np.load(io.BytesIO(fh.read()))
+
+
+def scores_sorted(*, cycle_id: int) -> NDArray[np.float64] | None:
+    """The cycle's uncertainties in ascending order, once scoring has finished (cached per process)."""
+    result = _load_sorted(scores_sorted_name(cycle_id))
+    if result is None:
+        _load_sorted.cache_clear()  # don't remember "missing": the file appears when scoring ends
+    return result
+
+
+def scores_histogram(*, cycle: Cycle, bins: int = 50) -> dict[str, Any]:
+    """The score distribution, re-binned from the fine histogram stored when scoring finished (no table scan)."""
+    stats = cycle.score_stats or {}
+    fine = stats.get("histogram") or []
+    if not fine:
+        return {"edges": [], "counts": [], "count": 0, "min": None, "max": None, "mean": None}
+    lo, hi = stats["min"], stats["max"]
+    group = max(1, len(fine) // bins)
+    counts = [sum(fine[i : i + group]) for i in range(0, len(fine), group)]
+    width = (hi - lo) / len(counts) if hi > lo else 0.0
+    edges = [lo + i * width for i in range(len(counts) + 1)]
+    return {"edges": edges, "counts": counts, "count": stats["count"], "min": lo, "max": hi, "mean": stats["mean"]}
+
+
+FINE_BINS = 200
+
+
+def scores_stats_compute(*, cycle: Cycle) -> dict[str, Any]:
+    """Count, min, max, mean and a fine histogram of the cycle's scores: computed once when scoring ends and
+    stored on the cycle, so the dashboard's slider never scans the score table."""
+
+    agg = Score.objects.filter(cycle=cycle).aggregate(
+        n=Count("pk"), lo=Min("uncertainty"), hi=Max("uncertainty"), mean=Avg("uncertainty")
+    )
+    if not agg["n"]:
+        return {"count": 0, "histogram": [], "min": None, "max": None, "mean": None}
+    lo, hi = float(agg["lo"]), float(agg["hi"])
+    counts = [0] * FINE_BINS
+    if hi > lo:
+        width = (hi - lo) / FINE_BINS
+
+        bucket = Least(Cast(Floor((Cast("uncertainty", FloatField()) - lo) / width), IntegerField()), FINE_BINS - 1)
+        for row in Score.objects.filter(cycle=cycle).annotate(b=bucket).values("b").annotate(c=Count("pk")).order_by():
+            counts[int(row["b"])] = row["c"]
+    else:
+        counts[0] = agg["n"]
+    return {"count": agg["n"], "histogram": counts, "min": lo, "max": hi, "mean": float(agg["mean"])}
+
+
+def scores_for_cycle(
+    *,
+    cycle: Cycle,
+    min_uncertainty: float | None = None,
+    max_uncertainty: float | None = None,
+    predicted_label: str | None = None,
+    descending: bool = True,
+) -> QuerySet[Score]:
+    """A cycle's scores in uncertainty order (most uncertain first by default), with the item key annotated.
+
+    The (cycle, -uncertainty) index serves the filter on cycle and uncertainty and the order, in either direction;
+    the item id only breaks ties, so pages are stable (Postgres sorts just the rows that tie).
+    """
+    qs = Score.objects.filter(cycle=cycle)
+    if min_uncertainty is not None:
+        qs = qs.filter(uncertainty__gte=min_uncertainty)
+    if max_uncertainty is not None:
+        qs = qs.filter(uncertainty__lte=max_uncertainty)
+    if predicted_label is not None:
+        qs = qs.filter(predicted_label=predicted_label)
+    order = ("-uncertainty", "item_id") if descending else ("uncertainty", "item_id")
+    return qs.annotate(key=F("item__key")).order_by(*order)
+
+
+def cycle_has_scores(*, cycle: Cycle) -> bool:
+    """Scoring finished and stored its statistics: what a preview and a selection rank by."""
+    return bool((cycle.score_stats or {}).get("count"))

@@ -1,0 +1,150 @@
+"""A cycle's parameters, validated in one place: the checks every surface shares, and `SelectionParams`, the one
+typed value a selection (its preview and the stored one) is made from.
+
+One meaning of a value left out, everywhere (dashboard, API, service): a selection parameter that is not given
+keeps the cycle's own value; an explicit `threshold: null` means no threshold. The cycle's strategy options belong
+to its strategy: another strategy without options starts from that strategy's defaults.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from django.core.exceptions import ValidationError
+
+from campaigns.models import ColdStart, Heuristic, Strategy
+from engine.heuristics import NEEDS_SAMPLES
+
+if TYPE_CHECKING:
+    from campaigns.models import Cycle
+
+MAX_MC_ITERATIONS = 1000
+MAX_BUDGET = 1_000_000
+MAX_SEED = 2**63 - 1  # Cycle.seed is a bigint
+# Diversity and stochastic sampling look at this many times the budget of top candidates.
+DEFAULT_CANDIDATES_FACTOR = 10
+
+
+class Keep(enum.Enum):
+    """ "Not given: keep the cycle's value", where None already means something (no threshold)."""
+
+    CYCLE = "cycle"
+
+
+KEEP = Keep.CYCLE
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def passes_problem(heuristic: str, mc_iterations: int) -> str | None:
+    """Why these MC dropout passes cannot feed this heuristic (found at validation, not after minutes of
+    training), or None. BALD and its kin measure disagreement between passes: one pass has none."""
+    if heuristic in NEEDS_SAMPLES and mc_iterations < 2:
+        return f"{heuristic} needs at least 2 MC dropout passes (it measures how much they disagree)"
+    return None
+
+
+def validate_cycle_params(*, budget: Any, threshold: Any, mc_iterations: Any, heuristic: Any, seed: Any) -> None:
+    """Raise django ValidationError {field: reason} for out-of-range, non-finite or wrongly typed parameters."""
+    errors: dict[str, str] = {}
+    if not _is_int(budget) or not 1 <= budget <= MAX_BUDGET:
+        errors["budget"] = f"must be an integer between 1 and {MAX_BUDGET}"
+    if threshold is not None:
+        if isinstance(threshold, bool) or not isinstance(threshold, int | float) or threshold != threshold:
+            errors["threshold"] = "must be a number (or null for no threshold)"
+        elif not 0 <= threshold < float("inf"):
+            errors["threshold"] = "must be a finite number >= 0 (a minimum uncertainty)"
+    if not _is_int(mc_iterations) or not 1 <= mc_iterations <= MAX_MC_ITERATIONS:
+        errors["mc_iterations"] = f"must be an integer between 1 and {MAX_MC_ITERATIONS}"
+    if heuristic not in Heuristic.values:
+        errors["heuristic"] = f"must be one of {', '.join(Heuristic.values)}"
+    elif "mc_iterations" not in errors and (reason := passes_problem(heuristic, mc_iterations)):
+        errors["mc_iterations"] = reason
+    if not _is_int(seed) or not 0 <= seed <= MAX_SEED:
+        errors["seed"] = "must be a non-negative integer"
+    if errors:
+        raise ValidationError(errors)
+
+
+def validate_strategy(strategy: Any, params: Any, *, labels: list[str]) -> dict[str, Any]:
+    """Check a strategy name and its options; returns the options with defaults filled in."""
+    if strategy not in Strategy.values:
+        raise ValidationError({"strategy": f"must be one of {', '.join(Strategy.values)}"})
+    if not isinstance(params, dict):
+        raise ValidationError({"strategy_params": "must be an object"})
+    clean = dict(params)
+    # Diversity is what the user asked for, so its cold start is diverse too; the others start at random.
+    cold = clean.setdefault("cold_start", ColdStart.KMEANS if strategy == Strategy.DIVERSE else ColdStart.RANDOM)
+    if cold not in ColdStart.values:
+        raise ValidationError({"strategy_params": f"cold_start must be one of {', '.join(ColdStart.values)}"})
+    clean["cold_start"] = str(cold)
+    if strategy == Strategy.POWER:
+        power = clean.setdefault("power", 1.0)
+        if not _is_number(power) or power <= 0:
+            raise ValidationError({"strategy_params": "power must be a finite number > 0"})
+    if strategy in (Strategy.DIVERSE, Strategy.POWER):
+        factor = clean.setdefault("candidates_factor", DEFAULT_CANDIDATES_FACTOR)
+        if not _is_int(factor) or not 1 <= factor <= 1000:
+            raise ValidationError({"strategy_params": "candidates_factor must be an integer between 1 and 1000"})
+    if strategy == Strategy.QUOTA:
+        quotas = clean.get("quotas")
+        if not isinstance(quotas, dict) or not quotas:
+            raise ValidationError({"strategy_params": "quota needs quotas: {label: share of the budget}"})
+        for label, share in quotas.items():
+            if label not in labels:
+                raise ValidationError({"strategy_params": f"quotas: unknown label {label!r}"})
+            if not _is_number(share) or not 0 <= share <= 1:
+                raise ValidationError({"strategy_params": f"quotas: share of {label!r} must be in [0, 1]"})
+    return clean
+
+
+@dataclass(frozen=True, slots=True)
+class SelectionParams:
+    """Everything a selection is made from, validated: build it with `for_cycle`, never field by field."""
+
+    budget: int
+    threshold: float | None
+    strategy: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+    seed: int = 0
+
+    @classmethod
+    def for_cycle(
+        cls,
+        cycle: Cycle,
+        *,
+        budget: int | None = None,
+        threshold: float | Keep | None = KEEP,
+        strategy: str | None = None,
+        options: Mapping[str, Any] | None = None,
+        seed: int | None = None,
+    ) -> SelectionParams:
+        """The cycle's parameters with these overrides; raises ValidationError {field: reason}."""
+        strategy = strategy or cycle.strategy
+        if options is None:
+            options = dict(cycle.strategy_params or {}) if strategy == cycle.strategy else {}
+        params = cls(
+            budget=cycle.budget if budget is None else budget,
+            threshold=cycle.threshold if isinstance(threshold, Keep) else threshold,
+            strategy=strategy,
+            options=validate_strategy(strategy, dict(options), labels=cycle.project.labels),
+            seed=cycle.seed if seed is None else seed,
+        )
+        validate_cycle_params(
+            budget=params.budget,
+            threshold=params.threshold,
+            mc_iterations=cycle.mc_iterations,
+            heuristic=cycle.heuristic,
+            seed=params.seed,
+        )
+        return params

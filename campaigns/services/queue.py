@@ -1,0 +1,48 @@
+"""The one module that knows the Celery task names and sends tasks: always after the current transaction commits,
+so the worker sees what this one wrote.
+
+Tasks are looked up in the Celery app's registry by name instead of imported: `campaigns.tasks` calls the services,
+so an import of it from here would close a cycle (services → tasks → services), even hidden inside a function.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import current_app
+from django.db import transaction
+
+from campaigns.states import CycleState
+
+S = CycleState
+
+CYCLE_TRAIN = "campaigns.tasks.cycle_train"
+CYCLE_SCORE = "campaigns.tasks.cycle_score"
+CYCLE_SELECT = "campaigns.tasks.cycle_select"
+CYCLE_SYNC = "campaigns.tasks.cycle_sync"
+CYCLE_RESYNC = "campaigns.tasks.cycle_resync"
+PROJECT_PULL = "campaigns.tasks.project_pull"
+
+# The task that carries a cycle on from each stage a retry or a requeue can put it back in. Stages missing here wait
+# for a person (scored without auto-advance, selected without it) or for annotators (labeling): nothing to send.
+RESUME_TASKS: dict[str, str] = {
+    S.CREATED: CYCLE_TRAIN,
+    S.TRAINING: CYCLE_TRAIN,
+    S.SCORING: CYCLE_SCORE,
+    S.SYNCING: CYCLE_SYNC,
+}
+# With auto-advance, the stages that wait for a person without it carry on by themselves.
+AUTO_ADVANCE_TASKS: dict[str, str] = {S.SCORED: CYCLE_SELECT, S.SELECTED: CYCLE_SYNC}
+
+
+def enqueue_on_commit(task_name: str, **kwargs: Any) -> None:
+    """Send task `task_name` (one of the names above) with `kwargs` once the current transaction commits (at once
+    when no transaction is open)."""
+    transaction.on_commit(lambda: current_app.tasks[task_name].delay(**kwargs))
+
+
+def resume_task(*, stage: str, auto_advance: bool) -> str | None:
+    """The task that carries a cycle on from `stage`, or None when the stage waits for people."""
+    if auto_advance and stage in AUTO_ADVANCE_TASKS:
+        return AUTO_ADVANCE_TASKS[stage]
+    return RESUME_TASKS.get(stage)

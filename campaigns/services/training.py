@@ -1,0 +1,307 @@
+"""The thin layer between the ML engine (plain Python) and alweb's rows: train for a cycle, mirror the MLflow
+registry in ModelVersion, load a version, score inputs."""
+
+from __future__ import annotations
+
+import io
+import pickle
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import torch
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.db.models import Max
+from mlflow.exceptions import MlflowException
+
+from campaigns.models import Cycle, Project, Split, TaskType
+from campaigns.selectors import items_evaluation, items_labeled
+from campaigns.services.cycles import cycle_progress
+from campaigns.services.features import image_config, item_inputs
+from engine.architectures import ImageCNN, TextHead, load_backbone
+from engine.external import PyFuncClassifier, PyFuncDetector
+from engine.scoring import Batch, ScoreChunk, concat_chunks, score_chunks, score_model
+from engine.training import TrainConfig, effective_schedule, train_classifier
+from models_registry.models import ModelStatus, ModelVersion
+from models_registry.registry import ModelRegistry
+
+MIN_LABELS_TO_TRAIN = 2
+
+
+class TrainingError(Exception):
+    """Training cannot run for a clear reason (too few labels, a task type alweb does not train)."""
+
+
+class RegistryUnavailable(ConnectionError):
+    """MLflow could not be reached: a ConnectionError, so the task layer retries it with backoff."""
+
+
+@contextmanager
+def mlflow_errors() -> Iterator[None]:
+    """Turn MLflow's "API request ... failed" (a generic MlflowException) into a retryable, readable error."""
+    try:
+        yield
+    except MlflowException as exc:
+        text = str(exc)
+        if "API request to" in text and "failed with exception" in text:
+            raise RegistryUnavailable(f"MLflow at {settings.MLFLOW_TRACKING_URI} is unreachable: {text[:300]}") from exc
+        raise
+
+
+@lru_cache(maxsize=1)
+def registry() -> ModelRegistry:
+    return ModelRegistry(settings.MLFLOW_TRACKING_URI, artifact_root=settings.MLFLOW_ARTIFACT_ROOT)
+
+
+def registered_name(project: Project) -> str:
+    return f"alweb-project-{project.pk}"
+
+
+def build_model(project: Project, *, seed: int = 0) -> torch.nn.Module:
+    """The project's network with its initial weights drawn from `seed` alone: without this the weights depend on
+    whatever the worker process drew before, and the same cycle trained twice gives two different models."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return _new_model(project)
+
+
+def _new_model(project: Project) -> torch.nn.Module:
+    n = len(project.labels)
+    cfg = project.model_config or {}
+    if project.task_type == TaskType.TEXT_CLASSIFICATION:
+        return TextHead(n, in_dim=int(cfg.get("embedding_dim", 384)), dropout=float(cfg.get("dropout", 0.3)))
+    if project.task_type == TaskType.IMAGE_CLASSIFICATION:
+        size, channels = image_config(project)
+        model = ImageCNN(n, image_size=size, channels=channels, dropout=float(cfg.get("dropout", 0.5)))
+        if cfg.get("backbone"):
+            _load_backbone(model, str(cfg["backbone"]), freeze=bool(cfg.get("freeze_backbone", False)))
+        return model
+    raise TrainingError("alweb trains classifiers only: register an external MLflow detector for this project")
+
+
+def _load_backbone(model: ImageCNN, name: str, *, freeze: bool) -> None:
+    """Start the convolutional trunk from a user's state_dict, a file in media storage (`model_config.backbone`);
+    the dropout head always starts fresh for the project's labels."""
+    if not default_storage.exists(name):
+        raise TrainingError(f"model_config.backbone: {name!r} is not in media storage")
+    try:
+        with default_storage.open(name, "rb") as fh:
+            state = torch.load(io.BytesIO(fh.read()), map_location="cpu", weights_only=True)
+        load_backbone(model, state, freeze=freeze)
+    except (ValueError, RuntimeError, pickle.UnpicklingError, EOFError) as exc:
+        raise TrainingError(f"model_config.backbone: {name!r} does not fit this project's network: {exc}") from exc
+
+
+def _xy(project: Project, items: list[Any], *, use_ground_truth: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    labels = list(project.labels)
+    values = [i.label if i.label is not None or not use_ground_truth else i.ground_truth for i in items]
+    x = torch.as_tensor(item_inputs(project, items))
+    y = torch.as_tensor([labels.index(v) for v in values], dtype=torch.long)
+    return x, y
+
+
+def _next_version(project: Project) -> int:
+    Project.objects.select_for_update().filter(pk=project.pk).first()
+    return (ModelVersion.objects.filter(project=project).aggregate(v=Max("version"))["v"] or 0) + 1
+
+
+def model_version_mirror_champion(*, model_version: ModelVersion) -> None:
+    """The champion flag moves in one transaction (a partial unique constraint allows one per project)."""
+    with transaction.atomic():
+        ModelVersion.objects.filter(project=model_version.project, is_champion=True).update(is_champion=False)
+        ModelVersion.objects.filter(pk=model_version.pk).update(is_champion=True)
+    model_version.is_champion = True
+
+
+def model_train_for_cycle(*, cycle: Cycle) -> ModelVersion:
+    """Train on the project's labels, evaluate, log and register in MLflow, mirror the version. Idempotent per cycle:
+    a redelivered task finds the version this cycle already trained."""
+    project = cycle.project
+    existing = ModelVersion.objects.filter(project=project, params__cycle_id=cycle.pk, status=ModelStatus.READY).first()
+    if existing is not None:
+        return existing
+    train_items = list(items_labeled(project=project).order_by("pk"))
+    if len(train_items) < MIN_LABELS_TO_TRAIN:
+        raise TrainingError(f"need at least {MIN_LABELS_TO_TRAIN} labeled items to train, have {len(train_items)}")
+    experiment = f"alweb/project-{project.pk}"
+    with mlflow_errors():
+        # Reach the registry before training: an unreachable MLflow then fails (and retries) in seconds, not after
+        # minutes of training whose result could not be logged anyway.
+        registry().ensure_experiment(experiment)
+    model = build_model(project, seed=cycle.seed)
+    cfg = project.model_config or {}
+    config = TrainConfig(
+        epochs=int(cfg.get("epochs", 30)),
+        min_steps=int(cfg.get("min_steps", 300)),
+        # Early stopping on validation macro-F1, not loss: with rare classes heavily weighted, the weighted
+        # validation loss rises from the first epochs (confident mistakes on rare classes) while F1 still improves,
+        # and stopping on it kept near-untrained checkpoints.
+        monitor=cfg.get("monitor", "val_macro_f1"),
+        seed=cycle.seed,
+    )
+    epochs, _ = effective_schedule(config, len(train_items))
+    x_train, y_train = _xy(project, train_items, use_ground_truth=False)
+    valid = [list(items_evaluation(project=project, split=s).order_by("pk")) for s in (Split.VALID, Split.TEST)]
+    xy_valid = _xy(project, valid[0], use_ground_truth=True) if valid[0] else None
+    xy_test = _xy(project, valid[1], use_ground_truth=True) if valid[1] else None
+    result = train_classifier(
+        model,
+        (x_train, y_train),
+        xy_valid,
+        num_classes=len(project.labels),
+        test=xy_test,
+        config=config,
+        on_epoch=lambda log: cycle_progress(cycle_id=cycle.pk, stage="training", done=log.epoch, total=epochs),
+    )
+    evaluated = result.test or result.valid
+    metrics: dict[str, Any] = {}
+    if evaluated is not None:
+        metrics = {
+            "accuracy": evaluated.accuracy,
+            "macro_f1": evaluated.macro_f1,
+            "per_class_f1": dict(zip(project.labels, evaluated.f1, strict=True)),
+            "confusion": evaluated.confusion,
+            "evaluated_on": "test" if result.test is not None else "valid",
+        }
+    if result.valid is not None:
+        metrics["valid"] = {"accuracy": result.valid.accuracy, "macro_f1": result.valid.macro_f1}
+    params = {
+        "cycle_id": cycle.pk,
+        "cycle": cycle.number,
+        "labels_used": len(train_items),
+        "heuristic": cycle.heuristic,
+        "mc_iterations": cycle.mc_iterations,
+        "epochs_run": result.epochs_run,
+        "best_epoch": result.best_epoch,
+        "seed": cycle.seed,
+    }
+    # Slow I/O (MLflow) first, outside any transaction; then the mirror row in one short transaction.
+    champion_metric = "best_val_macro_f1" if result.valid is not None else "test_macro_f1"
+    with mlflow_errors():
+        rv = registry().log_training_run(
+            experiment=experiment,
+            registered_name=registered_name(project),
+            model=result.model,
+            input_example=x_train[:2].numpy(),
+            params=params,
+            history=[{"epoch": h.epoch, **h.metrics()} for h in result.history],
+            metrics=result.final_metrics(list(project.labels)),
+            champion_metric=champion_metric,
+            policy=(project.model_config or {}).get("champion_policy", "if_better"),
+            run_name=f"cycle-{cycle.number}",
+        )
+    with transaction.atomic():
+        mv = ModelVersion.objects.create(
+            project=project,
+            version=_next_version(project),
+            kind="trained",
+            status=ModelStatus.READY,
+            architecture=type(result.model).__name__,
+            mlflow_run_id=rv.run_id or "",
+            model_uri=rv.model_uri,
+            registered_name=rv.name,
+            registered_version=str(rv.version),
+            label_count=len(train_items),
+            metrics=metrics,
+            params=params,
+        )
+        # In the same transaction as the row: a redelivered task finds the row and returns it, so a champion
+        # flag set after the commit could be lost with the worker and never set again.
+        if rv.champion:
+            model_version_mirror_champion(model_version=mv)
+    return mv
+
+
+EXTERNAL_KINDS = ("pyfunc-classifier", "pyfunc-detector")
+
+
+def model_register_external(*, project: Project, model_uri: str, kind: str) -> ModelVersion:
+    """Register any MLflow pyfunc (e.g. a YOLO detector) as the project's next version, and champion: alweb scores
+    with it but does not train it. It receives the same inputs as alweb's models (images as float arrays
+    [N, C, H, W] in [0, 1] at the project's image size; text as MiniLM embeddings)."""
+    if kind not in EXTERNAL_KINDS:
+        raise ValidationError({"kind": f"must be one of {', '.join(EXTERNAL_KINDS)}"})
+    if (kind == "pyfunc-detector") != (project.task_type == TaskType.OBJECT_DETECTION):
+        raise ValidationError({"kind": f"a {project.get_task_type_display().lower()} project cannot use a {kind}"})
+    with mlflow_errors():
+        rv = registry().register_external(registered_name=registered_name(project), model_uri=model_uri, kind=kind)  # type: ignore[arg-type]
+    with transaction.atomic():
+        mv = ModelVersion.objects.create(
+            project=project,
+            version=_next_version(project),
+            kind="external",
+            status=ModelStatus.READY,
+            architecture=kind,
+            mlflow_run_id=rv.run_id or "",
+            model_uri=rv.model_uri,
+            registered_name=rv.name,
+            registered_version=str(rv.version),
+            params={"source": model_uri},
+        )
+    if rv.champion:
+        model_version_mirror_champion(model_version=mv)
+    return mv
+
+
+def external_champion(*, project: Project) -> ModelVersion | None:
+    """The project's champion when it is an external model: cycles then score with it instead of training."""
+    return ModelVersion.objects.filter(project=project, is_champion=True, kind="external").first()
+
+
+def model_load(*, model_version: ModelVersion) -> Any:
+    """The model behind a version (from MLflow, so any worker can load what another trained): a torch module, or
+    an external pyfunc wrapped for the engine."""
+    with mlflow_errors():
+        if model_version.kind != "external":
+            return registry().load_torch(model_version.model_uri)
+        pyfunc = registry().load_pyfunc(model_version.model_uri)
+    if model_version.architecture == "pyfunc-detector":
+        return PyFuncDetector(pyfunc)
+    return PyFuncClassifier(pyfunc)
+
+
+def model_score(
+    *,
+    model: Any,
+    inputs: np.ndarray,
+    ids: list[int],
+    iterations: int,
+    heuristic: str,
+    seed: int,
+    labels: list[str] | None = None,
+) -> ScoreChunk:
+    """Scores for one chunk of inputs: MC dropout with penultimate embeddings (diversity-aware selection) for alweb's
+    models; the pyfunc's probabilities or boxes for external ones."""
+    if isinstance(model, PyFuncDetector):
+        return _detection_as_chunk(next(iter(model.score_chunks([Batch(inputs, ids=ids)]))), labels or [])
+    if isinstance(model, PyFuncClassifier):
+        # One probability vector per item: BALD would be 0 everywhere, so a single-sample heuristic stands in.
+        single = heuristic if heuristic in ("entropy", "margin", "least_confidence", "random") else "entropy"
+        return concat_chunks(score_chunks(model, [Batch(inputs, ids=ids)], heuristic=single, seed=seed))
+    batches = [Batch(lambda: torch.as_tensor(inputs), ids=ids, size=len(ids))]
+    return concat_chunks(
+        score_model(model, batches, iterations=iterations, heuristic=heuristic, seed=seed, embeddings=True)
+    )
+
+
+def _detection_as_chunk(chunk: Any, labels: list[str]) -> ScoreChunk:
+    """A detector's per-image result in the engine's shape: label = the most confident box's, if a project label."""
+    index = {label: i for i, label in enumerate(labels)}
+    predicted = np.asarray([index.get(str(lbl), -1) if lbl is not None else -1 for lbl in chunk.labels])
+    n = len(chunk.ids)
+    return ScoreChunk(
+        index=chunk.index,
+        start=chunk.start,
+        ids=list(chunk.ids),
+        heuristic=f"detection:{chunk.method}",
+        uncertainty=np.asarray(chunk.uncertainty, dtype=np.float64),
+        probs=np.zeros((n, max(1, len(labels))), dtype=np.float32),
+        labels=predicted.astype(np.int64),
+        confidence=np.asarray(chunk.confidence, dtype=np.float32),
+        finite=np.ones(n, dtype=bool),
+    )

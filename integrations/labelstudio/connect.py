@@ -1,0 +1,236 @@
+"""Connecting an alweb project to Label Studio: credentials, the LS project (created or linked), webhook, ML backend.
+
+Credentials: a project's own `ls_url` / `ls_api_key`, else `settings.LABEL_STUDIO_URL` / `LABEL_STUDIO_API_KEY`.
+The key lives only in `Credentials.api_key` (hidden from repr) and the SDK client: no log line or error message
+built here contains it.
+
+Errors: LS unreachable (connection refused, timeouts, 5xx while it restarts) becomes `LabelStudioUnavailable`, a
+ConnectionError, so the Celery tasks retry with backoff; a config or id that cannot work becomes a ValidationError
+naming the field.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.urls import reverse
+
+from campaigns.models import Project
+from integrations.labelstudio import client as lsc
+from integrations.labelstudio.label_config import (
+    LabelConfigError,
+    LabelConfigInfo,
+    build_label_config,
+    parse_label_config,
+    validate_label_config,
+)
+
+log = logging.getLogger(__name__)
+
+# LS 1.23 sends these; ANNOTATIONS_CREATED is the bulk form (imports, "create annotations from predictions").
+WEBHOOK_ACTIONS = ("ANNOTATION_CREATED", "ANNOTATIONS_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_DELETED")
+ML_BACKEND_USER = "alweb"
+
+
+class LabelStudioUnavailable(ConnectionError):
+    """Label Studio did not answer (down, restarting, timing out). Retryable: tasks back off and try again."""
+
+
+class LabelStudioRequestError(RuntimeError):
+    """LS refused a request (4xx). Carries status and body only: the SDK's ApiError text includes LS's response
+    headers, among them a `sessionid` cookie for the API key's user, which must not reach logs or failure reasons."""
+
+    def __init__(self, status_code: int | None, body: Any) -> None:
+        self.status_code, self.body = status_code, body
+        super().__init__(f"Label Studio answered {status_code}: {str(body)[:1000]}")
+
+
+class LabelStudioNotConfigured(ValidationError):
+    """No Label Studio URL or API key for this project, in the project or in the settings."""
+
+
+@dataclass(frozen=True)
+class Credentials:
+    url: str
+    api_key: str = field(repr=False)
+
+
+@contextlib.contextmanager
+def ls_errors() -> Iterator[None]:
+    """Translate transport failures and LS server errors into LabelStudioUnavailable (retryable)."""
+    try:
+        yield
+    except httpx.TransportError as exc:  # connect/read errors and timeouts; not a ConnectionError subclass
+        raise LabelStudioUnavailable(f"Label Studio unreachable: {type(exc).__name__}: {exc}") from None
+    except lsc.ApiError as exc:
+        if exc.status_code is not None and exc.status_code >= 500:
+            raise LabelStudioUnavailable(f"Label Studio answered {exc.status_code}") from None
+        raise LabelStudioRequestError(exc.status_code, exc.body) from None
+
+
+def labelstudio_credentials(project: Project) -> Credentials:
+    """The project's own URL and key, or the server's. The server's key only ever goes to the server's Label Studio:
+    a project naming another URL brings its own key, or anyone who can create a project could have alweb send the
+    server's token to a host of their choosing."""
+    server_url = (settings.LABEL_STUDIO_URL or "").rstrip("/")
+    url = (project.ls_url or server_url).rstrip("/")
+    key = project.ls_api_key or (settings.LABEL_STUDIO_API_KEY if url == server_url else "") or ""
+    if not url:
+        raise LabelStudioNotConfigured(
+            {"ls_url": "no Label Studio URL for this project or in the settings (LABEL_STUDIO_URL)"}
+        )
+    if not key:
+        reason = (
+            "no Label Studio API key for this project or in the settings (LABEL_STUDIO_API_KEY)"
+            if url == server_url
+            else f"this project's Label Studio ({url}) is not the server's: give its API key"
+        )
+        raise LabelStudioNotConfigured({"ls_api_key": reason})
+    return Credentials(url, key)
+
+
+def labelstudio_client(project: Project) -> lsc.LabelStudio:
+    creds = labelstudio_credentials(project)
+    return lsc.make_client(creds.url, creds.api_key)
+
+
+def webhook_url(project: Project) -> str:
+    return settings.ALWEB_BASE_URL.rstrip("/") + reverse("labelstudio-webhook", args=[project.pk])
+
+
+def ml_backend_url(project: Project) -> str:
+    # LS appends "/health", "/setup", "/predict" and "/webhook" to this (no trailing slash).
+    return settings.ALWEB_BASE_URL.rstrip("/") + reverse("labelstudio-ml-root", args=[project.pk])
+
+
+FIND_PAGE_SIZE = 100
+
+
+def _marker(project: Project) -> str:
+    # Stable for this alweb project and unguessable across alweb installs sharing one LS: lets a retried create
+    # adopt the LS project an interrupted attempt made instead of making a second one.
+    digest = hashlib.sha256(f"{project.pk}:{project.ls_webhook_secret}".encode()).hexdigest()[:16]
+    return f"alweb-{digest}"
+
+
+def _title(project: Project) -> str:
+    suffix = f" (alweb {project.pk})"
+    return (project.name[: 50 - len(suffix)] + suffix).strip().ljust(3, ".")
+
+
+def _find_created(client: lsc.LabelStudio, project: Project) -> int | None:
+    """The LS project an earlier attempt created for this alweb project, if any. Every page of the title matches is
+    read: other alweb installs sharing this LS name their projects "(alweb <same pk>)" too."""
+    suffix = f"(alweb {project.pk})"
+    marker = _marker(project)
+    page = 1
+    while True:
+        params = {"title": suffix, "page_size": FIND_PAGE_SIZE, "page": page, "include": "id,description"}
+        found = lsc._request(client, "GET", "api/projects/", params=params)
+        rows = found.get("results", []) if isinstance(found, dict) else found
+        hit = next((int(r["id"]) for r in rows if marker in (r.get("description") or "")), None)
+        if hit is not None or not isinstance(found, dict) or not found.get("next"):
+            return hit
+        page += 1
+
+
+def labelstudio_connect_project(
+    *, project: Project, ls_project_id: int | None = None, with_ml_backend: bool = False
+) -> Project:
+    """Create the LS project for `project` (its task type and labels, uncertainty sampling), or link the existing
+    LS project `ls_project_id` (or the one already set on the project) after checking its labeling config fits.
+    Then (re)register the webhook with the project's secret header. Idempotent; returns the updated project."""
+    if not project.ls_webhook_secret:
+        Project.objects.filter(pk=project.pk, ls_webhook_secret="").update(ls_webhook_secret=secrets.token_urlsafe(32))
+    project = Project.objects.get(pk=project.pk)
+    creds = labelstudio_credentials(project)
+    client = lsc.make_client(creds.url, creds.api_key)
+    target = ls_project_id if ls_project_id is not None else project.ls_project_id
+    with ls_errors():
+        if target is not None:
+            _link(client, project, int(target))
+        else:
+            target = _find_created(client, project)
+            if target is None:
+                info = lsc.create_project(
+                    client,
+                    title=_title(project),
+                    label_config=build_label_config(project.task_type, list(project.labels)),  # type: ignore[arg-type]
+                    description=f"Created by alweb for project {project.pk}. {_marker(project)}",
+                )
+                target = info.id
+                log.info("project %s: created Label Studio project %s at %s", project.pk, target, creds.url)
+        with transaction.atomic():
+            locked = Project.objects.select_for_update().get(pk=project.pk)
+            if locked.ls_project_id not in (None, target) and ls_project_id is None:
+                # Someone linked another LS project meanwhile: theirs wins, ours stays an empty LS project.
+                return locked
+            taken = Project.objects.exclude(pk=project.pk).filter(ls_url=creds.url, ls_project_id=target).exists()
+            if taken:
+                raise ValidationError({"ls_project_id": "another alweb project is linked to this Label Studio project"})
+            locked.ls_url, locked.ls_project_id, locked.ls_linked = creds.url, int(target), True
+            locked.save(update_fields=["ls_url", "ls_project_id", "ls_linked", "updated_at"])
+        lsc.register_webhook(
+            client,
+            project_id=int(target),
+            url=webhook_url(locked),
+            secret=locked.ls_webhook_secret,
+            actions=WEBHOOK_ACTIONS,
+        )
+        if with_ml_backend:
+            labelstudio_register_ml_backend(project=locked)
+    return locked
+
+
+def _link(client: lsc.LabelStudio, project: Project, ls_project_id: int) -> None:
+    try:
+        info = lsc.get_project(client, ls_project_id)
+    except lsc.ApiError as exc:
+        if exc.status_code in (403, 404):
+            raise ValidationError(
+                {"ls_project_id": f"Label Studio has no project {ls_project_id} visible to this API key"}
+            ) from exc
+        raise
+    try:
+        validate_label_config(info.label_config, project.task_type, list(project.labels))  # type: ignore[arg-type]
+    except LabelConfigError as exc:
+        raise ValidationError(
+            {"ls_project_id": [f"Label Studio project {ls_project_id}: {p}" for p in exc.problems]}
+        ) from exc
+    if info.sampling != lsc.UNCERTAINTY_SAMPLING:
+        # alweb's order reaches annotators only through LS's uncertainty sampling.
+        lsc.update_project(client, project_id=ls_project_id, sampling=lsc.UNCERTAINTY_SAMPLING)
+
+
+def labelstudio_config_info(client: lsc.LabelStudio, project: Project) -> LabelConfigInfo:
+    """Where predictions go in this LS project's config (tag names and data key; a linked project may differ)."""
+    assert project.ls_project_id is not None
+    with ls_errors():
+        info = lsc.get_project(client, project.ls_project_id)
+    return parse_label_config(info.label_config, project.task_type)  # type: ignore[arg-type]
+
+
+def labelstudio_register_ml_backend(*, project: Project) -> int:
+    """Add alweb's per-project ML backend to the LS project, with HTTP basic auth (user "alweb", the project's
+    webhook secret). alweb must be reachable from LS at ALWEB_BASE_URL: LS calls /health and /setup right away."""
+    if project.ls_project_id is None:
+        raise ValidationError({"ls_project_id": "connect the project to Label Studio first"})
+    client = labelstudio_client(project)
+    with ls_errors():
+        return lsc.add_ml_backend(
+            client,
+            project_id=project.ls_project_id,
+            url=ml_backend_url(project),
+            title=f"alweb {project.pk}",
+            basic_auth=(ML_BACKEND_USER, project.ls_webhook_secret),
+        )

@@ -1,0 +1,242 @@
+"""Selection: strategies, budget and threshold, preview, immutability, concurrent selects."""
+
+from __future__ import annotations
+
+import io
+import threading
+from typing import Any
+
+import numpy as np
+import pytest
+from django.core.exceptions import ValidationError
+from django.core.files.base import ContentFile
+from django.db import connection
+from PIL import Image
+
+from campaigns.models import Cycle, Item, Score, SelectedItem, Selection
+from campaigns.selectors import items_pool
+from campaigns.services.cycles import InvalidTransition, cycle_create, cycle_transition
+from campaigns.services.params import SelectionParams
+from campaigns.services.selection import selection_make, selection_preview
+from campaigns.states import CycleState
+from engine import selection as strategies
+from tests.factories import ItemFactory
+
+
+def scored_cycle(project: Any, uncertainties: list[float], labels: list[str] | None = None, **kw: Any) -> Cycle:
+    cycle = cycle_create(project=project, **kw)
+    items = [ItemFactory(project=project, key=f"k{i}") for i in range(len(uncertainties))]
+    Score.objects.bulk_create(
+        Score(cycle=cycle, item=item, uncertainty=u, heuristic="bald", predicted_label=(labels or ["a"] * 999)[i])
+        for i, (item, u) in enumerate(zip(items, uncertainties, strict=True))
+    )
+    hist = np.histogram(uncertainties, bins=200)[0].tolist()
+    Cycle.objects.filter(pk=cycle.pk).update(
+        state=CycleState.SCORED,
+        score_stats={
+            "histogram": hist,
+            "min": min(uncertainties),
+            "max": max(uncertainties),
+            "mean": float(np.mean(uncertainties)),
+            "count": len(uncertainties),
+        },
+    )
+    cycle.refresh_from_db()
+    return cycle
+
+
+@pytest.mark.django_db
+def test_topk_respects_budget_and_threshold_and_stores_ranks(make_project: Any) -> None:
+    project = make_project(labels=["a", "b"])
+    cycle = scored_cycle(project, [0.1, 0.9, 0.5, 0.7, 0.3], budget=3, threshold=0.4)
+    selection = selection_make(cycle=cycle)
+    rows = list(SelectedItem.objects.filter(selection=selection).values_list("item__key", "rank", "uncertainty"))
+    assert rows == [("k1", 0, 0.9), ("k3", 1, 0.7), ("k2", 2, 0.5)]
+    assert selection.params["budget"] == 3 and selection.params["threshold"] == 0.4
+    assert "cold_start" not in selection.params  # a scored cycle ranked by its model: no cold start to record
+    cycle.refresh_from_db()
+    assert cycle.state == "selected"
+    # Idempotent: a redelivered select returns the same selection, writes nothing more.
+    assert selection_make(cycle=cycle).pk == selection.pk
+    assert SelectedItem.objects.count() == 3
+
+
+@pytest.mark.django_db
+def test_threshold_above_everything_selects_nothing_and_preview_agrees(make_project: Any) -> None:
+    cycle = scored_cycle(make_project(labels=["a", "b"]), [0.1, 0.2, 0.3], budget=5)
+    preview = selection_preview(cycle=cycle, params=SelectionParams.for_cycle(cycle, budget=5, threshold=0.25))
+    assert (preview["qualifying"], preview["would_select"]) == (1, 1)
+    assert sum(preview["histogram"]["counts"]) == 3
+    assert (
+        selection_preview(cycle=cycle, params=SelectionParams.for_cycle(cycle, budget=5, threshold=0.9))["would_select"]
+        == 0
+    )
+    assert not Selection.objects.exists()  # the preview writes nothing
+
+
+@pytest.mark.django_db
+def test_selected_items_leave_the_pool_of_later_cycles(make_project: Any) -> None:
+    project = make_project(labels=["a", "b"])
+    cycle = scored_cycle(project, [0.9, 0.1], budget=1)
+    selection_make(cycle=cycle)
+    assert list(items_pool(project=project).values_list("key", flat=True)) == ["k1"]
+    cycle_transition(cycle_id=cycle.pk, to=CycleState.CANCELLED)
+    assert list(items_pool(project=project).values_list("key", flat=True)) == ["k0", "k1"]
+
+
+@pytest.mark.django_db
+def test_power_and_quota_strategies_are_deterministic(make_project: Any) -> None:
+    project = make_project(labels=["car", "bike"])
+    u = list(np.linspace(0.01, 1, 60))
+    labels = ["car"] * 54 + ["bike"] * 6
+    cycle = scored_cycle(project, u, labels, budget=10, strategy="power", seed=7)
+    a = selection_preview(cycle=cycle, params=SelectionParams.for_cycle(cycle, budget=10, threshold=None))["items"]
+    b = selection_preview(cycle=cycle, params=SelectionParams.for_cycle(cycle, budget=10, threshold=None))["items"]
+    assert a == b and len(a) == 10
+    quota = selection_preview(
+        cycle=cycle,
+        params=SelectionParams.for_cycle(
+            cycle, budget=10, threshold=None, strategy="quota", options={"quotas": {"bike": 0.5, "car": 0.5}}
+        ),
+    )["items"]
+    assert sum(1 for p in quota if p["predicted_label"] == "bike") == 5
+
+
+@pytest.mark.django_db
+def test_cold_start_selects_a_seeded_random_sample(make_project: Any) -> None:
+    project = make_project()
+    for i in range(30):
+        ItemFactory(project=project, key=f"k{i}")
+    cycle = cycle_create(project=project, budget=5, seed=3)
+    selection = selection_make(cycle=cycle)
+    assert selection.size == 5
+    picked = set(SelectedItem.objects.values_list("item__key", flat=True))
+    ids = list(Item.objects.order_by("pk").values_list("key", flat=True))
+    assert picked == {ids[p] for p in strategies.random_sample(30, 5, seed=3)}
+
+
+def _png(value: int, *, stripes: bool = False) -> bytes:
+    pixels = np.full((8, 8), value, dtype=np.uint8)
+    if stripes:
+        pixels[::2] = 255 - value
+    buf = io.BytesIO()
+    Image.fromarray(pixels, mode="L").save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@pytest.mark.django_db
+def test_kmeans_cold_start_covers_the_pools_modes_where_random_would_not(make_project: Any) -> None:
+    """A pool of 60 dark images, 5 bright and 5 striped: the diverse strategy's first batch of 3 takes one of each
+    (a seeded random sample of 3 would almost surely be all dark)."""
+    project = make_project(task_type="image_classification", model_config={"image_size": 8, "channels": 1})
+    groups = [("dark", _png(10), 60), ("bright", _png(240), 5), ("striped", _png(10, stripes=True), 5)]
+    for name, png, n in groups:
+        for i in range(n):
+            item = ItemFactory.build(project=project, key=f"{name}-{i}", text="")
+            item.media.save(f"{name}-{i}.png", ContentFile(png), save=False)
+            item.save()
+    cycle = cycle_create(project=project, budget=3, seed=1, strategy="diverse")
+    assert cycle.strategy_params["cold_start"] == "kmeans"
+    selection = selection_make(cycle=cycle)
+    picked = sorted(
+        k.split("-")[0] for k in SelectedItem.objects.filter(selection=selection).values_list("item__key", flat=True)
+    )
+    assert picked == ["bright", "dark", "striped"]
+    assert selection.params["cold_start"] == "kmeans"
+
+
+@pytest.mark.django_db
+def test_kmeans_cold_start_of_remote_images_falls_back_to_random_and_says_so(make_project: Any) -> None:
+    project = make_project(task_type="image_classification")
+    for i in range(10):
+        ItemFactory(project=project, key=f"u{i}", text="", url=f"https://example.com/{i}.png")
+    cycle = cycle_create(project=project, budget=3, seed=4, strategy="diverse")
+    selection = selection_make(cycle=cycle)
+    ids = list(Item.objects.filter(project=project).order_by("pk").values_list("pk", flat=True))
+    picked = set(SelectedItem.objects.filter(selection=selection).values_list("item_id", flat=True))
+    assert picked == {ids[p] for p in strategies.random_sample(10, 3, seed=4)}
+    assert "k-means needs every item's content" in selection.params["cold_start_fallback"]
+    assert selection.params["cold_start"] == "random"  # what was done, not what was asked
+    with pytest.raises(ValidationError, match="cold_start must be one of random, kmeans"):
+        cycle_create(project=project, budget=3, strategy="diverse", strategy_params={"cold_start": "smart"})
+
+
+@pytest.mark.django_db
+def test_select_is_refused_in_the_wrong_state(make_project: Any) -> None:
+    cycle = scored_cycle(make_project(labels=["a"]), [0.5], budget=1)
+    cycle_transition(cycle_id=cycle.pk, to=CycleState.CANCELLED)
+    with pytest.raises(InvalidTransition, match="is cancelled"):
+        selection_make(cycle=cycle)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_selects_make_one_selection(make_project: Any) -> None:
+    cycle = scored_cycle(make_project(labels=["a"]), [0.1 * i for i in range(1, 9)], budget=4)
+    barrier = threading.Barrier(3)
+    made: list[int] = []
+
+    def select() -> None:
+        barrier.wait()
+        try:
+            made.append(selection_make(cycle=Cycle.objects.get(pk=cycle.pk)).pk)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=select) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(made)) == 1 and len(made) == 3
+    assert Selection.objects.count() == 1 and SelectedItem.objects.count() == 4
+
+
+def test_k_center_greedy_spreads_over_clusters() -> None:
+    rng = np.random.default_rng(0)
+    centres = np.array([[0, 0], [10, 0], [0, 10], [10, 10]], dtype=np.float32)
+    x = np.concatenate([c + rng.normal(scale=0.1, size=(25, 2)) for c in centres])
+    picks = strategies.k_center_greedy(x, 4)
+    assert sorted({int(p) // 25 for p in picks}) == [0, 1, 2, 3]
+
+
+def test_kmeans_diverse_takes_any_cycle_seed_and_is_deterministic() -> None:
+    rng = np.random.default_rng(1)
+    centres = np.array([[0, 0], [10, 0], [0, 10]], dtype=np.float32)
+    x = np.concatenate([c + rng.normal(scale=0.1, size=(30, 2)) for c in centres])
+    for seed in (0, 2**32 + 5, 2**63 - 1):  # scikit-learn itself refuses seeds of 2**32 and above
+        picks = strategies.kmeans_diverse(x, 3, seed=seed)
+        assert sorted({int(p) // 30 for p in picks}) == [0, 1, 2]
+        assert list(picks) == list(strategies.kmeans_diverse(x, 3, seed=seed))
+
+
+def test_power_sample_prefers_uncertain_items() -> None:
+    u = np.array([0.01] * 90 + [1.0] * 10)
+    hits = sum(int(p) >= 90 for s in range(50) for p in strategies.power_sample(u, 5, seed=s, power=3))
+    assert hits / 250 > 0.9
+
+
+@pytest.mark.django_db
+def test_a_cycle_with_labels_cannot_skip_training_by_selecting(make_project: Any) -> None:
+    project = make_project()
+    ItemFactory(project=project, key="labeled", label="positive")
+    ItemFactory(project=project, key="free")
+    cycle = cycle_create(project=project, budget=1)
+    with pytest.raises(InvalidTransition, match="is created"):
+        selection_make(cycle=cycle)
+    assert not Selection.objects.exists()
+
+
+@pytest.mark.django_db
+def test_topk_preview_reads_only_the_rows_it_shows(make_project: Any, django_assert_max_num_queries: Any) -> None:
+    cycle = scored_cycle(make_project(labels=["a"]), [i / 100 for i in range(100)], budget=50)
+    with django_assert_max_num_queries(8):
+        preview = selection_preview(
+            cycle=cycle, params=SelectionParams.for_cycle(cycle, budget=50, threshold=0.3), show=5
+        )
+    assert (preview["would_select"], len(preview["items"])) == (50, 5)
+    assert (
+        selection_preview(cycle=cycle, params=SelectionParams.for_cycle(cycle, budget=500, threshold=0.3))[
+            "would_select"
+        ]
+        == 70
+    )
