@@ -63,6 +63,7 @@ bench: $(STAMP) ls-venv services
 	$(PY) bench/selection.py
 	$(PY) bench/scoring.py --quick
 	$(PY) bench/ls_sync.py --quick
+	$(PY) bench/learning.py --quick
 
 clean:
 	rm -rf $(VENV) var/alweb.sqlite3
