@@ -51,7 +51,7 @@ from bench.learning_protocol import (  # noqa: E402
 )
 from bench.learning_report import summarise_dataset, write_plot  # noqa: E402
 from engine.architectures import ImageCNN, TextHead  # noqa: E402
-from engine.scoring import MCDropout, concat_chunks, iter_batches, score_chunks, score_model  # noqa: E402
+from engine.scoring import concat_chunks, iter_batches, score_model  # noqa: E402
 from engine.training import TrainConfig, train_classifier  # noqa: E402
 
 THREADS = 1  # two cores shared with other engineers' work: one torch thread, one process
@@ -94,28 +94,26 @@ def train_and_test(ds: Dataset, pool: IntArray, labeled: IntArray, valid: IntArr
 def context(
     arm: Arm, model: torch.nn.Module, x_unl: np.ndarray, x_lab: np.ndarray, budget: int, t: int, seed: int
 ) -> Context:
-    """Score the unlabeled pool for ``arm``: MC dropout for its heuristic, penultimate features if it needs them."""
+    """Score the unlabeled pool for ``arm``: MC dropout for its heuristic, and the penultimate features (the
+    engine's extra pass with dropout off) of the unlabeled and labeled items if the arm needs them."""
     unc = probs = emb = lab_emb = None
-    if arm.heuristic is not None:
+    if arm.heuristic is not None or arm.embeddings:
+        # Labeled items ride along only for their features (Coreset measures coverage from the labeled set).
+        x = np.concatenate([x_unl, x_lab]) if arm.embeddings else x_unl
         chunk = concat_chunks(
             score_model(
                 model,
-                iter_batches(x_unl, 512),
+                iter_batches(x, 512),
                 iterations=t,
-                heuristic=arm.heuristic,
+                heuristic=arm.heuristic or "entropy",
                 seed=seed,
-                embeddings=arm.embeddings == "mc",
+                embeddings=arm.embeddings,
             )
         )
-        unc, probs, emb = chunk.uncertainty, chunk.probs, chunk.embeddings
-    if arm.embeddings == "deterministic":
-        # One eval-mode pass through the engine's sampler, unpatched: torch's dropout is off in eval mode, so the
-        # features carry no dropout noise (the MC average keeps ~20% noise per coordinate at T=20, issue 14).
-        sampler = MCDropout(model, iterations=1, patch=False, embeddings=True)
-        det = concat_chunks(score_chunks(sampler, iter_batches(x_unl, 512), heuristic="entropy"))
-        probs, emb = det.probs, det.embeddings
-        if len(x_lab):
-            lab_emb = concat_chunks(score_chunks(sampler, iter_batches(x_lab, 512), heuristic="entropy")).embeddings
+        n = len(x_unl)
+        unc, probs = chunk.uncertainty[:n], chunk.probs[:n]
+        if chunk.embeddings is not None:
+            emb, lab_emb = chunk.embeddings[:n], chunk.embeddings[n:]
     return Context(
         budget=budget, seed=seed, uncertainty=unc, probs=probs, embeddings=emb, labeled_embeddings=lab_emb, n=len(x_unl)
     )
@@ -177,8 +175,8 @@ def main() -> None:
     skipped: dict[str, str] = {}
     for name in wanted:
         arm = default if name == "default" else ARMS[name]
-        if arm.missing():
-            skipped[name] = "not in engine.selection yet: " + ", ".join(arm.missing())
+        if (why := arm.missing()) is not None:
+            skipped[name] = why
         else:
             arms[name] = arm
     # The default is computed by its twin when one exists (same heuristic, same picker): identical by construction.

@@ -2,8 +2,8 @@
 
 An arm names the heuristic the model is scored with (MC dropout, ``engine.scoring``) and a picker turning those
 scores into a batch (``engine.heuristics.top_k`` or a strategy of ``engine.selection``). Strategies another
-engineer is adding to the engine (BADGE, labeled-aware Coreset) are looked up by name at run time: until they land
-the arm is reported as skipped, never replaced by a hand-written stand-in that would not be the product's code.
+engineer is adding to the engine (BADGE, labeled-aware Coreset) are checked at run time: until they land the arm is
+reported as skipped, never replaced by a hand-written stand-in that would not be the product's code.
 
 The product's default is declared here, before any run, and checked against the product's own defaults
 (``campaigns.models`` field defaults, ``campaigns.services.params.validate_strategy``) so the benchmark cannot
@@ -13,10 +13,11 @@ silently drift from what a new project gets.
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -55,15 +56,13 @@ class Arm:
     name: str
     heuristic: str | None  # None: the model is not scored (random sampling)
     pick: Picker
-    # The picker needs penultimate features: "deterministic" (eval mode, no dropout: what Coreset and BADGE assume)
-    # or "mc" (averaged over the MC passes, as the product's `diverse` strategy gets them today).
-    embeddings: Literal["deterministic", "mc"] | None = None
-    requires: tuple[str, ...] = ()  # engine.selection functions that must exist, else the arm is skipped
+    embeddings: bool = False  # the picker needs the penultimate features (the engine's dropout-free pass)
+    requires: Callable[[], str | None] | None = None  # why the engine cannot run this arm yet, or None
     note: str = ""
     options: dict[str, Any] = field(default_factory=dict)
 
-    def missing(self) -> list[str]:
-        return [name for name in self.requires if not hasattr(selection, name)]
+    def missing(self) -> str | None:
+        return self.requires() if self.requires is not None else None
 
 
 def _top(ctx: Context) -> IntArray:
@@ -79,17 +78,28 @@ def _power(ctx: Context) -> IntArray:
     return selection.power_sample(ctx.u(), ctx.budget, seed=ctx.seed, power=1.0)
 
 
-def _engine(name: str) -> Any:
-    """A strategy that may not have landed in engine.selection yet (looked up late, see ``Arm.requires``)."""
-    return getattr(selection, name)
-
-
 def _coreset(ctx: Context) -> IntArray:
-    return np.asarray(_engine("coreset")(ctx.embeddings, ctx.labeled_embeddings, ctx.budget), dtype=np.int64)
+    # Coreset (Sener & Savarese 2018): k-center seeded with the labeled set's embeddings, over the whole pool.
+    return selection.k_center_greedy(ctx.embeddings, ctx.budget, labeled=ctx.labeled_embeddings)  # type: ignore[arg-type]
 
 
 def _badge(ctx: Context) -> IntArray:
-    return np.asarray(_engine("badge")(ctx.probs, ctx.embeddings, ctx.budget, seed=ctx.seed), dtype=np.int64)
+    fn: Any = getattr(selection, "badge")  # noqa: B009  # looked up late: see Arm.requires
+    return np.asarray(fn(ctx.probs, ctx.embeddings, ctx.budget, seed=ctx.seed), dtype=np.int64)
+
+
+def _has(name: str, param: str | None = None) -> Callable[[], str | None]:
+    """A requirement on engine.selection: the function exists (and takes ``param``), else why the arm is skipped."""
+
+    def check() -> str | None:
+        fn = getattr(selection, name, None)
+        if fn is None:
+            return f"engine.selection.{name} does not exist yet"
+        if param is not None and param not in inspect.signature(fn).parameters:
+            return f"engine.selection.{name} has no {param!r} parameter yet"
+        return None
+
+    return check
 
 
 ARMS: dict[str, Arm] = {
@@ -100,19 +110,20 @@ ARMS: dict[str, Arm] = {
         Arm("margin", "margin", _top),
         Arm("bald", "bald", _top),
         Arm("powerbald", "bald", _power),
-        Arm("coreset", None, _coreset, embeddings="deterministic", requires=("coreset",)),
-        Arm("badge", None, _badge, embeddings="deterministic", requires=("badge",)),
+        Arm("coreset", None, _coreset, embeddings=True, requires=_has("k_center_greedy", "labeled")),
+        # BADGE reads the mean MC probabilities; "entropy" only names the scoring pass, its values are unused.
+        Arm("badge", "entropy", _badge, embeddings=True, requires=_has("badge")),
     )
 }
 
 
-def product_pick(strategy: str, options: dict[str, Any]) -> tuple[Picker, Literal["mc"] | None]:
+def product_pick(strategy: str, options: dict[str, Any]) -> tuple[Picker, bool]:
     """The picker the product uses for ``strategy`` once a model has scored the pool
     (``campaigns.services.selection._pick``): top-k, or a strategy on the top ``candidates_factor x budget``."""
     if strategy == "topk":
-        return _top, None
+        return _top, False
     if strategy == "random":
-        return _random, None
+        return _random, False
     factor = int(options.get("candidates_factor", 10))
 
     def bounded(ctx: Context) -> IntArray:
@@ -126,7 +137,7 @@ def product_pick(strategy: str, options: dict[str, Any]) -> tuple[Picker, Litera
             raise ValueError(f"no benchmark mapping for the product strategy {strategy!r}")
         return cand[order]
 
-    return bounded, "mc" if strategy == "diverse" else None
+    return bounded, strategy == "diverse"
 
 
 def product_default() -> tuple[dict[str, Any], str]:
