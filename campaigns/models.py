@@ -40,17 +40,21 @@ class Strategy(models.TextChoices):
     """How a cycle turns its scores into a selection (`engine.selection` holds the math of each)."""
 
     TOPK = "topk", "Most uncertain first (top-k)"
-    POWER = "power", "Sampled in proportion to uncertainty (power)"
-    DIVERSE = "diverse", "Uncertain and diverse (core-set)"
+    POWER = "power", "Sampled in proportion to uncertainty^power over the whole pool (PowerBALD)"
+    DIVERSE = "diverse", "Most uncertain candidates thinned by k-center"
+    CORESET = "coreset", "Core-set: k-center from the labeled set (Sener & Savarese)"
+    BADGE = "badge", "BADGE: k-means++ on gradient embeddings (Ash et al.)"
     QUOTA = "quota", "Per predicted class quotas"
     RANDOM = "random", "Random (baseline)"
 
 
 class ColdStart(models.TextChoices):
-    """How a cycle without a model picks: a seeded random sample, or one item per k-means cluster of the pool."""
+    """How a cycle without a model picks: a seeded random sample, or one item per k-means cluster of the pool (the
+    nearest its centre, or the most typical: TypiClust)."""
 
     RANDOM = "random", "Seeded random sample"
     KMEANS = "kmeans", "One item per k-means cluster"
+    TYPICLUST = "typiclust", "The most typical item of each k-means cluster (TypiClust)"
 
 
 def _default_split_ratios() -> dict[str, float]:
@@ -67,6 +71,10 @@ class Project(models.Model):
     default_heuristic = models.CharField(max_length=32, choices=Heuristic.choices, default=Heuristic.BALD)
     default_mc_iterations = models.PositiveSmallIntegerField(default=20)
     default_budget = models.PositiveIntegerField(default=100)
+    # How many validation and test items people should label, as an i.i.d. seeded sample no model chooses; NULL:
+    # the default for the project's size (campaigns.services.evaluation.evaluation_targets), 0: none.
+    eval_valid_target = models.PositiveIntegerField(null=True, blank=True)
+    eval_test_target = models.PositiveIntegerField(null=True, blank=True)
     # Label Studio connection. The key is stored server-side only and never serialized.
     ls_url = models.URLField(blank=True, default="")
     ls_api_key = models.CharField(max_length=2048, blank=True, default="")
@@ -341,6 +349,13 @@ class SyncState(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
+class Purpose(models.TextChoices):
+    """Why a selected item goes to annotators: the model asked for it, or it belongs to the evaluation sample."""
+
+    TRAINING = "training", "Training (chosen by the strategy)"
+    EVALUATION = "evaluation", "Evaluation (i.i.d. sample of validation/test)"
+
+
 class SelectedItem(models.Model):
     selection = models.ForeignKey(Selection, on_delete=models.CASCADE, related_name="items")
     item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="selections")
@@ -348,6 +363,7 @@ class SelectedItem(models.Model):
     uncertainty = models.FloatField(null=True, blank=True)
     predicted_label = models.CharField(max_length=200, blank=True, default="")
     confidence = models.FloatField(null=True, blank=True)
+    purpose = models.CharField(max_length=16, choices=Purpose.choices, default=Purpose.TRAINING)
     # Sync state is the only mutable part: rank and score are what the selection decided.
     sync_state = models.CharField(max_length=8, choices=SyncState.choices, default=SyncState.PENDING)
     # Written (and committed) before the item's first push to Label Studio and carried in the task data: a retried
@@ -364,6 +380,9 @@ class SelectedItem(models.Model):
             models.UniqueConstraint(fields=["selection", "rank"], name="%(app_label)s_%(class)s_unique_rank"),
             models.CheckConstraint(
                 condition=Q(sync_state__in=SyncState.values), name="%(app_label)s_%(class)s_sync_state_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(purpose__in=Purpose.values), name="%(app_label)s_%(class)s_purpose_valid"
             ),
         ]
         indexes = [

@@ -71,3 +71,35 @@ def classification_metrics(y_true: ArrayLike, y_pred: ArrayLike, num_classes: in
         support=[int(v) for v in support],
         confusion=cm.tolist(),
     )
+
+
+def bootstrap_interval(
+    confusion: ArrayLike, *, n_boot: int = 2000, level: float = 0.95, seed: int = 0
+) -> dict[str, tuple[float, float]]:
+    """Percentile bootstrap intervals of accuracy and macro-F1 over the evaluated items.
+
+    Resampling items with replacement is resampling the confusion matrix's cells from a multinomial with the cells'
+    shares, so no per-item predictions are needed. Macro-F1 follows `classification_metrics` (classes present in the
+    resample's truth or predictions).
+    """
+    cm = np.asarray(confusion, dtype=np.int64)
+    k = cm.shape[0]
+    n = int(cm.sum())
+    if n == 0:
+        return {"accuracy": (0.0, 0.0), "macro_f1": (0.0, 0.0)}
+    rng = np.random.default_rng(seed)
+    draws = rng.multinomial(n, cm.ravel() / n, size=n_boot).reshape(n_boot, k, k).astype(np.float64)
+    tp = np.diagonal(draws, axis1=1, axis2=2)
+    predicted, support = draws.sum(axis=1), draws.sum(axis=2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.where(predicted > 0, tp / predicted, 0.0)
+        recall = np.where(support > 0, tp / support, 0.0)
+        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
+    present = (support > 0) | (predicted > 0)
+    macro = (f1 * present).sum(axis=1) / np.maximum(present.sum(axis=1), 1)
+    accuracy = tp.sum(axis=1) / n
+    tail = (1 - level) / 2 * 100
+    return {
+        "accuracy": (float(np.percentile(accuracy, tail)), float(np.percentile(accuracy, 100 - tail))),
+        "macro_f1": (float(np.percentile(macro, tail)), float(np.percentile(macro, 100 - tail))),
+    }

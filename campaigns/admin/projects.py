@@ -15,6 +15,7 @@ from campaigns.models import Membership, Project
 from campaigns.services.projects import (
     UPDATABLE_FIELDS,
     check_project_unique,
+    clean_ls_connection,
     project_update,
     validate_project_defaults,
 )
@@ -64,6 +65,8 @@ class ProjectAdminForm(forms.ModelForm):
             "default_heuristic",
             "default_mc_iterations",
             "default_budget",
+            "eval_valid_target",
+            "eval_test_target",
             "model_config",
             "ls_url",
             "ls_api_key",
@@ -76,7 +79,14 @@ class ProjectAdminForm(forms.ModelForm):
             data["ls_api_key"] = ""
         elif not data.get("ls_api_key"):
             data["ls_api_key"] = self.instance.ls_api_key
-        defaults = ("default_heuristic", "default_mc_iterations", "default_budget", "model_config")
+        defaults = (
+            "default_heuristic",
+            "default_mc_iterations",
+            "default_budget",
+            "eval_valid_target",
+            "eval_test_target",
+            "model_config",
+        )
         try:
             validate_project_defaults(**{k: data[k] for k in defaults if data.get(k) is not None})
         except ValidationError as exc:
@@ -84,14 +94,21 @@ class ProjectAdminForm(forms.ModelForm):
         # The owner is read-only here, so Django's own unique check skips (owner, name): ask the service, which
         # names the field, before save_model would raise it as a server error.
         candidate = copy.copy(self.instance)
-        for name in ("name", "ls_url", "ls_project_id"):
+        for name in ("name", "ls_url", "ls_project_id", "ls_api_key"):
             if name in data:
                 setattr(candidate, name, data[name])
         try:
+            # The service's link rules (allowed URL, a key of the owner's own to link an LS project alweb did not
+            # create, the key cleared with a new URL) as form errors, not a server error from save_model.
+            clean_ls_connection(project=candidate, previous=self.instance, key_given=self.key_given())
             check_project_unique(candidate)
         except ValidationError as exc:
             self.add_error(None, exc)
         return data
+
+    def key_given(self) -> bool:
+        """A key typed in, or the key removed: the empty field otherwise means "keep", not "set this key"."""
+        return bool(self.data.get("ls_api_key") or self.data.get("clear_ls_api_key"))
 
 
 @admin.register(Project)
@@ -113,6 +130,10 @@ class ProjectAdmin(admin.ModelAdmin):
             {"fields": ["default_heuristic", "default_mc_iterations", "default_budget", "model_config"]},
         ),
         (
+            "Evaluation sample (empty: the default for the pool size)",
+            {"fields": ["eval_valid_target", "eval_test_target"]},
+        ),
+        (
             "Label Studio",
             {"fields": ["ls_url", "ls_project_id", "ls_api_key", "clear_ls_api_key", "ls_pulled_until"]},
         ),
@@ -130,8 +151,8 @@ class ProjectAdmin(admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: Project, form: forms.ModelForm, change: bool) -> None:
         # The admin builds its own form class whose Meta.fields follow the fieldsets: pick the model's fields here.
-        changed = [f for f in form.changed_data if f in UPDATABLE_FIELDS]
-        if "clear_ls_api_key" in form.changed_data and "ls_api_key" not in changed:
+        changed = [f for f in form.changed_data if f in UPDATABLE_FIELDS and f != "ls_api_key"]
+        if isinstance(form, ProjectAdminForm) and form.key_given():
             changed.append("ls_api_key")
         if changed:
             project_update(project=obj, **{f: getattr(obj, f) for f in changed})

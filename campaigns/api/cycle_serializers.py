@@ -48,8 +48,9 @@ def _strategy_params(**kwargs: Any) -> JSONObjectField:
     return JSONObjectField(
         max_bytes=16384,
         help_text='Strategy options, e.g. {"power": 2} (power), {"quotas": {"cat": 0.5}} (quota), '
-        '{"candidates_factor": 10} (diverse, power), {"cold_start": "kmeans"} or "random" (a cycle with no model '
-        "yet; kmeans by default for diverse).",
+        '{"candidates_factor": 10} (diverse: its most uncertain candidates; coreset, badge: a uniform sample, 50 by '
+        'default), {"cold_start": "kmeans"}, "typiclust" or "random" (a cycle with no model yet; kmeans by default '
+        "for diverse).",
         **kwargs,
     )
 
@@ -269,17 +270,43 @@ class ItemCountSerializer(serializers.Serializer):
     labeled = serializers.IntegerField()
 
 
+class EvaluationStatusSerializer(serializers.Serializer):
+    split = serializers.CharField()
+    target = serializers.IntegerField(help_text="Items people should label in this split.")
+    labeled = serializers.IntegerField()
+    pending = serializers.IntegerField(help_text="Out in Label Studio, not labeled yet.")
+
+
 class ProjectStatsSerializer(serializers.Serializer):
     by_split = serializers.DictField(child=ItemCountSerializer(), help_text="Items per split (train, valid, ...).")
     total = serializers.IntegerField()
-    labeled = serializers.IntegerField()
+    labeled = serializers.IntegerField(help_text="Every labeled item, evaluation labels included.")
+    evaluation = EvaluationStatusSerializer(many=True, help_text="The evaluation sample: validation and test.")
 
 
 class LearningCurvePointSerializer(serializers.Serializer):
     cycle = serializers.IntegerField(help_text="Cycle number.")
     model_version = serializers.IntegerField(help_text="Model version number.")
     labels = serializers.IntegerField(help_text="Labels the model was trained on.")
-    accuracy = serializers.FloatField(allow_null=True)
-    macro_f1 = serializers.FloatField(allow_null=True)
+    labels_spent = serializers.IntegerField(
+        help_text="Every label paid for at this model's time: training + validation + test (the curve's x axis)."
+    )
+    valid_labels = serializers.IntegerField(help_text="Validation labels (model selection: early stopping, champion).")
+    test_labels = serializers.IntegerField(help_text="Test labels the metrics below are measured on.")
+    meaningful = serializers.BooleanField(
+        help_text="Enough human test labels for the metrics to mean something (at least 30)."
+    )
+    accuracy = serializers.FloatField(allow_null=True, help_text="Test accuracy (human test labels only).")
+    macro_f1 = serializers.FloatField(allow_null=True, help_text="Test macro-F1 (human test labels only).")
+    accuracy_ci = serializers.ListField(
+        child=serializers.FloatField(), allow_null=True, help_text="95% bootstrap interval [low, high]."
+    )
+    macro_f1_ci = serializers.ListField(
+        child=serializers.FloatField(), allow_null=True, help_text="95% bootstrap interval [low, high]."
+    )
     per_class_f1 = serializers.DictField(child=serializers.FloatField(allow_null=True))
+    per_class = serializers.DictField(
+        child=serializers.DictField(),
+        help_text="Per label: precision, recall, f1, support (test). The confusion matrix's rows are true classes.",
+    )
     valid_accuracy = serializers.FloatField(allow_null=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from drf_spectacular.utils import extend_schema
@@ -26,12 +27,16 @@ class _ProjectReadView(ApiErrorsMixin, GenericAPIView):
 
 @extend_schema(parameters=[PROJECT_PK], tags=["projects"], responses={200: ProjectStatsSerializer, 404: NOT_FOUND})
 class ProjectStatsView(_ProjectReadView):
-    """Item counts by split, labeled or not (one grouped query)."""
+    """Item counts by split, labeled or not, and the evaluation sample's progress."""
 
     serializer_class = ProjectStatsSerializer
 
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        return Response(ProjectStatsSerializer(selectors.items_count_by_split(project=self.project)).data)
+        stats = {
+            **selectors.items_count_by_split(project=self.project),
+            "evaluation": [asdict(s) for s in selectors.evaluation_status(project=self.project)],
+        }
+        return Response(ProjectStatsSerializer(stats).data)
 
 
 @extend_schema(

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from campaigns.selectors.curves import (
+    CURVE_MIN_TEST_LABELS,
     curve_stopping_suggestion,
     model_versions_for_project,
     project_learning_curve,
@@ -16,6 +17,10 @@ from campaigns.selectors.cycles import (
     selected_items_label_balance,
     selected_items_labeled_count,
     selected_items_of_cycle,
+)
+from campaigns.selectors.evaluation import (
+    EvaluationStatus,
+    evaluation_status,
 )
 from campaigns.selectors.items import (
     annotations_for_project,
@@ -54,11 +59,14 @@ from campaigns.selectors.scores import (
 )
 
 __all__ = [
+    "CURVE_MIN_TEST_LABELS",
+    "EvaluationStatus",
     "annotations_for_project",
     "curve_stopping_suggestion",
     "cycle_for_member",
     "cycle_has_scores",
     "cycles_for_project",
+    "evaluation_status",
     "items_count_by_split",
     "items_count_by_state",
     "items_evaluation",

@@ -10,9 +10,14 @@ from django.db.models import QuerySet
 from campaigns.models import Cycle, Project
 from models_registry.models import ModelVersion
 
+# Below this many human test labels a point's accuracy moves by several points from one item to the next (a 95%
+# interval wider than ±15 points): the dashboard and API say so rather than draw a curve to read trends into.
+CURVE_MIN_TEST_LABELS = 30
+
 
 def project_learning_curve(*, project: Project) -> list[dict[str, Any]]:
-    """One point per trained model version: labels used and test metrics, in cycle order."""
+    """One point per trained model version, in cycle order: labels spent (training, validation, test) and test
+    metrics from human test labels, with 95% bootstrap intervals and per-class precision, recall, F1, support."""
     points = []
     cycles = (
         Cycle.objects.filter(project=project, model_version__isnull=False)
@@ -23,14 +28,25 @@ def project_learning_curve(*, project: Project) -> list[dict[str, Any]]:
         mv = cycle.model_version
         assert mv is not None
         metrics = mv.metrics or {}
+        spent = metrics.get("labels") or {}
+        valid, test = int(spent.get("valid", 0)), int(spent.get("test", 0))
         points.append(
             {
                 "cycle": cycle.number,
                 "model_version": mv.version,
                 "labels": mv.label_count,
+                # Every label paid for at this model's time: training + validation + test (the curve's x axis).
+                "labels_spent": mv.label_count + valid + test,
+                "valid_labels": valid,
+                "test_labels": test,
+                # Enough human test labels for the figure to mean something; fewer: the dashboard says so instead.
+                "meaningful": test >= CURVE_MIN_TEST_LABELS,
                 "accuracy": metrics.get("accuracy"),
                 "macro_f1": metrics.get("macro_f1"),
+                "accuracy_ci": metrics.get("accuracy_ci"),
+                "macro_f1_ci": metrics.get("macro_f1_ci"),
                 "per_class_f1": metrics.get("per_class_f1", {}),
+                "per_class": metrics.get("per_class", {}),
                 "valid_accuracy": (metrics.get("valid") or {}).get("accuracy"),
             }
         )

@@ -33,10 +33,9 @@ def items_labeled(*, project: Project, splits: tuple[str, ...] = (Split.TRAIN, S
 
 
 def items_evaluation(*, project: Project, split: str) -> QuerySet[Item]:
-    """Validation or test items with a label or, failing that, ground truth."""
-    return Item.objects.filter(project=project, split=split, state=ItemState.ACTIVE).filter(
-        Q(label__isnull=False) | Q(ground_truth__isnull=False)
-    )
+    """Validation or test items labeled by people (imported or annotated). Never ground truth: that is the
+    simulation's answer key, and a figure built on it would not be the product's own."""
+    return Item.objects.filter(project=project, split=split, state=ItemState.ACTIVE, label__isnull=False)
 
 
 def items_count_by_split(*, project: Project) -> dict[str, Any]:

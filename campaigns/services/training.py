@@ -25,6 +25,7 @@ from campaigns.services.cycles import cycle_progress
 from campaigns.services.features import image_config, item_inputs
 from engine.architectures import ImageCNN, TextHead, load_backbone
 from engine.external import PyFuncClassifier, PyFuncDetector
+from engine.metrics import bootstrap_interval
 from engine.scoring import Batch, ScoreChunk, concat_chunks, score_chunks, score_model
 from engine.training import TrainConfig, effective_schedule, train_classifier
 from models_registry.models import ModelStatus, ModelVersion
@@ -97,12 +98,38 @@ def _load_backbone(model: ImageCNN, name: str, *, freeze: bool) -> None:
         raise TrainingError(f"model_config.backbone: {name!r} does not fit this project's network: {exc}") from exc
 
 
-def _xy(project: Project, items: list[Any], *, use_ground_truth: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def _xy(project: Project, items: list[Any]) -> tuple[torch.Tensor, torch.Tensor]:
     labels = list(project.labels)
-    values = [i.label if i.label is not None or not use_ground_truth else i.ground_truth for i in items]
     x = torch.as_tensor(item_inputs(project, items))
-    y = torch.as_tensor([labels.index(v) for v in values], dtype=torch.long)
+    y = torch.as_tensor([labels.index(i.label) for i in items], dtype=torch.long)
     return x, y
+
+
+def _evaluation_metrics(project: Project, result: Any, *, seed: int) -> dict[str, Any]:
+    """What the learning curve shows: test metrics with 95% bootstrap intervals and per-class precision, recall,
+    F1 and support (confusion rows = true class); validation metrics apart. Test labels only ever measure."""
+    metrics: dict[str, Any] = {}
+    test = result.test
+    if test is not None:
+        ci = bootstrap_interval(test.confusion, seed=seed)
+        metrics = {
+            "accuracy": test.accuracy,
+            "macro_f1": test.macro_f1,
+            "accuracy_ci": list(ci["accuracy"]),
+            "macro_f1_ci": list(ci["macro_f1"]),
+            "per_class_f1": dict(zip(project.labels, test.f1, strict=True)),
+            "per_class": {
+                label: {"precision": p, "recall": r, "f1": f, "support": n}
+                for label, p, r, f, n in zip(
+                    project.labels, test.precision, test.recall, test.f1, test.support, strict=True
+                )
+            },
+            "confusion": test.confusion,
+            "evaluated_on": "test",
+        }
+    if result.valid is not None:
+        metrics["valid"] = {"accuracy": result.valid.accuracy, "macro_f1": result.valid.macro_f1}
+    return metrics
 
 
 def _next_version(project: Project) -> int:
@@ -145,10 +172,10 @@ def model_train_for_cycle(*, cycle: Cycle) -> ModelVersion:
         seed=cycle.seed,
     )
     epochs, _ = effective_schedule(config, len(train_items))
-    x_train, y_train = _xy(project, train_items, use_ground_truth=False)
-    valid = [list(items_evaluation(project=project, split=s).order_by("pk")) for s in (Split.VALID, Split.TEST)]
-    xy_valid = _xy(project, valid[0], use_ground_truth=True) if valid[0] else None
-    xy_test = _xy(project, valid[1], use_ground_truth=True) if valid[1] else None
+    x_train, y_train = _xy(project, train_items)
+    valid, test = [list(items_evaluation(project=project, split=s).order_by("pk")) for s in (Split.VALID, Split.TEST)]
+    xy_valid = _xy(project, valid) if valid else None
+    xy_test = _xy(project, test) if test else None
     result = train_classifier(
         model,
         (x_train, y_train),
@@ -158,22 +185,15 @@ def model_train_for_cycle(*, cycle: Cycle) -> ModelVersion:
         config=config,
         on_epoch=lambda log: cycle_progress(cycle_id=cycle.pk, stage="training", done=log.epoch, total=epochs),
     )
-    evaluated = result.test or result.valid
-    metrics: dict[str, Any] = {}
-    if evaluated is not None:
-        metrics = {
-            "accuracy": evaluated.accuracy,
-            "macro_f1": evaluated.macro_f1,
-            "per_class_f1": dict(zip(project.labels, evaluated.f1, strict=True)),
-            "confusion": evaluated.confusion,
-            "evaluated_on": "test" if result.test is not None else "valid",
-        }
-    if result.valid is not None:
-        metrics["valid"] = {"accuracy": result.valid.accuracy, "macro_f1": result.valid.macro_f1}
+    metrics = _evaluation_metrics(project, result, seed=cycle.seed)
+    # Every label the team paid for, at the time of this model: training, validation and test.
+    metrics["labels"] = {"training": len(train_items), "valid": len(valid), "test": len(test)}
     params = {
         "cycle_id": cycle.pk,
         "cycle": cycle.number,
         "labels_used": len(train_items),
+        "valid_labels": len(valid),
+        "test_labels": len(test),
         "heuristic": cycle.heuristic,
         "mc_iterations": cycle.mc_iterations,
         "epochs_run": result.epochs_run,
@@ -181,7 +201,9 @@ def model_train_for_cycle(*, cycle: Cycle) -> ModelVersion:
         "seed": cycle.seed,
     }
     # Slow I/O (MLflow) first, outside any transaction; then the mirror row in one short transaction.
-    champion_metric = "best_val_macro_f1" if result.valid is not None else "test_macro_f1"
+    # Validation only: the test split measures, it never chooses. Without validation labels a new version has no
+    # value to compare, so under "if_better" the champion stays (the evaluation sample brings validation labels).
+    champion_metric = "best_val_macro_f1"
     with mlflow_errors():
         rv = registry().log_training_run(
             experiment=experiment,

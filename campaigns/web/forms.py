@@ -65,6 +65,19 @@ class ProjectCreateForm(ServiceErrorsMixin, forms.Form):
     default_mc_iterations = forms.IntegerField(
         label="MC dropout passes", initial=20, help_text="More passes give steadier scores and take longer."
     )
+    eval_valid_target = forms.IntegerField(
+        required=False,
+        min_value=0,
+        label="Validation items to label",
+        help_text="An i.i.d. sample no model chooses, sent with the cycles. Empty: 5% of the pool (at least 5 per "
+        "class, at most 500); 0: none.",
+    )
+    eval_test_target = forms.IntegerField(
+        required=False,
+        min_value=0,
+        label="Test items to label",
+        help_text="As above; the learning curve is measured on these human labels.",
+    )
     model_config = forms.CharField(
         required=False,
         label="Model settings (JSON)",
@@ -122,6 +135,8 @@ class ProjectCreateForm(ServiceErrorsMixin, forms.Form):
             "default_budget": data["default_budget"],
             "default_heuristic": data["default_heuristic"],
             "default_mc_iterations": data["default_mc_iterations"],
+            "eval_valid_target": data.get("eval_valid_target"),
+            "eval_test_target": data.get("eval_test_target"),
             "ls_url": data["ls_url"] or "",
             "ls_api_key": data["ls_api_key"] or "",
         }

@@ -9,7 +9,7 @@ from typing import Any
 from django.db import connection, models, transaction
 from django.utils import timezone
 
-from campaigns.models import Item, Project, SelectedItem, Selection, SyncState, TaskType
+from campaigns.models import Item, Project, Purpose, SelectedItem, Selection, SyncState, TaskType
 from campaigns.services.media import item_media_url
 from integrations.labelstudio import client as lsc
 from integrations.labelstudio import convert
@@ -101,6 +101,12 @@ def task_payload(ctx: SyncContext, si: SelectedItem) -> convert.TaskPayload:
     value = item.text if ctx.project.task_type == TaskType.TEXT_CLASSIFICATION else item_media_url(item)
     data: dict[str, Any] = {ctx.info.data_key: value, "alweb_key": item.key, "alweb_item": item.pk}
     data[BATCH_KEY] = si.sync_batch
+    if si.purpose == Purpose.EVALUATION:
+        # Visible to annotators and filterable in the Data Manager: this item measures the model and no model chose
+        # it. Its prediction carries a score but no label (a suggested label would bias the very labels the model is
+        # judged on): the selection has no predicted label for it.
+        data["alweb_purpose"] = "evaluation"
+        data["alweb_split"] = item.split
     return {"data": data, "predictions": [prediction_payload(ctx, si)]}
 
 

@@ -22,22 +22,28 @@
   const common = { animation: false, responsive: true, maintainAspectRatio: false };
 
   function learningCurve(canvas, points) {
-    const series = (key) => points.filter((p) => p[key] !== null && p[key] !== undefined).map((p) => ({ x: p.labels, y: p[key] }));
+    // Only points measured on enough human test labels; x = every label spent (training + validation + test).
+    const shown = points.filter((p) => p.meaningful);
+    const series = (key) => shown.filter((p) => p[key] !== null && p[key] !== undefined).map((p) => ({ x: p.labels_spent, y: p[key] }));
+    const bound = (key, i) => shown.filter((p) => p[key]).map((p) => ({ x: p.labels_spent, y: p[key][i] }));
+    const band = { borderWidth: 0, pointRadius: 0, backgroundColor: "rgba(183, 121, 31, 0.15)", tension: 0.2 };
     return new Chart(canvas, {
       type: "line",
       data: {
         datasets: [
           { label: "Accuracy", data: series("accuracy"), borderColor: css("--accent"), backgroundColor: css("--accent"), pointRadius: 4, tension: 0.2 },
           { label: "Macro-F1", data: series("macro_f1"), borderColor: "#b7791f", backgroundColor: "#b7791f", pointStyle: "triangle", pointRadius: 5, tension: 0.2 },
+          { label: "Macro-F1 95% interval", data: bound("macro_f1_ci", 0), fill: false, ...band },
+          { label: "Macro-F1 95% interval (high)", data: bound("macro_f1_ci", 1), fill: "-1", ...band },
         ],
       },
       options: {
         ...common,
-        plugins: { legend: { labels: { usePointStyle: true } } },
+        plugins: { legend: { labels: { usePointStyle: true, filter: (item) => !item.text.endsWith("(high)") } } },
         scales: {
           // From zero labels, with room on the right: one point (the first model) still reads as "this good,
           // with this many labels", instead of sitting on the chart's edge.
-          x: { type: "linear", min: 0, grace: "10%", title: { display: true, text: "Labels used for training" } },
+          x: { type: "linear", min: 0, grace: "10%", title: { display: true, text: "Labels spent (training + validation + test)" } },
           y: { suggestedMin: 0, suggestedMax: 1, title: { display: true, text: "Score on the test set" } },
         },
       },

@@ -90,13 +90,18 @@ def test_stats_counts_items_by_split(as_member: Any, project: Any, django_assert
     ItemFactory(project=project, split="pool", label="positive")
     ItemFactory.create_batch(2, project=project, split="test")
     ItemFactory(project=ProjectFactory(), split="pool")  # another project's
-    with django_assert_max_num_queries(3):  # token, project, counts
+    with django_assert_max_num_queries(4):  # token, project, counts, evaluation sample
         response = as_member.get(f"/api/projects/{project.pk}/stats/")
     assert response.status_code == 200
     assert response.json() == {
         "by_split": {"pool": {"total": 4, "labeled": 1}, "test": {"total": 2, "labeled": 0}},
         "total": 6,
         "labeled": 1,
+        # 3 classes x 5 would be 15 test items, but the split holds 2.
+        "evaluation": [
+            {"split": "valid", "target": 0, "labeled": 0, "pending": 0},
+            {"split": "test", "target": 2, "labeled": 0, "pending": 0},
+        ],
     }
 
 

@@ -6,12 +6,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.db.models import Q
 
 from campaigns.demo_data import DIGIT_LABELS, TOPIC_LABELS, write_digits, write_topics
 from campaigns.models import Cycle, Item, Score
 from campaigns.services import scoring
 from campaigns.services.cycles import cycle_create
-from campaigns.services.embeddings import embeddings_for
+from campaigns.services.embeddings import embeddings_for, embeddings_labeled, probabilities_for
 from campaigns.services.items import items_import
 from campaigns.services.pipeline import cycle_run_scoring, cycle_run_training
 from campaigns.services.training import registry
@@ -22,8 +23,10 @@ pytestmark = [pytest.mark.django_db, pytest.mark.integration, pytest.mark.slow]
 
 
 def label_some(project: Any, n: int) -> None:
-    """Stand-in for annotators: give n pool items their ground truth as label (round robin over classes)."""
-    for item in Item.objects.filter(project=project, split="pool").order_by("pk")[:n]:
+    """Stand-in for annotators: give n pool items, and the whole evaluation sample (validation and test), their
+    ground truth as label. Evaluation needs human labels: ground truth alone never counts."""
+    pool = list(Item.objects.filter(project=project, split="pool").order_by("pk").values_list("pk", flat=True)[:n])
+    for item in Item.objects.filter(Q(pk__in=pool) | Q(project=project, split__in=["valid", "test"])):
         item.label, item.label_source = item.ground_truth, "annotation"
         item.save(update_fields=["label", "label_source"])
 
@@ -85,6 +88,10 @@ def test_image_cycle_trains_registers_scores_and_resumes(
     assert len(rows) == pool
     emb = embeddings_for(cycle_id=cycle.pk, item_ids=[i for i, _ in rows], chunk_of=dict(rows))
     assert emb is not None and emb.shape[0] == pool
+    probs = probabilities_for(cycle_id=cycle.pk, item_ids=[i for i, _ in rows], chunk_of=dict(rows))
+    assert probs is not None and probs.shape == (pool, len(DIGIT_LABELS))  # BADGE's p beside its h
+    labeled = embeddings_labeled(cycle_id=cycle.pk)  # what Coreset's k-center starts from
+    assert labeled is not None and labeled.shape == (200, emb.shape[1])
 
     # A redelivered training task does not train again.
     cycle_run_training(cycle_id=cycle.pk)

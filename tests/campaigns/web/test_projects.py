@@ -147,11 +147,18 @@ def test_project_page_shows_counts_links_curve_balance_and_models(as_owner: Any,
         label_count=40,
         registered_name="alweb-project-1",
         registered_version="3",
-        metrics={"accuracy": 0.8125, "macro_f1": 0.75},
+        metrics={
+            "accuracy": 0.8125,
+            "macro_f1": 0.75,
+            "macro_f1_ci": [0.625, 0.8125],
+            "labels": {"training": 40, "valid": 20, "test": 40},
+        },
         is_champion=True,
     )
     Cycle.objects.filter(pk=cycle.pk).update(model_version=mv)
     page = as_owner.get(reverse("dashboard:project-detail", args=[project.pk])).content.decode()
+    # The x axis is every label spent (training + validation + test), the interval is shown with the numbers.
+    assert '"labels_spent": 100' in page and "0.750 (0.625\u2013" in page
     assert 'id="items-total">12<' in page and 'id="items-labeled">4<' in page
     assert 'href="http://ls.example:8080/projects/7"' in page
     assert 'href="http://mlflow.example:5000/#/models/alweb-project-1/versions/3"' in page
@@ -253,3 +260,18 @@ def test_start_cycle_while_one_is_open_says_which_and_links_to_it(as_owner: Any,
     link = reverse("dashboard:cycle-detail", args=[project.pk, open_cycle.number])
     assert f'<a href="{link}">Cycle 1</a> is still open (created)' in page
     assert Cycle.objects.filter(project=project).count() == 1
+
+
+def test_project_page_says_when_test_labels_are_too_few_for_a_curve(as_owner: Any, project: Any) -> None:
+    cycle = scored_cycle(project, n=4)
+    mv = ModelVersion.objects.create(
+        project=project,
+        version=1,
+        status="ready",
+        label_count=20,
+        metrics={"accuracy": 0.9, "macro_f1": 0.9, "labels": {"training": 20, "valid": 5, "test": 8}},
+    )
+    Cycle.objects.filter(pk=cycle.pk).update(model_version=mv)
+    page = as_owner.get(reverse("dashboard:project-detail", args=[project.pk])).content.decode()
+    assert 'id="curve-wait"' in page and "(8 of 30)" in page
+    assert 'data-chart="learning-curve"' not in page  # no curve drawn from 8 test labels
