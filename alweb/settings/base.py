@@ -198,6 +198,10 @@ MLFLOW_ARTIFACT_ROOT = env.str("MLFLOW_ARTIFACT_ROOT", default=str(VAR_DIR / "ml
 # Label Studio: the server alweb syncs to by default (a project may name its own).
 LABEL_STUDIO_URL = env.str("LABEL_STUDIO_URL", default="http://127.0.0.1:8080")
 LABEL_STUDIO_API_KEY = env.str("LABEL_STUDIO_API_KEY", default="")
+# The Label Studio servers a project may name in `ls_url` (comma-separated). alweb's workers call that URL, so an
+# open list would let any member make the server send requests to a host of their choosing (SSRF). The server's own
+# LABEL_STUDIO_URL is always allowed.
+ALWEB_LS_ALLOWED_URLS: list[str] = env.list("ALWEB_LS_ALLOWED_URLS", default=[LABEL_STUDIO_URL])
 
 # Item ingest.
 ALWEB_DEFAULT_SPLIT_RATIOS = {"train": 0.0, "valid": 0.1, "test": 0.1, "pool": 0.8}

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from .base import *  # noqa: F403
-from .base import DATABASES, env
+from .base import DATABASES, LABEL_STUDIO_URL, env
 
 DATABASES["default"] = env.db("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/alweb")
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/15")
+# The made-up Label Studio hosts the tests name (never reached: a test that calls one fakes the client).
+ALWEB_LS_ALLOWED_URLS = [LABEL_STUDIO_URL, "http://ls.example", "http://ls.example:8080", "https://ls.example"]

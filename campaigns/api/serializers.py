@@ -17,6 +17,7 @@ from campaigns.ingest.tiling import parse_tile
 from campaigns.models import Annotation, Heuristic, Item, ItemState, Membership, Project, Split, TaskType
 from campaigns.services.items import FORMATS
 from campaigns.services.params import MAX_BUDGET, MAX_MC_ITERATIONS
+from integrations.labelstudio.connect import RELEASE_MODES, RELEASE_TASKS
 from models_registry.models import ModelVersion
 
 
@@ -84,6 +85,15 @@ class ProjectSerializer(serializers.ModelSerializer):
 
     def get_role(self, obj: Project) -> str:
         return getattr(obj, "user_role", "") or ""
+
+
+class ProjectDeleteSerializer(serializers.Serializer):
+    label_studio = serializers.ChoiceField(
+        choices=RELEASE_MODES,
+        default=RELEASE_TASKS,
+        help_text="What to delete in Label Studio first: the tasks alweb created (default), the whole Label Studio "
+        "project (only one alweb created), or nothing (keep).",
+    )
 
 
 class MembershipSerializer(serializers.ModelSerializer):

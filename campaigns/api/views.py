@@ -36,14 +36,15 @@ from campaigns.api.serializers import (
     MembershipSerializer,
     MembershipWriteSerializer,
     ModelVersionSerializer,
+    ProjectDeleteSerializer,
     ProjectSerializer,
 )
 from campaigns.models import Annotation, Item, Membership, Project
+from campaigns.services.actions import project_delete_with_labelstudio
 from campaigns.services.items import items_import_upload
 from campaigns.services.projects import (
     project_add_member,
     project_create,
-    project_delete,
     project_remove_member,
     project_update,
 )
@@ -97,8 +98,13 @@ class ProjectViewSet(
         updated.user_role = role_of(project)  # type: ignore[attr-defined]
         return Response(self.get_serializer(updated).data)
 
-    def perform_destroy(self, instance: Project) -> None:
-        project_delete(project=instance)
+    @extend_schema(parameters=[ProjectDeleteSerializer])
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        project = self.get_object()
+        options = ProjectDeleteSerializer(data=request.query_params)
+        options.is_valid(raise_exception=True)
+        project_delete_with_labelstudio(project=project, label_studio=options.validated_data["label_studio"])
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 @extend_schema(parameters=[PROJECT_PK], tags=["members"])

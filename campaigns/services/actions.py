@@ -16,6 +16,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
@@ -24,7 +25,15 @@ from campaigns.models import Cycle, Item, Project, SelectedItem
 from campaigns.selectors import selected_items_of_cycle
 from campaigns.services import queue
 from campaigns.services.cycles import InvalidTransition, cycle_create, cycle_retry
+from campaigns.services.projects import project_delete
 from campaigns.states import WAITING_FOR_LABELS, CycleState
+from integrations.labelstudio.connect import (
+    RELEASE_KEEP,
+    RELEASE_TASKS,
+    LabelStudioRequestError,
+    LabelStudioUnavailable,
+    labelstudio_project_release,
+)
 
 S = CycleState
 
@@ -132,3 +141,23 @@ def items_resync_where_labeling(*, items: QuerySet[Item]) -> tuple[int, int]:
         by_cycle[cycle_id].append(item_id)
     queued = sum(items_resync(cycle=c, item_ids=by_cycle[c.pk]) for c in Cycle.objects.filter(pk__in=by_cycle))
     return queued, items.count() - queued
+
+
+def project_delete_with_labelstudio(*, project: Project, label_studio: str = RELEASE_TASKS) -> None:
+    """Delete a project in alweb and, first, what alweb put in Label Studio for it (`label_studio`: "tasks", the
+    default, "project" when alweb created the LS project, or "keep"). If Label Studio cannot do its part, nothing is
+    deleted: the owner learns why and may choose "keep" to delete in alweb only."""
+    try:
+        labelstudio_project_release(project=project, mode=label_studio)
+    except (LabelStudioUnavailable, LabelStudioRequestError) as exc:
+        raise ValidationError(
+            {"label_studio": f"{exc}; nothing was deleted. Try again, or choose '{RELEASE_KEEP}' to leave Label Studio"}
+        ) from None
+    except ValidationError as exc:
+        if hasattr(exc, "error_dict") and "label_studio" in exc.error_dict:
+            raise
+        reasons = "; ".join(exc.messages)  # no key or URL for this project's Label Studio: cannot reach it
+        raise ValidationError(
+            {"label_studio": f"{reasons}; nothing was deleted. Choose '{RELEASE_KEEP}' to leave Label Studio as is"}
+        ) from None
+    project_delete(project=project)

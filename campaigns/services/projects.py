@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import secrets
 from typing import Any, cast
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, User
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
@@ -12,6 +14,7 @@ from django.db import IntegrityError, transaction
 from campaigns.ingest.rows import validate_split_ratios
 from campaigns.models import Cycle, Heuristic, Item, Membership, Project, TaskType
 from campaigns.services.params import MAX_BUDGET, MAX_MC_ITERATIONS, passes_problem
+from integrations.labelstudio.addresses import LINK_NEEDS_OWN_KEY, AddressError, allowed_ls_url, normalize_ls_url
 from models_registry.policies import CHAMPION_POLICIES
 
 # The Label Studio connection: only project owners may change it (checked by the API and admin).
@@ -95,6 +98,50 @@ def check_project_unique(project: Project) -> None:
         raise ValidationError({"ls_project_id": "another alweb project is already linked to this Label Studio project"})
 
 
+def _effective_ls_url(url: str) -> str | None:
+    """The Label Studio a stored `ls_url` reaches (empty: the server's); None for a legacy value that no longer
+    parses, which then counts as changed."""
+    try:
+        return normalize_ls_url(url) or normalize_ls_url(settings.LABEL_STUDIO_URL or "")
+    except AddressError:
+        return None
+
+
+def clean_ls_connection(*, project: Project, previous: Project | None, key_given: bool) -> list[str]:
+    """Normalise and check the Label Studio connection `project` is about to be saved with (`previous`: as stored,
+    None on create). Returns the fields this changed beyond the caller's (`ls_url` filled, `ls_api_key` cleared).
+
+    - `ls_url` is normalised (one spelling per server: uniqueness and every comparison see the same string) and
+      must be the server's Label Studio or in ALWEB_LS_ALLOWED_URLS.
+    - The stored key is cleared when the URL changes, unless a new one comes with it: a key belongs to the server
+      that issued it and must never be sent to another. A URL other than the server's needs a key.
+    - A newly set LS project (another id, or the same id on another server) needs the owner's own key: the
+      server's key opens every project on its Label Studio, so with it a member could link, read and write into
+      someone else's. alweb links the projects it creates itself (`labelstudio_connect_project`), not through here.
+    """
+    extra: list[str] = []
+    server = normalize_ls_url(settings.LABEL_STUDIO_URL or "")
+    try:
+        url = allowed_ls_url(project.ls_url, server_url=server, allowed=settings.ALWEB_LS_ALLOWED_URLS)
+        project.ls_url = normalize_ls_url(project.ls_url)
+    except AddressError as exc:
+        raise ValidationError({"ls_url": str(exc)}) from None
+    if project.ls_project_id is not None and not project.ls_url:
+        # Pinned to the server the id belongs to: "" and the server's URL must not be two spellings of one link.
+        project.ls_url = url
+        extra.append("ls_url")
+    url_changed = previous is None or url != _effective_ls_url(previous.ls_url)
+    if previous is not None and url_changed and not key_given and project.ls_api_key:
+        project.ls_api_key = ""
+        extra.append("ls_api_key")
+    if url_changed and url != server and not project.ls_api_key:
+        raise ValidationError({"ls_api_key": f"this Label Studio ({url}) is not the server's: give its API key"})
+    linked_before = None if previous is None else (_effective_ls_url(previous.ls_url), previous.ls_project_id)
+    if project.ls_project_id is not None and (url, project.ls_project_id) != linked_before and not project.ls_api_key:
+        raise ValidationError({"ls_project_id": LINK_NEEDS_OWN_KEY})
+    return extra
+
+
 def _clean_and_save(project: Project, **kwargs: Any) -> None:
     check_project_unique(project)
     project.full_clean(exclude=["owner"], validate_constraints=True)
@@ -138,6 +185,7 @@ def project_create(
             project.split_ratios = validate_split_ratios(split_ratios)
         except ValueError as exc:
             raise ValidationError({"split_ratios": str(exc)}) from exc
+    clean_ls_connection(project=project, previous=None, key_given=bool(project.ls_api_key))
     _clean_and_save(project)
     Membership.objects.create(project=project, user=cast(User, owner), role=Membership.Role.OWNER)
     return project
@@ -183,12 +231,15 @@ def project_update(*, project: Project, **changes: Any) -> Project:
     # The two defaults are checked together: a heuristic needing several passes with a one-pass default.
     current = {"default_heuristic": project.default_heuristic, "default_mc_iterations": project.default_mc_iterations}
     validate_project_defaults(**(current | changes))
-    relink = any(getattr(project, f) != changes[f] for f in LS_CONNECTION_FIELDS if f in changes)
+    previous = copy.copy(project)
     for name, value in changes.items():
         setattr(project, name, value)
+    extra = clean_ls_connection(project=project, previous=previous, key_given="ls_api_key" in changes)
+    relink = any(getattr(project, f) != getattr(previous, f) for f in LS_CONNECTION_FIELDS)
     if relink:  # another LS server, key or project: checked again (config, webhook) before the next sync or pull
         project.ls_linked = False
-    _clean_and_save(project, update_fields=[*changes, *(["ls_linked"] if relink else []), "updated_at"])
+    fields = {*changes, *extra, *(["ls_linked"] if relink else [])}
+    _clean_and_save(project, update_fields=[*sorted(fields), "updated_at"])
     return project
 
 

@@ -83,6 +83,7 @@ class ProjectInfo:
     label_config: str
     model_version: str
     sampling: str | None
+    description: str = ""
 
 
 def token_kind(api_key: str) -> TokenKind:
@@ -139,6 +140,7 @@ def get_project(client: LabelStudio, project_id: int) -> ProjectInfo:
         label_config=str(data.get("label_config") or ""),
         model_version=str(data.get("model_version") or ""),
         sampling=data.get("sampling"),
+        description=str(data.get("description") or ""),
     )
 
 
@@ -329,6 +331,15 @@ def delete_tasks(client: LabelStudio, *, project_id: int, task_ids: Sequence[int
         return
     body = {"selectedItems": {"all": False, "included": [int(t) for t in task_ids]}}
     _request(client, "POST", "api/dm/actions/", params={"id": "delete_tasks", "project": int(project_id)}, json=body)
+
+
+def delete_project(client: LabelStudio, project_id: int) -> None:
+    """Delete a whole LS project (tasks, annotations, webhooks). Already gone is fine."""
+    try:
+        _request(client, "DELETE", f"api/projects/{int(project_id)}/")
+    except ApiError as exc:
+        if exc.status_code != 404:
+            raise
 
 
 def delete_predictions(client: LabelStudio, *, prediction_ids: Sequence[int]) -> None:

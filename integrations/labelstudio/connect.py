@@ -25,8 +25,9 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.urls import reverse
 
-from campaigns.models import Project
+from campaigns.models import Item, Project, SelectedItem
 from integrations.labelstudio import client as lsc
+from integrations.labelstudio.addresses import LINK_NEEDS_OWN_KEY, AddressError, allowed_ls_url, normalize_ls_url
 from integrations.labelstudio.label_config import (
     LabelConfigError,
     LabelConfigInfo,
@@ -47,12 +48,26 @@ class LabelStudioUnavailable(ConnectionError):
 
 
 class LabelStudioRequestError(RuntimeError):
-    """LS refused a request (4xx). Carries status and body only: the SDK's ApiError text includes LS's response
-    headers, among them a `sessionid` cookie for the API key's user, which must not reach logs or failure reasons."""
+    """LS refused a request (4xx). Its message is the status and a short reason of alweb's own: the SDK's ApiError
+    text includes LS's response headers (a `sessionid` cookie for the API key's user), and the body is whatever the
+    remote host chose to send, which must not be copied into failure reasons a member reads. The body stays on the
+    exception for code that inspects it."""
 
     def __init__(self, status_code: int | None, body: Any) -> None:
         self.status_code, self.body = status_code, body
-        super().__init__(f"Label Studio answered {status_code}: {str(body)[:1000]}")
+        super().__init__(f"Label Studio answered {status_code}: {STATUS_REASONS.get(status_code, 'request refused')}")
+
+
+STATUS_REASONS: dict[int | None, str] = {
+    400: "request refused as invalid",
+    401: "the API key was not accepted",
+    403: "access denied for this API key",
+    404: "not found",
+    405: "method not allowed (is this a Label Studio server?)",
+    409: "conflict",
+    413: "request too large",
+    429: "too many requests",
+}
 
 
 class LabelStudioNotConfigured(ValidationError):
@@ -82,8 +97,13 @@ def labelstudio_credentials(project: Project) -> Credentials:
     """The project's own URL and key, or the server's. The server's key only ever goes to the server's Label Studio:
     a project naming another URL brings its own key, or anyone who can create a project could have alweb send the
     server's token to a host of their choosing."""
-    server_url = (settings.LABEL_STUDIO_URL or "").rstrip("/")
-    url = (project.ls_url or server_url).rstrip("/")
+    server_url = normalize_ls_url(settings.LABEL_STUDIO_URL or "")
+    try:
+        # Checked here too, not only when the URL is saved: a row written before the allowlist, or the allowlist
+        # narrowed since, must not make alweb's workers call a host nobody allowed.
+        url = allowed_ls_url(project.ls_url, server_url=server_url, allowed=settings.ALWEB_LS_ALLOWED_URLS)
+    except AddressError as exc:
+        raise LabelStudioNotConfigured({"ls_url": str(exc)}) from None
     key = project.ls_api_key or (settings.LABEL_STUDIO_API_KEY if url == server_url else "") or ""
     if not url:
         raise LabelStudioNotConfigured(
@@ -158,7 +178,7 @@ def labelstudio_connect_project(
     target = ls_project_id if ls_project_id is not None else project.ls_project_id
     with ls_errors():
         if target is not None:
-            _link(client, project, int(target))
+            _link(client, project, int(target), own_key=bool(project.ls_api_key))
         else:
             target = _find_created(client, project)
             if target is None:
@@ -192,7 +212,11 @@ def labelstudio_connect_project(
     return locked
 
 
-def _link(client: lsc.LabelStudio, project: Project, ls_project_id: int) -> None:
+def _link(client: lsc.LabelStudio, project: Project, ls_project_id: int, *, own_key: bool) -> None:
+    """Check the LS project may be linked and fits. With the server's key (which opens every project on its LS),
+    only the LS project alweb created for this very project: its description carries this project's marker, which
+    nobody without the project's webhook secret can forge. With the owner's own key, LS itself is the check: a
+    project that key cannot open answers 403/404."""
     try:
         info = lsc.get_project(client, ls_project_id)
     except lsc.ApiError as exc:
@@ -201,6 +225,9 @@ def _link(client: lsc.LabelStudio, project: Project, ls_project_id: int) -> None
                 {"ls_project_id": f"Label Studio has no project {ls_project_id} visible to this API key"}
             ) from exc
         raise
+    if not own_key and _marker(project) not in info.description:
+        # Checked before the labeling config: its problems would list another project's labels.
+        raise ValidationError({"ls_project_id": LINK_NEEDS_OWN_KEY})
     try:
         validate_label_config(info.label_config, project.task_type, list(project.labels))  # type: ignore[arg-type]
     except LabelConfigError as exc:
@@ -234,3 +261,44 @@ def labelstudio_register_ml_backend(*, project: Project) -> int:
             title=f"alweb {project.pk}",
             basic_auth=(ML_BACKEND_USER, project.ls_webhook_secret),
         )
+
+
+# What becomes of the LS project when its alweb project is deleted: the owner's choice, "tasks" by default.
+RELEASE_KEEP, RELEASE_TASKS, RELEASE_PROJECT = "keep", "tasks", "project"
+RELEASE_MODES = (RELEASE_TASKS, RELEASE_PROJECT, RELEASE_KEEP)
+RELEASE_BATCH = 1000
+
+
+def labelstudio_project_release(*, project: Project, mode: str = RELEASE_TASKS) -> None:
+    """Before an alweb project is deleted: delete the LS tasks alweb created for it ("tasks"), the whole LS project
+    if alweb created it ("project"), or nothing ("keep"). Tasks left behind would keep the project's items (and its
+    annotators' work) readable in LS with nobody in alweb answerable for them.
+
+    "tasks" deletes only the tasks alweb recorded (an item's or a selected row's `ls_task_id`): a linked LS project
+    may hold tasks someone imported by hand, which are not alweb's to delete. Raises LabelStudioUnavailable,
+    LabelStudioRequestError or a ValidationError when LS cannot be reached or refuses; nothing is deleted in alweb
+    then, and the caller says how to keep the LS side instead.
+    """
+    if mode not in RELEASE_MODES:
+        raise ValidationError({"label_studio": f"must be one of {', '.join(RELEASE_MODES)}"})
+    if mode == RELEASE_KEEP or project.ls_project_id is None:
+        return
+    client = labelstudio_client(project)
+    with ls_errors():
+        if mode == RELEASE_PROJECT:
+            info = lsc.get_project(client, project.ls_project_id)
+            if _marker(project) not in info.description:
+                raise ValidationError(
+                    {"label_studio": "alweb did not create this Label Studio project: only its tasks can be deleted"}
+                )
+            lsc.delete_project(client, project.ls_project_id)
+            log.info("project %s: deleted Label Studio project %s", project.pk, project.ls_project_id)
+            return
+        items = Item.objects.filter(project=project, ls_task_id__isnull=False).values_list("ls_task_id", flat=True)
+        rows = SelectedItem.objects.filter(selection__cycle__project=project, ls_task_id__isnull=False).values_list(
+            "ls_task_id", flat=True
+        )
+        task_ids = sorted({int(t) for t in (*items, *rows) if t is not None})
+        for start in range(0, len(task_ids), RELEASE_BATCH):
+            lsc.delete_tasks(client, project_id=project.ls_project_id, task_ids=task_ids[start : start + RELEASE_BATCH])
+        log.info("project %s: deleted %d Label Studio tasks", project.pk, len(task_ids))

@@ -99,7 +99,9 @@ def test_member_may_edit_settings_but_not_the_connection(as_member: Any, project
 
 
 def test_owner_changes_the_connection_and_can_clear_the_key(as_owner: Any, project: Any) -> None:
-    response = post_json(as_owner, detail(project), {"ls_url": "http://ls.example", "ls_project_id": 12}, "patch")
+    # A new URL needs a key for it (the stored one never follows), and so does linking an existing LS project.
+    body = {"ls_url": "http://ls.example", "ls_project_id": 12, "ls_api_key": "key-for-ls-example"}
+    response = post_json(as_owner, detail(project), body, "patch")
     assert response.status_code == 200, response.json()
     assert (response.json()["ls_project_id"], response.json()["ls_api_key_set"]) == (12, True)
     response = post_json(as_owner, detail(project), {"ls_api_key": ""}, "patch")
@@ -108,7 +110,8 @@ def test_owner_changes_the_connection_and_can_clear_the_key(as_owner: Any, proje
 
 def test_linking_a_second_project_to_the_same_ls_project_names_the_field(as_owner: Any, project: Any) -> None:
     ProjectFactory(ls_url="http://ls.example", ls_project_id=12)
-    response = post_json(as_owner, detail(project), {"ls_url": "http://ls.example", "ls_project_id": 12}, "patch")
+    body = {"ls_url": "HTTP://LS.example:80/", "ls_project_id": 12, "ls_api_key": "key-for-ls-example"}
+    response = post_json(as_owner, detail(project), body, "patch")
     assert response.status_code == 400
     assert "ls_project_id" in response.json()
 

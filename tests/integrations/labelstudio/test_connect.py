@@ -80,7 +80,10 @@ def test_a_project_id_typed_in_is_checked_before_the_first_sync(ls_settings: Any
     wrong = lsc.create_project(
         ls_pat_client, title="someone else's", label_config=build_label_config("text_classification", ["x", "y"])
     )
-    project = project_update(project=make_project(n=6), ls_project_id=wrong.id)
+    # Linking an LS project alweb did not create takes a key of the owner's own (here: the session's token).
+    project = project_update(
+        project=make_project(n=6), ls_project_id=wrong.id, ls_api_key=ls_settings.LABEL_STUDIO_API_KEY
+    )
     assert not project.ls_linked
     with pytest.raises(ValidationError) as exc:
         cycle_sync_to_labelstudio(cycle=cold_cycle(project, budget=3))
@@ -107,6 +110,10 @@ def test_link_existing_project_checks_its_config(ls_settings: Any, ls_pat_client
         sampling="Sequential sampling",
     )
     project = make_project(n=0)
+    with pytest.raises(ValidationError, match="alweb did not create this Label Studio project"):
+        labelstudio_connect_project(project=project, ls_project_id=fits.id)  # the server's key opens any project
+    Project.objects.filter(pk=project.pk).update(ls_api_key=ls_settings.LABEL_STUDIO_API_KEY)
+    project.refresh_from_db()
     linked = labelstudio_connect_project(project=project, ls_project_id=fits.id)
     assert linked.ls_project_id == fits.id
     assert lsc.get_project(ls_pat_client, fits.id).sampling == lsc.UNCERTAINTY_SAMPLING
@@ -115,6 +122,8 @@ def test_link_existing_project_checks_its_config(ls_settings: Any, ls_pat_client
         ls_pat_client, title="wrong labels", label_config=build_label_config("text_classification", ["cat", "fish"])
     )
     other = make_project(n=0)
+    Project.objects.filter(pk=other.pk).update(ls_api_key=ls_settings.LABEL_STUDIO_API_KEY)
+    other.refresh_from_db()
     with pytest.raises(ValidationError) as exc:
         labelstudio_connect_project(project=other, ls_project_id=wrong.id)
     problems = exc.value.message_dict["ls_project_id"]
@@ -131,6 +140,7 @@ def test_link_existing_project_checks_its_config(ls_settings: Any, ls_pat_client
 
 def test_project_credentials_win_over_settings_and_a_missing_key_is_named(settings: Any, ls_server: Any) -> None:
     settings.LABEL_STUDIO_URL, settings.LABEL_STUDIO_API_KEY = "http://127.0.0.1:9", ""
+    settings.ALWEB_LS_ALLOWED_URLS = [ls_server.url]
     project = make_project(n=0)
     with pytest.raises(ValidationError) as exc:
         connect.labelstudio_credentials(project)
@@ -146,12 +156,13 @@ def test_the_server_key_never_goes_to_a_label_studio_a_project_names(settings: A
     """Anyone may create a project and name its ls_url: without a key of its own, alweb refuses to connect rather
     than send the server's token there. With the server's own URL (or none), the server's key is used."""
     settings.LABEL_STUDIO_URL, settings.LABEL_STUDIO_API_KEY = "http://127.0.0.1:8080/", "server-token"
+    settings.ALWEB_LS_ALLOWED_URLS = ["https://collector.example", "https://ls.other.example"]
     project = make_project(n=0)
     Project.objects.filter(pk=project.pk).update(ls_url="https://collector.example", ls_api_key="")
     with pytest.raises(ValidationError) as exc:
         connect.labelstudio_credentials(Project.objects.get(pk=project.pk))
     assert "is not the server's: give its API key" in exc.value.message_dict["ls_api_key"][0]
-    for url in ("", "http://127.0.0.1:8080"):
+    for url in ("", "http://127.0.0.1:8080", "HTTP://127.0.0.1:8080/"):
         Project.objects.filter(pk=project.pk).update(ls_url=url)
         creds = connect.labelstudio_credentials(Project.objects.get(pk=project.pk))
         assert (creds.url, creds.api_key) == ("http://127.0.0.1:8080", "server-token")
