@@ -36,7 +36,13 @@ from campaigns.api.cycle_serializers import (
 from campaigns.api.parsers import LenientJSONParser
 from campaigns.api.permissions import ProjectMember
 from campaigns.models import Cycle
-from campaigns.services.actions import cycle_retry_and_resume, cycle_start, cycle_sync_request, project_pull_request
+from campaigns.services.actions import (
+    NothingToSelect,
+    cycle_retry_and_resume,
+    cycle_start,
+    cycle_sync_request,
+    project_pull_request,
+)
 from campaigns.services.cycles import CycleConflict, InvalidTransition, cycle_cancel
 from campaigns.services.params import KEEP, SelectionParams
 from campaigns.services.selection import selection_make, selection_preview
@@ -107,6 +113,8 @@ class CycleViewSet(CycleReadsMixin, mixins.ListModelMixin, mixins.RetrieveModelM
             cycle = cycle_start(project=self.project, user=user, **params.validated_data)
         except CycleConflict as exc:
             raise Conflict(f"Cannot start a cycle: {exc}. Finish or cancel it first.") from exc
+        except NothingToSelect as exc:
+            raise Conflict(f"Cannot start a cycle: {exc}.") from exc
         return self._cycle_response(cycle, status.HTTP_201_CREATED)
 
     @extend_schema(

@@ -21,8 +21,8 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from campaigns.models import Cycle, Item, Project, SelectedItem
-from campaigns.selectors import selected_items_of_cycle
+from campaigns.models import Cycle, Item, ItemState, Project, SelectedItem, Split
+from campaigns.selectors import items_pool, selected_items_of_cycle
 from campaigns.services import queue
 from campaigns.services.cycles import InvalidTransition, cycle_create, cycle_retry
 from campaigns.services.projects import project_delete
@@ -38,10 +38,32 @@ from integrations.labelstudio.connect import (
 S = CycleState
 
 
+class NothingToSelect(Exception):
+    """The project's pool has no unlabeled item a new cycle could select."""
+
+
+def pool_problem(*, project: Project) -> str | None:
+    """Why a new cycle would have nothing to select, in words; None when the pool has items to offer."""
+    if items_pool(project=project).exists():
+        return None
+    pool = Item.objects.filter(project=project, split=Split.POOL)
+    if not pool.exists():
+        return "the project has no pool items: import items first"
+    if not pool.filter(label__isnull=True, state=ItemState.ACTIVE).exists():
+        return "every pool item is labeled or set aside: import more items"
+    return "every unlabeled pool item is already selected by a live cycle"
+
+
 def cycle_start(*, project: Project, user: AbstractBaseUser | None = None, **params: Any) -> Cycle:
-    """Create the next cycle and start it: training (or, without any label yet, a cold-start selection)."""
+    """Create the next cycle and start it: training (or, without any label yet, a cold-start selection).
+
+    Refused (NothingToSelect) when the pool has nothing left to select: such a cycle would train, score nothing and
+    close empty, looking like success."""
     with transaction.atomic():
+        # After creation's own checks (bad parameters, another open cycle), in its transaction: a refusal undoes it.
         cycle = cycle_create(project=project, user=user, **params)
+        if (reason := pool_problem(project=project)) is not None:
+            raise NothingToSelect(reason)
         queue.enqueue_on_commit(queue.CYCLE_TRAIN, cycle_id=cycle.pk)
     return cycle
 

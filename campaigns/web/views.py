@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from campaigns import selectors
 from campaigns.ingest.rows import ItemImportError
 from campaigns.models import Cycle, Project, Split
-from campaigns.services.actions import cycle_start
+from campaigns.services.actions import NothingToSelect, cycle_start
 from campaigns.services.cycles import CycleConflict
 from campaigns.services.items import items_import_upload
 from campaigns.services.projects import project_create as service_project_create
@@ -199,6 +199,8 @@ def cycle_start_view(request: HttpRequest, pk: int) -> HttpResponse:
             )
         except ValidationError as exc:
             form.add_service_errors(exc)
+        except NothingToSelect as exc:
+            form.add_error(None, f"Nothing to select: {exc}.")
         except CycleConflict:
             # Said next to the start button, with a link to the cycle in the way (the template renders it).
             conflict = Cycle.objects.filter(project=project, state__in=OPEN_CYCLE_STATES).first()

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from campaigns.models import Item, Project, TaskType
-from campaigns.services.actions import cycle_start
+from campaigns.services.actions import NothingToSelect, cycle_start
 from campaigns.services.cycles import CycleConflict
 from campaigns.services.features import FeatureError, image_array, image_config, text_embeddings, text_encoder
 from campaigns.services.training import model_load, model_score
@@ -147,6 +147,6 @@ def ml_start_training(*, project: Project) -> dict[str, Any]:
     """LS's "train" (START_TRAINING): start the project's next cycle, whose first step trains."""
     try:
         cycle = cycle_start(project=project)
-    except CycleConflict as exc:
+    except (CycleConflict, NothingToSelect) as exc:
         return {"status": "busy", "detail": str(exc)}
     return {"status": "ok", "job": f"alweb-cycle-{cycle.pk}", "cycle": cycle.number}

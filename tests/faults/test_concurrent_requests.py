@@ -12,7 +12,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from campaigns.models import Cycle, SelectedItem, Selection
-from tests.factories import ProjectFactory, scored_cycle
+from tests.factories import ItemFactory, ProjectFactory, scored_cycle
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
@@ -48,6 +48,7 @@ def test_two_concurrent_starts_make_one_cycle(monkeypatch: Any) -> None:
     sent: list[dict[str, Any]] = []
     monkeypatch.setattr(tasks.cycle_train, "delay", lambda **kw: sent.append(kw))  # no worker in this test
     project = ProjectFactory()
+    ItemFactory(project=project, split="pool")
     url = f"/api/projects/{project.pk}/cycles/"
     codes = concurrently(2, lambda: client_for(project.owner).post(url, {"budget": 5}, format="json").status_code)
     assert len(sent) == 1  # one training task, for the one cycle

@@ -7,7 +7,14 @@ from typing import Any
 import pytest
 
 from campaigns.models import Cycle
-from tests.factories import CycleFactory, ModelVersionFactory, ProjectFactory, SelectionFactory
+from tests.factories import (
+    CycleFactory,
+    ItemFactory,
+    ModelVersionFactory,
+    ProjectFactory,
+    SelectedItemFactory,
+    SelectionFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -80,6 +87,7 @@ def test_retrieve_and_other_projects_cycles(as_member: Any, project: Any) -> Non
 def test_start_creates_the_cycle_and_queues_training(
     post_json: Any, as_member: Any, member: Any, project: Any, enqueued: list[Any]
 ) -> None:
+    ItemFactory(project=project, split="pool")
     body = {
         "budget": 25,
         "threshold": 0.1,
@@ -102,11 +110,7 @@ def test_start_creates_the_cycle_and_queues_training(
         8,
         7,
     )
-    assert cycle.strategy == "power" and cycle.strategy_params == {
-        "power": 2,
-        "candidates_factor": 10,
-        "cold_start": "random",
-    }
+    assert cycle.strategy == "power" and cycle.strategy_params == {"power": 2, "cold_start": "random"}
     assert cycle.auto_advance is False
     assert (data["state"], data["number"], data["created_by"]) == ("created", 1, "mario")
     assert enqueued == [("cycle_train", {"cycle_id": cycle.pk})]
@@ -115,6 +119,7 @@ def test_start_creates_the_cycle_and_queues_training(
 def test_start_takes_the_projects_defaults(post_json: Any, as_owner: Any, project: Any, enqueued: list[Any]) -> None:
     project.default_budget, project.default_mc_iterations, project.default_heuristic = 33, 4, "margin"
     project.save()
+    ItemFactory(project=project, split="pool")
     response = post_json(as_owner, url(project), {})
     assert response.status_code == 201, response.content
     data = response.json()
@@ -210,3 +215,28 @@ def test_cycles_are_not_edited_or_deleted_directly(post_json: Any, as_owner: Any
     assert as_owner.delete(url(project, cycle)).status_code == 405
     assert post_json(as_owner, url(project, cycle), {}).status_code == 405
     assert as_owner.patch(url(project, cycle), {"budget": 3}, format="json").status_code == 405
+
+
+@pytest.mark.parametrize(
+    ("setup", "reason"),
+    [
+        ("none", "the project has no pool items: import items first"),
+        ("labeled", "every pool item is labeled or set aside: import more items"),
+        ("selected", "every unlabeled pool item is already selected by a live cycle"),
+    ],
+)
+def test_a_cycle_with_nothing_to_select_is_refused_with_the_reason(
+    as_owner: Any, project: Any, enqueued: list[Any], setup: str, reason: str
+) -> None:
+    """Issue 16 item 5: a cycle on a project with no pool used to be created, select 0 items and close "done"."""
+    if setup == "labeled":
+        ItemFactory.create_batch(2, project=project, split="pool", label="positive")
+    if setup == "selected":
+        row = SelectedItemFactory(
+            selection=SelectionFactory(cycle=CycleFactory(project=project, state="closed")),
+            item=ItemFactory(project=project, split="pool"),
+        )
+        assert row.item.label is None
+    response = as_owner.post(f"/api/projects/{project.pk}/cycles/", {"budget": 5}, format="json")
+    assert response.status_code == 409 and response.json()["detail"] == f"Cannot start a cycle: {reason}."
+    assert enqueued == [] and not Cycle.objects.filter(project=project).exclude(state="closed").exists()

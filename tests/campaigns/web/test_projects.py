@@ -17,6 +17,7 @@ from campaigns.states import CycleState
 from models_registry.models import ModelVersion
 from tests.campaigns.web.builders import scored_cycle
 from tests.campaigns.web.conftest import HTMX, LS_KEY
+from tests.factories import ItemFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -218,6 +219,7 @@ START = {
 def test_start_cycle_creates_it_and_opens_its_page(
     as_owner: Any, project: Any, django_capture_on_commit_callbacks: Any
 ) -> None:
+    ItemFactory(project=project, split="pool")
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         response = as_owner.post(reverse("dashboard:cycle-start", args=[project.pk]), START)
     cycle = Cycle.objects.get(project=project)

@@ -87,6 +87,9 @@ def test_label_studio_retrieves_predictions_and_starts_training(
     ls_live: Any, ls_pat_client: LabelStudio, tmp_path: Path, mlflow_store: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     project = labelstudio_connect_project(project=trained_text_project(tmp_path))
+    # The evaluation sample is not this test's subject: only the selection's seven tasks go to Label Studio.
+    Project.objects.filter(pk=project.pk).update(eval_valid_target=0, eval_test_target=0)
+    project.refresh_from_db()
     pool = Item.objects.filter(project=project, split="pool", label__isnull=True).order_by("pk")
     keys = list(pool.values_list("key", flat=True)[:6])
     # Synced with another model version's predictions (v2, not the champion): LS asks the backend for all of them.

@@ -285,3 +285,22 @@ def test_a_resync_that_gives_up_marks_its_rows_failed_and_the_next_sync_repairs_
     assert repaired.ls_task_id not in (None, target.ls_task_id)
     tasks_ = ls_tasks(ls_pat_client, project)
     assert len(tasks_) == 4 and duplicates(tasks_) == (0, 0)
+
+
+def test_evaluation_items_reach_label_studio_marked_and_without_a_suggested_label(
+    ls_settings: Any, ls_pat_client: LabelStudio
+) -> None:
+    """The evaluation sample rides with a cycle's selection to the real Label Studio: marked in the task data (so
+    annotators and Data Manager filters see it) and with no pre-annotation that could bias the test labels."""
+    project = make_project(n=20, eval_valid_target=3, eval_test_target=2)
+    for i, split in enumerate(["valid"] * 6 + ["test"] * 6):
+        Item.objects.create(project=project, key=f"eval-{i:02d}", split=split, text=f"evaluation text {i}")
+    cycle = scored_cycle(project, uncertainties(keys(20)), budget=4)
+    cycle_sync_to_labelstudio(cycle=cycle)
+    tasks = ls_tasks(ls_pat_client, project)
+    evaluation = [t for t in tasks if t["data"].get("alweb_purpose") == "evaluation"]
+    assert len(tasks) == 9 and len(evaluation) == 5
+    assert sorted(t["data"]["alweb_split"] for t in evaluation) == ["test", "test", "valid", "valid", "valid"]
+    assert all(p["result"] == [] for t in evaluation for p in t["predictions"])
+    training = [t for t in tasks if "alweb_purpose" not in t["data"]]
+    assert all(p["result"] for t in training for p in t["predictions"])  # the model's suggestion, as before
