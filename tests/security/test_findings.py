@@ -7,6 +7,10 @@ the same rules against a real server.
 
 from __future__ import annotations
 
+import importlib
+import stat
+import sys
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -197,3 +201,35 @@ def test_f3_the_stored_key_never_follows_a_changed_url(alice: Any, settings: Any
     # Back to the server's Label Studio without a key: the other host's key is cleared, the server's is used.
     response = send(alices, "patch", path, {"ls_url": SERVER_LS})
     assert response.status_code == 200 and response.json()["ls_api_key_set"] is False
+
+
+# ------------------------------------------------------------------------------------- finding 9 (local mode)
+
+
+def _local_settings(monkeypatch: pytest.MonkeyPatch, var_dir: Path, **env: str) -> Any:
+    monkeypatch.setenv("ALWEB_VAR_DIR", str(var_dir))
+    monkeypatch.delenv("DJANGO_SECRET_KEY", raising=False)
+    monkeypatch.delenv("DJANGO_DEBUG", raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    for name in ("alweb.settings.local", "alweb.settings.base"):
+        sys.modules.pop(name, None)
+    try:
+        return importlib.import_module("alweb.settings.local")
+    finally:
+        for name in ("alweb.settings.local", "alweb.settings.base"):
+            sys.modules.pop(name, None)
+
+
+def test_local_mode_serves_no_debug_pages_and_signs_with_a_key_of_its_own(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    first = _local_settings(monkeypatch, tmp_path / "a")
+    assert first.DEBUG is False
+    key_file = tmp_path / "a" / "secret_key"
+    assert key_file.read_text() == first.SECRET_KEY and len(first.SECRET_KEY) >= 50
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert _local_settings(monkeypatch, tmp_path / "a").SECRET_KEY == first.SECRET_KEY  # kept across restarts
+    other = _local_settings(monkeypatch, tmp_path / "b")
+    assert other.SECRET_KEY != first.SECRET_KEY  # per install, not a default in the source
+    assert _local_settings(monkeypatch, tmp_path / "a", DJANGO_DEBUG="true").DEBUG is True  # the opt-in
