@@ -131,6 +131,12 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     # Service ValidationErrors ({field: reason}) become 400s naming the field, on every endpoint.
     "EXCEPTION_HANDLER": "campaigns.api.errors.exception_handler",
+    # JSON bodies bounded (size, depth) before parsing, NaN/Infinity reaching their field: on every endpoint.
+    "DEFAULT_PARSER_CLASSES": [
+        "campaigns.api.parsers.LenientJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "alweb API",

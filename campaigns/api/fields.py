@@ -13,6 +13,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from campaigns.ingest.jsonlimits import MAX_DEPTH, JSONLimitError, check_json_text, json_depth
 from campaigns.ingest.rows import has_nul
 
 
@@ -66,6 +67,7 @@ class JSONObjectField(serializers.JSONField):
         "not_finite": "Must not contain NaN or infinite numbers.",
         "too_large": "Must be at most {max_bytes} bytes as JSON.",
         "nul": "Must not contain NUL characters.",
+        "limit": "JSON {reason}.",
     }
 
     def __init__(self, *, max_bytes: int = 65536, **kwargs: Any) -> None:
@@ -73,6 +75,14 @@ class JSONObjectField(serializers.JSONField):
         super().__init__(**kwargs)
 
     def to_internal_value(self, data: Any) -> dict[str, Any]:
+        # A form field's JSON text is parsed here, not by the JSON parser: bounded here first, for the same reason.
+        try:
+            if isinstance(data, str | bytes):
+                check_json_text(data, max_bytes=self.max_bytes)
+            elif json_depth(data) > MAX_DEPTH:
+                raise JSONLimitError(f"must not nest deeper than {MAX_DEPTH} levels")
+        except JSONLimitError as exc:
+            self.fail("limit", reason=exc.reason)
         value = super().to_internal_value(data)
         if not isinstance(value, dict):
             self.fail("not_object")

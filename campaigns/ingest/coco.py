@@ -13,14 +13,19 @@ from pathlib import Path
 from typing import Any
 
 from .images import ImageEntry, archive_errors, list_images, read_local_image, safe_join
-from .rows import ItemImportError, ItemRow, LabelSpec
+from .jsonlimits import JSONLimitError, check_json_text
+from .rows import ItemImportError, ItemRow, LabelSpec, validate_split
 
 
 def _load(path: Path) -> dict[str, Any]:
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        check_json_text(text, max_bytes=len(text))
+        doc = json.loads(text)
     except UnicodeDecodeError as exc:
         raise ItemImportError(path.name, None, f"not valid UTF-8 ({exc.reason})") from exc
+    except JSONLimitError as exc:
+        raise ItemImportError(path.name, None, exc.reason) from None
     except json.JSONDecodeError as exc:
         raise ItemImportError(path.name, exc.lineno, f"invalid JSON: {exc.msg}") from exc
     if not isinstance(doc, dict) or not isinstance(doc.get("images"), list):
@@ -78,6 +83,7 @@ def read_coco(path: Path, *, spec: LabelSpec, max_pixels: int, labels_as: str) -
         except (TypeError, ValueError) as exc:
             raise ItemImportError(file, where, "a bbox holds a non-number") from exc
         row = ItemRow(key=name, file=file, line=where, media=media)
+        row.split = validate_split(img.get("split"), file=file, line=where)
         setattr(row, labels_as, spec.validate(value, file=file, line=where, field="bbox"))
         yield row
 
@@ -89,8 +95,10 @@ def coco_json_in_zip(path: Path, side: dict[str, bytes]) -> str | None:
         if not name.lower().endswith(".json"):
             continue
         try:
-            doc = json.loads(data.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
+            text = data.decode("utf-8")
+            check_json_text(text, max_bytes=len(text))  # a deep document: a RecursionError in json.loads
+            doc = json.loads(text)
+        except (UnicodeDecodeError, json.JSONDecodeError, JSONLimitError):
             continue
         if isinstance(doc, dict) and isinstance(doc.get("images"), list):
             found.append(name)

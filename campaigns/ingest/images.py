@@ -10,6 +10,7 @@ import contextlib
 import io
 import zipfile
 import zlib
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -179,11 +180,20 @@ def read_image_collection(
     label_from_dir: bool,
     labels_as: str,
 ) -> Iterator[ItemRow]:
-    """A folder or zip of images. Labels come from YOLO txt files (detection) or the first folder name."""
+    """A folder or zip of images. Labels come from YOLO txt files (detection) or the first folder name, which is
+    then left out of the item's key (`cat/img1.png` is the item `img1.png`, labeled cat)."""
     entries, side = list_images(path, max_zip_bytes=max_zip_bytes)
     file = path.name
     if not entries:
         raise ItemImportError(file, None, "no images found")
+    by_folder = not spec.is_detection and label_from_dir
+
+    def key_of(name: str) -> str:
+        return name.split("/", 1)[1] if by_folder and "/" in name else name
+
+    # Per-class numbering (cat/0.png, dog/0.png) is common: such names get the image's content hash added, so
+    # each stays its own item (and the same file under two labels is one item with a label conflict).
+    shared = Counter(key_of(e.name) for e in entries)
     for entry in entries:
         with archive_errors(file, entry.name):
             data = entry.read()
@@ -199,8 +209,13 @@ def read_image_collection(
                     boxes = yolo_boxes(text, spec.labels, file=f"{file}/{cand}")
                     value = spec.validate(boxes, file=file, line=entry.name, field="label")
                     break
-        elif label_from_dir and "/" in entry.name:
+        # The key names the image, never its label: the label folder is not part of it, so a labeled and an
+        # unlabeled copy of one file get one key, and the split (a hash of the key) cannot depend on the label.
+        key = key_of(entry.name)
+        if by_folder and "/" in entry.name:
             value = spec.validate(entry.name.split("/", 1)[0], file=file, line=entry.name, field="label")
-        row = ItemRow(key=entry.name, file=file, line=entry.name, media=media)
+        if shared[key] > 1:
+            key = f"{key}@{media.digest[:12]}"
+        row = ItemRow(key=key, file=file, line=entry.name, media=media)
         setattr(row, labels_as, value)
         yield row

@@ -52,6 +52,8 @@ class ItemRow:
     ground_truth: Any = None
     metadata: dict[str, Any] = field(default_factory=dict)
     source: str = ""
+    # The team's own split (a `split` column or field); None: the key's hash decides (`split_for_key`).
+    split: str | None = None
 
 
 # The columns' sizes in the database: a longer value must be a bad row here, not a database error at COPY time.
@@ -133,6 +135,15 @@ class LabelSpec:
                 raise ItemImportError(file, line, f"box {i}: extends beyond the image", field)
             boxes.append({"label": label, **coords})
         return boxes
+
+
+def validate_split(value: Any, *, file: str, line: int | str) -> str | None:
+    """A team's own split for a row: one of SPLITS, or empty for "let the key's hash decide"."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or value.strip() not in SPLITS:
+        raise ItemImportError(file, line, f"must be one of {', '.join(SPLITS)} (or empty), got {value!r}", "split")
+    return value.strip()
 
 
 def split_for_key(key: str, ratios: Mapping[str, float]) -> str:

@@ -1,7 +1,8 @@
 """CSV and JSONL readers: one item per row, streamed line by line so a 1M-row file never sits in memory.
 
 Known fields: key, text, image (a path relative to the file, or an http(s) URL), url, label, ground_truth,
-source; in CSV every other column goes to metadata, in JSONL an object `metadata`. A missing key is derived
+source, split (train, valid, test or pool: the team's own split; empty lets the key's hash decide); in CSV every
+other column goes to metadata, in JSONL an object `metadata`. A missing key is derived
 from the payload (the image path, the URL, or a hash of the text) so re-importing the same file is idempotent.
 """
 
@@ -16,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from .images import read_local_image
-from .rows import ItemImportError, ItemRow, LabelSpec
+from .jsonlimits import JSONLimitError, check_json_text
+from .rows import ItemImportError, ItemRow, LabelSpec, validate_split
 
-KNOWN_FIELDS = {"key", "text", "image", "url", "label", "ground_truth", "source", "metadata"}
+KNOWN_FIELDS = {"key", "text", "image", "url", "label", "ground_truth", "source", "metadata", "split"}
 
 
 class _Lines:
@@ -86,6 +88,7 @@ class RowBuilder:
         metadata = {**metadata, **{k: v for k, v in raw.items() if k not in KNOWN_FIELDS and v not in (None, "")}}
         row = ItemRow(key=key, file=f, line=line, text=text, label=label, ground_truth=truth, metadata=metadata)
         row.source = str(raw.get("source") or "")
+        row.split = validate_split(raw.get("split"), file=f, line=line)
         if image.startswith(("http://", "https://")):
             row.url = image
         elif image:
@@ -100,7 +103,10 @@ class RowBuilder:
         # CSV cells are strings: detection boxes come as a JSON list in the cell.
         if parse_json and self.spec.is_detection and isinstance(value, str) and value.strip():
             try:
+                check_json_text(value, max_bytes=len(value))
                 value = json.loads(value)
+            except JSONLimitError as exc:
+                raise ItemImportError(self.file, line, f"boxes {exc.reason}", name) from None
             except json.JSONDecodeError as exc:
                 raise ItemImportError(self.file, line, f"boxes must be a JSON list: {exc.msg}", name) from exc
         return self.spec.validate(value, file=self.file, line=line, field=name)
@@ -135,7 +141,10 @@ def read_jsonl(path: Path, builder: RowBuilder) -> Iterator[ItemRow]:
         if len(text) > builder.max_chars * 4:
             raise ItemImportError(builder.file, line, "line too long")
         try:
+            check_json_text(text, max_bytes=len(text))  # the length is bounded above; the depth is checked here
             raw = json.loads(text)
+        except JSONLimitError as exc:
+            raise ItemImportError(builder.file, line, exc.reason, exc.key) from None
         except json.JSONDecodeError as exc:
             raise ItemImportError(builder.file, line, f"invalid JSON: {exc.msg} (column {exc.colno})") from exc
         if not isinstance(raw, dict):

@@ -1,7 +1,9 @@
 """Bulk writing of imported items: COPY through a temp table on Postgres, bulk_create elsewhere.
 
-Both paths insert with "on conflict do nothing" on (project, key): re-importing a key leaves the item as it is,
-which makes an import idempotent. Media bytes are stored content-addressed, so re-imports don't duplicate files.
+Both paths insert with "on conflict do nothing" on (project, key), which makes an import idempotent. A key already
+in the project is never moved and never relabeled behind anyone's back: a label for an item without one is applied
+(label source "import"); a different label for a labeled item, or another split for an item, is a conflict reported
+with its row and left as it is. Media bytes are stored content-addressed, so re-imports don't duplicate files.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ _COLUMNS = (
     "ground_truth, metadata, source, label_error, created_at"
 )
 _TEMP = "alweb_item_import"
+# Conflicts reported row by row (all are counted): enough to fix a file, bounded for a million-row import.
+MAX_CONFLICT_ROWS = 100
 
 
 class ItemWriter:
@@ -31,6 +35,10 @@ class ItemWriter:
         self.split_ratios = split_ratios
         self.stored_files: list[str] = []  # written by this import: deleted again if it fails
         self.created = 0
+        self.labeled_new = 0  # new items that came with a label
+        self.labeled_existing = 0  # items already in the project that this import gave their first label
+        self.conflicts = 0
+        self.conflict_rows: list[dict[str, Any]] = []
         self._postgres = connection.vendor == "postgresql"
         self._temp_ready = False
 
@@ -51,7 +59,7 @@ class ItemWriter:
         return (
             self.project_id,
             row.key,
-            split_for_key(row.key, self.split_ratios),
+            row.split or split_for_key(row.key, self.split_ratios),
             "active",
             row.text,
             media,
@@ -68,14 +76,59 @@ class ItemWriter:
         )
 
     def write(self, rows: Sequence[ItemRow]) -> int:
-        """Insert a batch; returns how many rows were new."""
+        """Insert a batch (labels for existing unlabeled items applied, conflicts recorded); returns how many rows
+        were new."""
+        existing = {
+            key: (pk, label, split)
+            for key, pk, label, split in Item.objects.filter(
+                project_id=self.project_id, key__in={r.key for r in rows}
+            ).values_list("key", "pk", "label", "split")
+        }
+        self._update_existing([r for r in rows if r.key in existing], existing)
+        new: dict[str, ItemRow] = {}
+        for row in rows:
+            if row.key in existing:
+                continue
+            first = new.setdefault(row.key, row)
+            if first is not row and (row.label, row.split) != (first.label, first.split):
+                self._conflict(row, "key", f"repeats line {first.line} with another label or split (the first is kept)")
+        self.labeled_new += sum(1 for r in new.values() if r.label is not None)
         now = timezone.now()
-        values = [self._values(r, now) for r in rows]
+        values = [self._values(r, now) for r in new.values()]
         created = self._copy(values) if self._postgres else self._bulk_create(values)
         self.created += created
         return created
 
+    def _conflict(self, row: ItemRow, field: str, reason: str) -> None:
+        self.conflicts += 1
+        if len(self.conflict_rows) < MAX_CONFLICT_ROWS:
+            self.conflict_rows.append(
+                {"file": row.file, "line": row.line, "key": row.key, "field": field, "reason": reason}
+            )
+
+    def _update_existing(self, rows: Sequence[ItemRow], existing: dict[str, tuple[int, Any, str]]) -> None:
+        to_label: dict[int, Any] = {}
+        for row in rows:
+            pk, label, split = existing[row.key]
+            if row.split is not None and row.split != split:
+                self._conflict(row, "split", f"the item is in {split}: a re-import never moves an item (not changed)")
+            if row.label is None or row.label == label or pk in to_label:
+                continue
+            if label is None:
+                to_label[pk] = row.label
+            else:
+                self._conflict(row, "label", f"the item is labeled {label!r} already (not changed)")
+        if to_label:
+            Item.objects.bulk_update(
+                [Item(pk=pk, label=value, label_source="import") for pk, value in to_label.items()],
+                ["label", "label_source"],
+                batch_size=1000,
+            )
+            self.labeled_existing += len(to_label)
+
     def _copy(self, values: list[tuple[Any, ...]]) -> int:
+        if not values:
+            return 0
         with connection.cursor() as cursor:
             if not self._temp_ready:
                 cursor.execute(
@@ -99,6 +152,8 @@ class ItemWriter:
         return created
 
     def _bulk_create(self, values: list[tuple[Any, ...]]) -> int:
+        if not values:
+            return 0
         names = [c.strip() for c in _COLUMNS.split(",")]
         before = Item.objects.filter(project_id=self.project_id).count()
         Item.objects.bulk_create(

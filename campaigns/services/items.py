@@ -6,7 +6,7 @@ import re
 import tempfile
 import zipfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -29,10 +29,12 @@ FORMATS = ("csv", "jsonl", "images", "coco")
 @dataclass(frozen=True, slots=True)
 class ImportResult:
     rows: int
-    created: int
-    unchanged: int
-    labeled: int
+    created: int  # new items
+    unchanged: int  # rows for items already there that changed nothing (conflicts included)
+    labeled: int  # labels applied: new items with a label, and existing unlabeled items given one
     files_stored: int
+    conflicts: int = 0  # rows whose label or split differs from the existing item's: reported, not applied
+    conflict_rows: list[dict[str, Any]] = field(default_factory=list)  # the first MAX_CONFLICT_ROWS of them
 
 
 def detect_format(path: Path) -> str:
@@ -120,7 +122,7 @@ def items_import(
         raise ItemImportError(path.name, None, "no such file or folder")
     labels_as = "ground_truth" if labels_as_ground_truth else "label"
     size = batch_size or settings.ALWEB_IMPORT_BATCH_SIZE
-    total = labeled = 0
+    total = 0
     with transaction.atomic():
         project = _locked_for_import(project)
         writer = ItemWriter(project_id=project.pk, split_ratios=project.split_ratios)
@@ -132,7 +134,6 @@ def items_import(
             while batch := list(islice(rows, size)):
                 writer.write(batch)
                 total += len(batch)
-                labeled += sum(1 for r in batch if r.label is not None)
                 if progress is not None:
                     progress(total)
             if total == 0:
@@ -143,9 +144,11 @@ def items_import(
     return ImportResult(
         rows=total,
         created=writer.created,
-        unchanged=total - writer.created,
-        labeled=labeled,
+        unchanged=total - writer.created - writer.labeled_existing,
+        labeled=writer.labeled_new + writer.labeled_existing,
         files_stored=len(writer.stored_files),
+        conflicts=writer.conflicts,
+        conflict_rows=writer.conflict_rows,
     )
 
 

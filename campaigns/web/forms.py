@@ -11,6 +11,7 @@ from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
+from campaigns.ingest.jsonlimits import JSONLimitError, check_json_text
 from campaigns.models import Heuristic, Strategy, TaskType
 
 SPLITS = ("train", "valid", "test", "pool")
@@ -38,6 +39,10 @@ class ServiceErrorsMixin:
 def _json_object(value: str, what: str) -> dict[str, Any]:
     if not value.strip():
         return {}
+    try:
+        check_json_text(value)  # before parsing: deep nesting is a RecursionError in json.loads
+    except JSONLimitError as exc:
+        raise ValidationError(f"{what} {exc.reason}") from None
     try:
         parsed = json.loads(value)
     except json.JSONDecodeError as exc:

@@ -24,6 +24,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from campaigns.ingest.jsonlimits import check_json_text
 from campaigns.models import Project
 from integrations.labelstudio import client as lsc
 from integrations.labelstudio.connect import ML_BACKEND_USER
@@ -39,6 +40,7 @@ def _error(status: int, message: str) -> JsonResponse:
 
 def _body(request: HttpRequest) -> dict[str, Any] | None:
     try:
+        check_json_text(request.body)  # a JSONLimitError is a ValueError: refused like any malformed body
         data = json.loads(request.body or b"{}")
     except (ValueError, UnicodeDecodeError):
         return None

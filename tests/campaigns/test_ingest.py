@@ -172,10 +172,12 @@ def test_image_folder_with_labels_from_folders(image_project: Any, tmp_path: Pat
     for label in ("cat", "dog"):
         (tmp_path / "imgs" / label).mkdir(parents=True)
         for i in range(3):
-            (tmp_path / "imgs" / label / f"{i}.png").write_bytes(png((i * 40, 0, 0)))
+            (tmp_path / "imgs" / label / f"{i}.png").write_bytes(png((i * 40, 100 if label == "dog" else 0, 0)))
     result = items_import(project=image_project, path=tmp_path / "imgs", label_from_dir=True)
     assert (result.created, result.labeled) == (6, 6)
-    assert Item.objects.get(key="dog/2.png").label == "dog"
+    # Per-class numbering: the same name under two folders gets the content hash, so each image stays an item.
+    item = Item.objects.get(key__startswith="2.png@", label="dog")
+    assert item.key == f"2.png@{item.media.name.rsplit('/', 1)[1][:12]}"
 
 
 def make_zip(path: Path, members: dict[str, bytes], compression: int = zipfile.ZIP_DEFLATED) -> Path:
@@ -286,3 +288,66 @@ def test_command_reports_success_and_errors(text_project: Any, tmp_path: Path) -
         call_command("import_items", "nope", str(path))
     with pytest.raises(CommandError, match="--tile"):
         call_command("import_items", text_project.name, str(path), "--tile", "0x4")
+
+
+def test_image_keys_leave_out_the_label_folder_so_splits_never_depend_on_labels(
+    image_project: Any, tmp_path: Path, media_root: Path
+) -> None:
+    """Issue 16 item 3: the key was the path with the class folder, so the split hash changed with labeling."""
+    labeled = make_zip(tmp_path / "labeled.zip", {f"cat/img{i}.png": png((i, 9, 9)) for i in range(20)})
+    unlabeled = make_zip(tmp_path / "pool.zip", {f"img{i}.png": png((i, 9, 9)) for i in range(20, 40)})
+    items_import(project=image_project, path=unlabeled)
+    items_import(project=image_project, path=labeled, label_from_dir=True)
+    keys = dict(Item.objects.filter(project=image_project).values_list("key", "split"))
+    assert set(keys) == {f"img{i}.png" for i in range(40)}  # no class name in any key
+    assert keys == {k: split_for_key(k, image_project.split_ratios) for k in keys}
+    # The labeled copy of an unlabeled image is the same item: it gets its label, in the split it already had.
+    again = make_zip(tmp_path / "late.zip", {"cat/img25.png": png((25, 9, 9))})
+    result = items_import(project=image_project, path=again, label_from_dir=True)
+    assert (result.created, result.labeled) == (0, 1)
+    assert Item.objects.get(project=image_project, key="img25.png").label == "cat"
+
+
+def test_a_split_column_is_honoured_and_checked(text_project: Any, tmp_path: Path) -> None:
+    """Issue 16 item 1: a team's own split column was moved into metadata and the key hash decided."""
+    rows = ["key,text,split"] + [f"v{i},text {i},valid" for i in range(30)] + ["h0,hashed,"]
+    result = items_import(project=text_project, path=write_csv(tmp_path / "s.csv", "\n".join(rows) + "\n"))
+    assert result.created == 31
+    splits = dict(Item.objects.filter(project=text_project).values_list("key", "split"))
+    assert {splits[f"v{i}"] for i in range(30)} == {"valid"}
+    assert splits["h0"] == split_for_key("h0", text_project.split_ratios)
+    assert "split" not in Item.objects.get(key="v0").metadata
+    bad = write_csv(tmp_path / "bad.csv", "key,text,split\nx1,a,pool\nx2,b,holdout\n")
+    with pytest.raises(ItemImportError) as exc:
+        items_import(project=text_project, path=bad)
+    assert (exc.value.line, exc.value.field) == (3, "split") and "holdout" in exc.value.reason
+    # JSONL too; a re-import naming another split never moves the item: a conflict, reported with its line.
+    jsonl = tmp_path / "s.jsonl"
+    jsonl.write_text(json.dumps({"key": "v0", "text": "text 0", "split": "test"}) + "\n")
+    moved = items_import(project=text_project, path=jsonl)
+    assert (moved.created, moved.conflicts) == (0, 1) and moved.conflict_rows[0]["field"] == "split"
+    assert Item.objects.get(key="v0").split == "valid"
+
+
+def test_reimported_labels_apply_to_unlabeled_items_and_conflicts_are_reported(
+    text_project: Any, tmp_path: Path
+) -> None:
+    """Issue 16 item 2: a re-import with labels said "labeled: 2" and applied none."""
+    items_import(
+        project=text_project, path=write_csv(tmp_path / "a.csv", "key,text,label\nk1,a,\nk2,b,\nk3,c,negative\n")
+    )
+    again = write_csv(tmp_path / "b.csv", "key,text,label\nk1,a,positive\nk2,b,\nk3,c,positive\nk4,d,neutral\n")
+    result = items_import(project=text_project, path=again)
+    assert (result.rows, result.created, result.labeled, result.unchanged, result.conflicts) == (4, 1, 2, 2, 1)
+    assert result.conflict_rows == [
+        {
+            "file": "b.csv",
+            "line": 4,
+            "key": "k3",
+            "field": "label",
+            "reason": "the item is labeled 'negative' already (not changed)",
+        }
+    ]
+    labels = dict(Item.objects.filter(project=text_project).values_list("key", "label"))
+    assert labels == {"k1": "positive", "k2": None, "k3": "negative", "k4": "neutral"}
+    assert Item.objects.get(key="k1").label_source == "import"

@@ -10,17 +10,21 @@ from __future__ import annotations
 import importlib
 import stat
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from django.core.exceptions import ValidationError
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
 
 from campaigns.models import Project
 from campaigns.services.projects import project_create
 from integrations.labelstudio import client as lsc
 from integrations.labelstudio import connect
+from tests.campaigns.web.test_projects import VALID
 from tests.factories import ItemFactory
 from tests.security.conftest import api_client, send
 
@@ -233,3 +237,53 @@ def test_local_mode_serves_no_debug_pages_and_signs_with_a_key_of_its_own(
     other = _local_settings(monkeypatch, tmp_path / "b")
     assert other.SECRET_KEY != first.SECRET_KEY  # per install, not a default in the source
     assert _local_settings(monkeypatch, tmp_path / "a", DJANGO_DEBUG="true").DEBUG is True  # the opt-in
+
+
+# ---------------------------------------------------------------------------------------------------- finding 5
+
+
+def deep(levels: int) -> str:
+    return "[" * levels + "]" * levels
+
+
+def test_f5_deep_json_in_an_api_field_is_a_fast_400_naming_it(bob: Any) -> None:
+    bobs = api_client(bob)
+    created = send(bobs, "post", URL, {**NEW_PROJECT, "task_type": "text_classification"})
+    path = f"{URL}{created.json()['id']}/"
+    for levels in (40, 500, 5000):
+        started = time.monotonic()
+        body = '{"name": "x", "model_config": {"a": ' + deep(levels) + "}}"
+        response = bobs.patch(path, data=body, content_type="application/json")
+        assert response.status_code == 400, levels
+        assert "deeper than" in response.json()["model_config"][0]
+        assert time.monotonic() - started < 2
+    body = '{"budget": 5, "strategy_params": {"quotas": ' + deep(990) + "}}"
+    response = bobs.post(f"{path}cycles/", data=body, content_type="application/json")
+    assert response.status_code == 400 and "deeper than" in response.json()["strategy_params"][0]
+    # A deep body with no field to blame, and an oversized one: still a 400, never a 500.
+    assert bobs.patch(path, data=deep(3000), content_type="application/json").status_code == 400
+    huge = '{"name": "' + "x" * (2 * 1024 * 1024) + '"}'
+    assert bobs.patch(path, data=huge, content_type="application/json").status_code == 400
+
+
+def test_f5_deep_metadata_in_a_jsonl_import_is_a_400_naming_line_and_field(bob: Any) -> None:
+    bobs = api_client(bob)
+    created = send(bobs, "post", URL, {**NEW_PROJECT, "task_type": "text_classification"})
+    line = '{"key": "k1", "text": "hello", "metadata": {"x": ' + deep(480) + "}}\n"
+    upload = SimpleUploadedFile("items.jsonl", line.encode(), content_type="application/jsonl")
+    response = bobs.post(f"{URL}{created.json()['id']}/items/import/", {"file": upload}, format="multipart")
+    assert response.status_code == 400
+    assert response.json()["line"] == 1 and response.json()["field"] == "metadata"
+    assert "deeper than" in response.json()["reason"]
+
+
+def test_f5_deep_json_in_a_dashboard_form_is_an_error_on_its_field(bob: Any) -> None:
+    from django.test import Client
+
+    browser = Client()
+    browser.force_login(bob)
+    form = {**VALID, "name": "deep", "ls_url": "", "ls_api_key": "", "model_config": '{"a": ' + deep(995) + "}"}
+    response = browser.post(reverse("dashboard:project-create"), form)
+    assert response.status_code == 422
+    assert 'id="id_model_config_error"' in response.content.decode()
+    assert "deeper than" in response.content.decode()

@@ -62,6 +62,15 @@ class Command(BaseCommand):
         self.stdout.write(
             self.style.SUCCESS(
                 f"{result.rows} rows: {result.created} new items, {result.unchanged} already present, "
-                f"{result.labeled} with labels, {result.files_stored} files stored"
+                f"{result.labeled} labels applied, {result.files_stored} files stored"
             )
         )
+        for conflict in result.conflict_rows:
+            self.stdout.write(
+                self.style.WARNING(
+                    f"{conflict['file']}:{conflict['line']}: {conflict['field']}: {conflict['reason']} "
+                    f"(key {conflict['key']})"
+                )
+            )
+        if result.conflicts:
+            self.stdout.write(self.style.WARNING(f"{result.conflicts} rows conflict and were not applied"))

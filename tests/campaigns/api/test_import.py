@@ -37,7 +37,15 @@ CSV = "key,text,label\n" + "".join(f"k{i},text {i},{'positive' if i < 3 else ''}
 def test_csv_upload_imports_and_is_idempotent(as_member: Any, project: Any) -> None:
     response = as_member.post(url(project), {"file": upload("reviews.csv", CSV.encode())}, format="multipart")
     assert response.status_code == 200, response.json()
-    assert response.json() == {"rows": 20, "created": 20, "unchanged": 0, "labeled": 3, "files_stored": 0}
+    assert response.json() == {
+        "rows": 20,
+        "created": 20,
+        "unchanged": 0,
+        "labeled": 3,
+        "files_stored": 0,
+        "conflicts": 0,
+        "conflict_rows": [],
+    }
     assert Item.objects.filter(project=project).count() == 20
     assert Item.objects.get(project=project, key="k0").label == "positive"
     again = as_member.post(url(project), {"file": upload("reviews.csv", CSV.encode())}, format="multipart")

@@ -269,6 +269,7 @@ def test_a_resync_that_gives_up_marks_its_rows_failed_and_the_next_sync_repairs_
 
     url = project.ls_url
     Project.objects.filter(pk=project.pk).update(ls_url="http://127.0.0.1:9")  # nothing listens there
+    ls_settings.ALWEB_LS_ALLOWED_URLS = ["http://127.0.0.1:9"]  # allowed, so the call is made and fails
     monkeypatch.setattr(tasks.cycle_resync, "max_retries", 1)
     result = tasks.cycle_resync.apply(kwargs={"cycle_id": cycle.pk, "item_ids": [target.item_id]})
     assert result.failed()
