@@ -25,25 +25,80 @@ def power_sample(uncertainty: NDArray[np.floating], budget: int, *, seed: int, p
     return top[np.argsort(-keys[top], kind="stable")].astype(np.int64)
 
 
-def k_center_greedy(embeddings: NDArray[np.floating], budget: int, *, start: int = 0) -> Positions:
-    """Core-set selection: repeatedly take the candidate farthest from everything taken so far.
+def k_center_greedy(
+    embeddings: NDArray[np.floating],
+    budget: int,
+    *,
+    labeled: NDArray[np.floating] | None = None,
+    start: int | None = None,
+) -> Positions:
+    """Core-set selection (Sener & Savarese 2018): repeatedly take the candidate farthest from everything labeled or
+    taken so far, so the batch covers the embedding space instead of piling up near-duplicates.
 
-    Starts at `start` (the most uncertain candidate when candidates come sorted by uncertainty), so the batch
-    covers the candidates' embedding space instead of piling up near-duplicates.
+    `labeled` (the embeddings of the items already labeled) seeds the distances: a candidate next to a labeled item
+    is already covered. `start` forces the first pick (the `diverse` strategy starts at its most uncertain
+    candidate); by default the first pick is the candidate farthest from the labeled set, or candidate 0 when
+    nothing is labeled.
     """
-    x = np.asarray(embeddings, dtype=np.float32)
+    x = np.asarray(embeddings, dtype=np.float64)
     n = len(x)
     k = min(budget, n)
     if k == 0:
         return np.empty(0, dtype=np.int64)
-    chosen = [start]
-    dist = np.linalg.norm(x - x[start], axis=1)
-    dist[start] = -1.0
+    lab = None if labeled is None else np.asarray(labeled, dtype=np.float64).reshape(-1, x.shape[1])
+    dist = np.full(n, np.inf) if lab is None or len(lab) == 0 else _min_sq_dist(x, lab)
+    first = start if start is not None else (int(np.argmax(dist)) if np.isfinite(dist).all() else 0)
+    chosen = [first]
+    dist = np.minimum(dist, ((x - x[first]) ** 2).sum(axis=1))
+    dist[chosen] = -1.0
     for _ in range(k - 1):
         nxt = int(np.argmax(dist))
         chosen.append(nxt)
-        dist = np.minimum(dist, np.linalg.norm(x - x[nxt], axis=1))
+        dist = np.minimum(dist, ((x - x[nxt]) ** 2).sum(axis=1))
         dist[chosen] = -1.0
+    return np.asarray(chosen, dtype=np.int64)
+
+
+def _min_sq_dist(x: NDArray[np.float64], ref: NDArray[np.float64], block: int = 1024) -> NDArray[np.float64]:
+    """Squared distance from each row of x to its nearest row of ref, a block of ref at a time (memory n x block)."""
+    out = np.full(len(x), np.inf)
+    x2 = (x**2).sum(axis=1)
+    for lo in range(0, len(ref), block):
+        r = ref[lo : lo + block]
+        d = x2[:, None] + (r**2).sum(axis=1)[None, :] - 2.0 * (x @ r.T)
+        out = np.minimum(out, np.maximum(d, 0.0).min(axis=1))
+    return out
+
+
+def badge(probs: NDArray[np.floating], embeddings: NDArray[np.floating], budget: int, *, seed: int) -> Positions:
+    """BADGE (Ash et al. 2020): k-means++ seeding on gradient embeddings g = (p - onehot(argmax p)) x h.
+
+    `probs` [n, C] are the mean (MC) class probabilities, `embeddings` [n, D] the deterministic penultimate features.
+    g's norm grows with uncertainty and its direction tells items apart, so the batch is uncertain and diverse with
+    no tuning knob. The first pick is the largest gradient (as the authors' code), each next one is drawn with
+    probability proportional to its squared distance to the nearest pick. The n x (C*D) gradients are never built:
+    <g_i, g_j> = <a_i, a_j> <h_i, h_j> with a = p - onehot, so memory stays O(n (C + D)).
+    """
+    p = np.asarray(probs, dtype=np.float64)
+    h = np.asarray(embeddings, dtype=np.float64)
+    n = len(p)
+    k = min(budget, n)
+    if k == 0:
+        return np.empty(0, dtype=np.int64)
+    a = p.copy()
+    a[np.arange(n), p.argmax(axis=1)] -= 1.0
+    norms = (a**2).sum(axis=1) * (h**2).sum(axis=1)
+    rng = np.random.default_rng(seed)
+    chosen = [int(np.argmax(norms))]
+    d2 = np.full(n, np.inf)
+    for _ in range(k - 1):
+        c = chosen[-1]
+        d2 = np.minimum(d2, np.maximum(norms + norms[c] - 2.0 * (a @ a[c]) * (h @ h[c]), 0.0))
+        d2[chosen] = 0.0
+        total = d2.sum()
+        # Every remaining candidate sits on a pick (duplicates): any of them covers as little, take one at random.
+        weights = d2 / total if total > 0 else np.where(np.isin(np.arange(n), chosen), 0.0, 1.0) / (n - len(chosen))
+        chosen.append(int(rng.choice(n, p=weights)))
     return np.asarray(chosen, dtype=np.int64)
 
 
@@ -77,20 +132,26 @@ def random_sample(n: int, budget: int, *, seed: int) -> Positions:
     return rng.permutation(n)[: min(budget, n)].astype(np.int64)
 
 
+def _kmeans_labels(x: NDArray[np.float32], k: int, *, seed: int) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
+    """(cluster of each row, centres) from a seeded mini-batch k-means."""
+    from sklearn.cluster import MiniBatchKMeans  # slow to import: only when a cold start clusters
+
+    # scikit-learn takes seeds below 2**32; a cycle's seed may be any 63-bit integer, so derive one from it.
+    state = int(np.random.SeedSequence(seed).generate_state(1)[0])
+    km = MiniBatchKMeans(n_clusters=k, random_state=state, n_init=3, batch_size=max(1024, 3 * k)).fit(x)
+    return km.labels_.astype(np.int64), km.cluster_centers_
+
+
 def kmeans_diverse(embeddings: NDArray[np.floating], budget: int, *, seed: int) -> Positions:
     """Cold start without a model: cluster the pool into `budget` groups and take the item nearest each centre."""
-    from sklearn.cluster import MiniBatchKMeans
-
     x = np.asarray(embeddings, dtype=np.float32)
     k = min(budget, len(x))
     if k == 0:
         return np.empty(0, dtype=np.int64)
-    # scikit-learn takes seeds below 2**32; a cycle's seed may be any 63-bit integer, so derive one from it.
-    state = int(np.random.SeedSequence(seed).generate_state(1)[0])
-    km = MiniBatchKMeans(n_clusters=k, random_state=state, n_init=3, batch_size=max(1024, 3 * k)).fit(x)
-    d = np.linalg.norm(x[:, None, :] - km.cluster_centers_[None, :, :], axis=2) if len(x) * k <= 5e7 else None
+    labels, centres = _kmeans_labels(x, k, seed=seed)
+    d = np.linalg.norm(x[:, None, :] - centres[None, :, :], axis=2) if len(x) * k <= 5e7 else None
     if d is None:  # large pools: nearest member of each cluster by label
-        picks = [int(np.flatnonzero(km.labels_ == c)[0]) for c in range(k) if (km.labels_ == c).any()]
+        picks = [int(np.flatnonzero(labels == c)[0]) for c in range(k) if (labels == c).any()]
     else:
         picks = []
         for c in range(k):
@@ -99,3 +160,49 @@ def kmeans_diverse(embeddings: NDArray[np.floating], budget: int, *, seed: int) 
                     picks.append(int(pos))
                     break
     return np.asarray(picks, dtype=np.int64)
+
+
+def typiclust(features: NDArray[np.floating], budget: int, *, seed: int, neighbours: int = 20) -> Positions:
+    """TypiClust cold start (Hacohen et al. 2022): `budget` k-means clusters, the most typical item of each.
+
+    With a handful of labels the best picks are typical, not uncertain or outlying: a cluster's densest point
+    represents it. Clusters are taken largest first, so a smaller budget than clusters covers the big modes.
+    """
+    x = np.asarray(features, dtype=np.float32)
+    k = min(budget, len(x))
+    if k == 0:
+        return np.empty(0, dtype=np.int64)
+    labels, _ = _kmeans_labels(x, k, seed=seed)
+    return typical_per_cluster(x, labels, k, neighbours=neighbours)
+
+
+def typical_per_cluster(
+    features: NDArray[np.floating], clusters: NDArray[np.integer], budget: int, *, neighbours: int = 20
+) -> Positions:
+    """The most typical item of each cluster, clusters largest first (ties: lower cluster id), then round after
+    round the next most typical while the budget lasts (k-means may leave fewer clusters than the budget).
+
+    Typicality = 1 / mean distance to the item's `neighbours` nearest neighbours in its own cluster (at most the
+    cluster size - 1), as in the authors' code and scikit-activeml; the item itself is not its own neighbour.
+    """
+    from sklearn.neighbors import NearestNeighbors  # slow to import: only when a cold start clusters
+
+    x = np.asarray(features, dtype=np.float64)
+    c = np.asarray(clusters)
+    ids, sizes = np.unique(c, return_counts=True)
+    ranked: list[NDArray[np.int64]] = []
+    for cid in ids[np.lexsort((ids, -sizes))]:
+        members = np.flatnonzero(c == cid)
+        if len(members) == 1:
+            ranked.append(members.astype(np.int64))
+            continue
+        kn = min(neighbours, len(members) - 1)
+        dist, _ = NearestNeighbors(n_neighbors=kn + 1).fit(x[members]).kneighbors(x[members])
+        typicality = 1.0 / (dist.sum(axis=1) / kn + 1e-7)  # dist[:, 0] is the item itself (0)
+        ranked.append(members[np.argsort(-typicality, kind="stable")].astype(np.int64))
+    picks: list[int] = []
+    for depth in range(max(len(r) for r in ranked)):
+        picks += [int(r[depth]) for r in ranked if depth < len(r)]
+        if len(picks) >= budget:
+            break
+    return np.asarray(picks[:budget], dtype=np.int64)

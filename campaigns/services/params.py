@@ -25,8 +25,12 @@ if TYPE_CHECKING:
 MAX_MC_ITERATIONS = 1000
 MAX_BUDGET = 1_000_000
 MAX_SEED = 2**63 - 1  # Cycle.seed is a bigint
-# Diversity and stochastic sampling look at this many times the budget of top candidates.
+# `diverse` thins this many times the budget of its most uncertain candidates.
 DEFAULT_CANDIDATES_FACTOR = 10
+# Coreset and BADGE look at a seeded uniform sample of this many times the budget of the scored pool (all of it
+# when smaller): their distance passes cost candidates x budget, and a uniform sample keeps the algorithms' own
+# distribution, where a top-uncertainty cut would turn them into something else.
+DEFAULT_SAMPLE_FACTOR = 50
 
 
 class Keep(enum.Enum):
@@ -92,8 +96,10 @@ def validate_strategy(strategy: Any, params: Any, *, labels: list[str]) -> dict[
         power = clean.setdefault("power", 1.0)
         if not _is_number(power) or power <= 0:
             raise ValidationError({"strategy_params": "power must be a finite number > 0"})
-    if strategy in (Strategy.DIVERSE, Strategy.POWER):
-        factor = clean.setdefault("candidates_factor", DEFAULT_CANDIDATES_FACTOR)
+    # PowerBALD samples from the whole scored pool: it has no candidate cut (an old cycle's is ignored).
+    if strategy in (Strategy.DIVERSE, Strategy.CORESET, Strategy.BADGE):
+        default = DEFAULT_CANDIDATES_FACTOR if strategy == Strategy.DIVERSE else DEFAULT_SAMPLE_FACTOR
+        factor = clean.setdefault("candidates_factor", default)
         if not _is_int(factor) or not 1 <= factor <= 1000:
             raise ValidationError({"strategy_params": "candidates_factor must be an integer between 1 and 1000"})
     if strategy == Strategy.QUOTA:

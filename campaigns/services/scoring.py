@@ -15,12 +15,18 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 
-from campaigns.models import Cycle, Score
-from campaigns.selectors import items_pool
-from campaigns.services.embeddings import embeddings_save
+from campaigns.models import Cycle, Item, Score
+from campaigns.selectors import items_labeled, items_pool
+from campaigns.services.embeddings import (
+    LABELED_MAX,
+    embeddings_labeled_stored,
+    embeddings_save,
+    embeddings_save_labeled,
+)
 from campaigns.services.features import item_inputs
 from campaigns.services.score_stats import score_stats_freeze
 from campaigns.services.training import model_load, model_score
+from engine.scoring import ScoreChunk
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +50,18 @@ def pool_chunks(*, cycle: Cycle) -> dict[int, int]:
     return counts
 
 
+def _score_items(*, cycle: Cycle, items: list[Item], model: object, seed: int) -> ScoreChunk:
+    return model_score(
+        model=model,
+        inputs=item_inputs(cycle.project, items),
+        ids=[i.pk for i in items],
+        iterations=cycle.mc_iterations,
+        heuristic=cycle.heuristic,
+        seed=seed,
+        labels=list(cycle.project.labels),
+    )
+
+
 def score_chunk(*, cycle: Cycle, chunk: int, model: object) -> int:
     """Score one chunk of the pool and store it; returns the number of items scored."""
 
@@ -52,20 +70,18 @@ def score_chunk(*, cycle: Cycle, chunk: int, model: object) -> int:
     )
     if not items:
         return 0
-    result = model_score(
-        model=model,
-        inputs=item_inputs(cycle.project, items),
-        ids=[i.pk for i in items],
-        iterations=cycle.mc_iterations,
-        heuristic=cycle.heuristic,
-        seed=cycle.seed * 1_000_003 + chunk,
-        labels=list(cycle.project.labels),
-    )
+    result = _score_items(cycle=cycle, items=items, model=model, seed=cycle.seed * 1_000_003 + chunk)
     labels = list(cycle.project.labels)
     # Embeddings first: the chunk's scores are what marks it done, so a worker dying between the two writes must
     # leave a chunk to score again, not a scored chunk without the embeddings diverse selection needs.
     if result.embeddings is not None:
-        embeddings_save(cycle_id=cycle.pk, chunk=chunk, item_ids=np.asarray(result.ids), features=result.embeddings)
+        embeddings_save(
+            cycle_id=cycle.pk,
+            chunk=chunk,
+            item_ids=np.asarray(result.ids),
+            features=result.embeddings,
+            probs=result.probs,  # BADGE's gradient embeddings need them with the features
+        )
     with transaction.atomic():
         Score.objects.bulk_create(
             [
@@ -100,7 +116,8 @@ def cycle_score_pool(*, cycle: Cycle, on_progress: Callable[[int, int], None] | 
     progress = sum(n for chunk, n in chunks.items() if chunk in done)
     if done:
         log.info("cycle %s: resuming scoring, %s chunks already written", cycle.pk, len(done & set(chunks)))
-    model = model_load(model_version=cycle.model_version) if set(chunks) - done else None
+    labeled_missing = not embeddings_labeled_stored(cycle_id=cycle.pk)
+    model = model_load(model_version=cycle.model_version) if set(chunks) - done or labeled_missing else None
     scored = 0
     for chunk in chunks:
         if chunk in done:
@@ -110,5 +127,26 @@ def cycle_score_pool(*, cycle: Cycle, on_progress: Callable[[int, int], None] | 
         progress += n
         if on_progress is not None:
             on_progress(progress, total)
+    if labeled_missing:
+        embed_labeled(cycle=cycle, model=model)
     score_stats_freeze(cycle=cycle)
     return scored
+
+
+def embed_labeled(*, cycle: Cycle, model: object) -> int:
+    """Store the embeddings of the items the cycle's model was trained on (a seeded sample of at most LABELED_MAX),
+    so k-center starts from what is already labeled. Returns how many; 0 when the model gives no embeddings (an
+    external model: nothing is written, and the strategies that need embeddings say so when selecting)."""
+    ids = list(items_labeled(project=cycle.project).order_by("pk").values_list("pk", flat=True))
+    if len(ids) > LABELED_MAX:
+        keep = np.sort(np.random.default_rng(cycle.seed).choice(len(ids), LABELED_MAX, replace=False))
+        ids = [ids[int(k)] for k in keep]
+    items = list(items_labeled(project=cycle.project).filter(pk__in=ids).order_by("pk"))
+    if not items:
+        embeddings_save_labeled(cycle_id=cycle.pk, item_ids=np.empty(0, dtype=np.int64), features=np.empty((0, 0)))
+        return 0
+    result = _score_items(cycle=cycle, items=items, model=model, seed=cycle.seed)
+    if result.embeddings is None:
+        return 0
+    embeddings_save_labeled(cycle_id=cycle.pk, item_ids=np.asarray(result.ids), features=result.embeddings)
+    return len(items)

@@ -13,11 +13,12 @@ from typing import Any
 import numpy as np
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from numpy.typing import NDArray
 
 from campaigns.models import ColdStart, Cycle, Score, SelectedItem, Selection, Strategy
 from campaigns.selectors import items_labeled, items_pool, scores_candidates, scores_count_at_least, scores_histogram
 from campaigns.services.cycles import InvalidTransition, cycle_transition
-from campaigns.services.embeddings import embeddings_for
+from campaigns.services.embeddings import embeddings_for, embeddings_labeled, probabilities_for
 from campaigns.services.features import FeatureError, raw_features
 from campaigns.services.params import DEFAULT_CANDIDATES_FACTOR, SelectionParams
 from campaigns.states import CycleState
@@ -42,38 +43,96 @@ def _pick(cycle: Cycle, params: SelectionParams, *, notes: dict[str, Any] | None
     """The picks in rank order; `notes` receives anything the stored selection should explain (e.g. a fallback)."""
     has_scores = Score.objects.filter(cycle=cycle).exists()
     budget, options, seed = params.budget, params.options, params.seed
+    notes = {} if notes is None else notes
     if not has_scores:
         method = options.get("cold_start", ColdStart.RANDOM)
-        return _cold_start(cycle, budget=budget, method=method, seed=seed, notes={} if notes is None else notes)
+        return _cold_start(cycle, budget=budget, method=method, seed=seed, notes=notes)
     qs = scores_candidates(cycle=cycle, threshold=params.threshold)
-    fields = ("item_id", "uncertainty", "predicted_label", "confidence", "chunk")
     strategy = params.strategy
     if strategy == Strategy.TOPK:
-        return [Pick(*r[:4]) for r in qs.values_list(*fields)[:budget]]
+        return [Pick(*r[:4]) for r in qs.values_list(*_FIELDS)[:budget]]
+    if strategy in (Strategy.POWER, Strategy.RANDOM, Strategy.CORESET, Strategy.BADGE):
+        return _pick_from_all(cycle, params, notes)
     limit = budget * options.get("candidates_factor", DEFAULT_CANDIDATES_FACTOR)
-    rows = list(qs.values_list(*fields)[: limit if strategy in (Strategy.DIVERSE, Strategy.POWER) else None])
+    rows = list(qs.values_list(*_FIELDS)[: limit if strategy == Strategy.DIVERSE else None])
     u = np.asarray([r[1] for r in rows], dtype=np.float64)
-    if strategy == Strategy.POWER:
-        order = strategies.power_sample(u, budget, seed=seed, power=options["power"])
-    elif strategy == Strategy.QUOTA:
+    if strategy == Strategy.QUOTA:
         order = strategies.class_quota(u, [r[2] for r in rows], budget, options["quotas"])
-    elif strategy == Strategy.RANDOM:
-        order = strategies.random_sample(len(rows), budget, seed=seed)
-    else:
-        emb = embeddings_for(cycle_id=cycle.pk, item_ids=[r[0] for r in rows], chunk_of={r[0]: r[4] for r in rows})
-        if emb is None:
-            raise ValidationError({"strategy": "diverse needs the model's embeddings, which this cycle does not have"})
-        order = strategies.k_center_greedy(emb, budget)
+    else:  # diverse: the most uncertain candidate first, then k-center over the rest and the labeled set
+        emb = _embeddings(cycle, rows, strategy)
+        order = strategies.k_center_greedy(emb, budget, labeled=_labeled(cycle, notes), start=0)
     return [Pick(*rows[int(p)][:4]) for p in order]
 
 
-def _cold_start(cycle: Cycle, *, budget: int, method: str, seed: int, notes: dict[str, Any]) -> list[Pick]:
-    """No model yet, so nothing to rank by: a seeded random sample of the pool, or k-means-diverse picks.
+_FIELDS = ("item_id", "uncertainty", "predicted_label", "confidence", "chunk")
 
-    k-means needs every sampled item's content (pixels or text); a pool of remote image URLs has none, so the
+
+def _pick_from_all(cycle: Cycle, params: SelectionParams, notes: dict[str, Any]) -> list[Pick]:
+    """Strategies over the whole scored pool: PowerBALD and random draw from all of it, Coreset and BADGE from a
+    seeded uniform sample of candidates_factor x budget. Only (item id, uncertainty) is read for every candidate,
+    in one query (two floats a row: about a second at a million items); the other fields only for the rows used."""
+    budget, options, seed = params.budget, params.options, params.seed
+    all_rows = scores_candidates(cycle=cycle, threshold=params.threshold).values_list("item_id", "uncertainty")
+    ids, u = _two_columns(list(all_rows))
+    if params.strategy == Strategy.POWER:
+        return _rows_of(cycle, ids[strategies.power_sample(u, budget, seed=seed, power=options["power"])])
+    if params.strategy == Strategy.RANDOM:
+        return _rows_of(cycle, ids[strategies.random_sample(len(ids), budget, seed=seed)])
+    limit = budget * options["candidates_factor"]
+    if len(ids) > limit:
+        # A different stream from the strategies' own draws (BADGE samples with `seed` too).
+        sample = np.random.default_rng([seed, 1]).choice(len(ids), limit, replace=False)
+        ids = ids[np.sort(sample)]
+        notes["candidates_sampled"] = int(limit)
+    rows = _rows_of(cycle, ids, with_chunk=True)
+    emb = _embeddings(cycle, rows, params.strategy)
+    if params.strategy == Strategy.CORESET:
+        order = strategies.k_center_greedy(emb, budget, labeled=_labeled(cycle, notes))
+    else:
+        chunk_of = {r[0]: r[4] for r in rows}
+        probs = probabilities_for(cycle_id=cycle.pk, item_ids=[r[0] for r in rows], chunk_of=chunk_of)
+        if probs is None:
+            raise ValidationError({"strategy": "badge needs the class probabilities stored when scoring; rescore"})
+        order = strategies.badge(probs, emb, budget, seed=seed)
+    return [Pick(*rows[int(p)][:4]) for p in order]
+
+
+def _two_columns(rows: list[tuple[int, float]]) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    """(ids, uncertainties) as arrays; one structured conversion is about twice as fast as zip() at 1M rows."""
+    table = np.array(rows, dtype=[("id", np.int64), ("u", np.float64)]).reshape(-1)
+    return np.ascontiguousarray(table["id"]), np.ascontiguousarray(table["u"])
+
+
+def _rows_of(cycle: Cycle, item_ids: NDArray[np.int64], *, with_chunk: bool = False) -> Any:
+    """The score rows of these items, in this order (Picks, or full rows with the chunk when `with_chunk`)."""
+    wanted = [int(i) for i in item_ids]
+    found = {r[0]: r for r in Score.objects.filter(cycle=cycle, item_id__in=wanted).values_list(*_FIELDS)}
+    rows = [found[i] for i in wanted]
+    return rows if with_chunk else [Pick(*r[:4]) for r in rows]
+
+
+def _embeddings(cycle: Cycle, rows: list[tuple[Any, ...]], strategy: str) -> NDArray[np.float32]:
+    emb = embeddings_for(cycle_id=cycle.pk, item_ids=[r[0] for r in rows], chunk_of={r[0]: r[4] for r in rows})
+    if emb is None:
+        raise ValidationError({"strategy": f"{strategy} needs the model's embeddings, which this cycle does not have"})
+    return emb
+
+
+def _labeled(cycle: Cycle, notes: dict[str, Any]) -> NDArray[np.float32] | None:
+    """The labeled set's embeddings that k-center starts from (none stored: an older cycle, or nothing labeled)."""
+    labeled = embeddings_labeled(cycle_id=cycle.pk)
+    notes["labeled_embeddings"] = 0 if labeled is None else len(labeled)
+    return labeled
+
+
+def _cold_start(cycle: Cycle, *, budget: int, method: str, seed: int, notes: dict[str, Any]) -> list[Pick]:
+    """No model yet, so nothing to rank by: a seeded random sample of the pool, or one pick per k-means cluster
+    (the item nearest the centre, or TypiClust's most typical item).
+
+    Clustering needs every sampled item's content (pixels or text); a pool of remote image URLs has none, so the
     cold start falls back to the random sample and says why in `notes` (stored with the selection)."""
     pool = list(items_pool(project=cycle.project).values_list("pk", flat=True))
-    if method == ColdStart.KMEANS and len(pool) > budget:
+    if method in (ColdStart.KMEANS, ColdStart.TYPICLUST) and len(pool) > budget:
         ids = pool
         if len(ids) > COLD_START_SAMPLE:
             sample = np.sort(np.random.default_rng(seed).choice(len(ids), COLD_START_SAMPLE, replace=False))
@@ -82,10 +141,11 @@ def _cold_start(cycle: Cycle, *, budget: int, method: str, seed: int, notes: dic
             x = raw_features(cycle.project, ids)
         except FeatureError as exc:
             notes["cold_start_fallback"] = f"random sample: k-means needs every item's content ({exc})"
-            log.warning("cycle %s: k-means cold start not possible, random sample instead: %s", cycle.pk, exc)
+            log.warning("cycle %s: %s cold start not possible, random sample instead: %s", cycle.pk, method, exc)
         else:
-            notes["cold_start"] = ColdStart.KMEANS.value
-            return [Pick(ids[int(p)], None, "", None) for p in strategies.kmeans_diverse(x, budget, seed=seed)]
+            notes["cold_start"] = str(method)
+            pick = strategies.typiclust if method == ColdStart.TYPICLUST else strategies.kmeans_diverse
+            return [Pick(ids[int(p)], None, "", None) for p in pick(x, budget, seed=seed)]
     notes["cold_start"] = (
         ColdStart.RANDOM.value
     )  # asked for, fallen back to, or a pool no larger than the budget (all of it)

@@ -190,7 +190,7 @@ class CycleStartForm(ServiceErrorsMixin, forms.Form):
         label="Strategy options (JSON)",
         widget=forms.TextInput(),
         help_text='Quotas need shares per label, e.g. {"quotas": {"cat": 0.5, "dog": 0.5}}; a first cycle without '
-        'a model starts with {"cold_start": "kmeans"} (diverse) or "random".',
+        'a model starts with {"cold_start": "kmeans"} (diverse), "typiclust" or "random".',
     )
     mc_iterations = forms.IntegerField(label="MC dropout passes")
     seed = forms.IntegerField(initial=0, label="Random seed", help_text="The same seed replays the same choices.")

@@ -16,6 +16,7 @@ from PIL import Image
 from campaigns.models import Cycle, Item, Score, SelectedItem, Selection
 from campaigns.selectors import items_pool
 from campaigns.services.cycles import InvalidTransition, cycle_create, cycle_transition
+from campaigns.services.embeddings import embeddings_save, embeddings_save_labeled
 from campaigns.services.params import SelectionParams
 from campaigns.services.selection import selection_make, selection_preview
 from campaigns.states import CycleState
@@ -124,17 +125,21 @@ def _png(value: int, *, stripes: bool = False) -> bytes:
     return buf.getvalue()
 
 
-@pytest.mark.django_db
-def test_kmeans_cold_start_covers_the_pools_modes_where_random_would_not(make_project: Any) -> None:
-    """A pool of 60 dark images, 5 bright and 5 striped: the diverse strategy's first batch of 3 takes one of each
-    (a seeded random sample of 3 would almost surely be all dark)."""
-    project = make_project(task_type="image_classification", model_config={"image_size": 8, "channels": 1})
-    groups = [("dark", _png(10), 60), ("bright", _png(240), 5), ("striped", _png(10, stripes=True), 5)]
+def image_pool(project: Any, groups: list[tuple[str, bytes, int]]) -> None:
+    """Stored images: for each (name, png, n), n items keyed name-0 ... name-(n-1)."""
     for name, png, n in groups:
         for i in range(n):
             item = ItemFactory.build(project=project, key=f"{name}-{i}", text="")
             item.media.save(f"{name}-{i}.png", ContentFile(png), save=False)
             item.save()
+
+
+@pytest.mark.django_db
+def test_kmeans_cold_start_covers_the_pools_modes_where_random_would_not(make_project: Any) -> None:
+    """A pool of 60 dark images, 5 bright and 5 striped: the diverse strategy's first batch of 3 takes one of each
+    (a seeded random sample of 3 would almost surely be all dark)."""
+    project = make_project(task_type="image_classification", model_config={"image_size": 8, "channels": 1})
+    image_pool(project, [("dark", _png(10), 60), ("bright", _png(240), 5), ("striped", _png(10, stripes=True), 5)])
     cycle = cycle_create(project=project, budget=3, seed=1, strategy="diverse")
     assert cycle.strategy_params["cold_start"] == "kmeans"
     selection = selection_make(cycle=cycle)
@@ -191,30 +196,6 @@ def test_concurrent_selects_make_one_selection(make_project: Any) -> None:
     assert Selection.objects.count() == 1 and SelectedItem.objects.count() == 4
 
 
-def test_k_center_greedy_spreads_over_clusters() -> None:
-    rng = np.random.default_rng(0)
-    centres = np.array([[0, 0], [10, 0], [0, 10], [10, 10]], dtype=np.float32)
-    x = np.concatenate([c + rng.normal(scale=0.1, size=(25, 2)) for c in centres])
-    picks = strategies.k_center_greedy(x, 4)
-    assert sorted({int(p) // 25 for p in picks}) == [0, 1, 2, 3]
-
-
-def test_kmeans_diverse_takes_any_cycle_seed_and_is_deterministic() -> None:
-    rng = np.random.default_rng(1)
-    centres = np.array([[0, 0], [10, 0], [0, 10]], dtype=np.float32)
-    x = np.concatenate([c + rng.normal(scale=0.1, size=(30, 2)) for c in centres])
-    for seed in (0, 2**32 + 5, 2**63 - 1):  # scikit-learn itself refuses seeds of 2**32 and above
-        picks = strategies.kmeans_diverse(x, 3, seed=seed)
-        assert sorted({int(p) // 30 for p in picks}) == [0, 1, 2]
-        assert list(picks) == list(strategies.kmeans_diverse(x, 3, seed=seed))
-
-
-def test_power_sample_prefers_uncertain_items() -> None:
-    u = np.array([0.01] * 90 + [1.0] * 10)
-    hits = sum(int(p) >= 90 for s in range(50) for p in strategies.power_sample(u, 5, seed=s, power=3))
-    assert hits / 250 > 0.9
-
-
 @pytest.mark.django_db
 def test_a_cycle_with_labels_cannot_skip_training_by_selecting(make_project: Any) -> None:
     project = make_project()
@@ -240,3 +221,85 @@ def test_topk_preview_reads_only_the_rows_it_shows(make_project: Any, django_ass
         ]
         == 70
     )
+
+
+def embedded_cycle(project: Any, emb: np.ndarray, *, probs: np.ndarray | None = None, **kw: Any) -> Cycle:
+    """A scored cycle whose items have these embeddings (and probabilities), stored as the scoring step stores them."""
+    cycle = scored_cycle(project, [0.5] * len(emb), **kw)
+    ids = np.asarray(Score.objects.filter(cycle=cycle).order_by("item_id").values_list("item_id", flat=True))
+    embeddings_save(cycle_id=cycle.pk, chunk=0, item_ids=ids, features=emb, probs=probs)
+    return cycle
+
+
+def keys(selection: Selection) -> list[str]:
+    return list(SelectedItem.objects.filter(selection=selection).order_by("rank").values_list("item__key", flat=True))
+
+
+CORNERS = np.asarray([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0], [10.0, 10.0]])
+
+
+def corners(n_per: int) -> np.ndarray:
+    return np.concatenate([c + np.random.default_rng(0).normal(scale=0.1, size=(n_per, 2)) for c in CORNERS])
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("strategy", ["coreset", "diverse"])
+def test_k_center_strategies_start_from_the_labeled_set(make_project: Any, strategy: str) -> None:
+    """Issue 14: items beside a labeled one are covered; the batch goes to the corners nobody labeled."""
+    cycle = embedded_cycle(make_project(labels=["a"]), corners(5), budget=2, strategy=strategy, seed=1)
+    embeddings_save_labeled(cycle_id=cycle.pk, item_ids=np.asarray([1, 2]), features=CORNERS[:2])
+    selection = selection_make(cycle=cycle)
+    corner = [int(k[1:]) // 5 for k in keys(selection)]
+    if strategy == "coreset":
+        assert sorted(corner) == [2, 3]
+    else:  # diverse keeps its most uncertain candidate first (all tie: k0), then an uncovered corner
+        assert corner[0] == 0 and corner[1] in (2, 3)
+    assert selection.params["labeled_embeddings"] == 2
+
+
+@pytest.mark.django_db
+def test_power_samples_from_the_whole_scored_pool(make_project: Any) -> None:
+    """Issue 14 (PowerBALD): the Gumbel-top-k draw runs over every candidate, not the top 10 x budget."""
+    u = list(np.linspace(1.0, 0.5, 300))  # k0 most uncertain ... k299 least
+    cycle = scored_cycle(make_project(labels=["a"]), u, budget=5, strategy="power", seed=3)
+    picked = [int(k[1:]) for k in keys(selection_make(cycle=cycle))]
+    assert picked == [int(p) for p in strategies.power_sample(np.asarray(u), 5, seed=3, power=1.0)]
+    assert max(picked) >= 50  # uncertainties this flat: the draw reaches far below the top 50
+    assert "candidates_factor" not in cycle.strategy_params
+
+
+@pytest.mark.django_db
+def test_badge_and_coreset_draw_a_seeded_uniform_sample_of_candidates(make_project: Any) -> None:
+    rng = np.random.default_rng(5)
+    emb, probs = rng.normal(size=(40, 4)), rng.dirichlet(np.ones(3), size=40)
+    project = make_project(labels=["a", "b", "c"])
+    cycle = embedded_cycle(project, emb, probs=probs, budget=3, strategy="badge", seed=9)
+    params = SelectionParams.for_cycle(cycle, options={"candidates_factor": 10})
+    picked = [int(p["item_id"]) for p in selection_preview(cycle=cycle, params=params)["items"]]
+    order = list(
+        Score.objects.filter(cycle=cycle).order_by("-uncertainty", "item_id").values_list("item_id", flat=True)
+    )
+    sample = np.sort(np.random.default_rng([9, 1]).choice(40, 30, replace=False))
+    ids = [order[int(s)] for s in sample]
+    by_id = dict(zip(sorted(order), range(40), strict=True))
+    rows = [by_id[i] for i in ids]
+    expected = strategies.badge(probs[rows].astype(np.float16), emb[rows].astype(np.float16), 3, seed=9)
+    assert picked == [ids[int(p)] for p in expected]
+    # Without stored probabilities (scored before they were kept) BADGE says so; Coreset needs none.
+    bare = embedded_cycle(make_project(labels=["a", "b"]), emb, budget=3, strategy="badge", seed=9)
+    with pytest.raises(ValidationError, match="probabilities"):
+        selection_make(cycle=bare)
+    assert SelectionParams.for_cycle(bare, strategy="coreset").options["candidates_factor"] == 50
+    assert len(selection_preview(cycle=bare, params=SelectionParams.for_cycle(bare, strategy="coreset"))["items"]) == 3
+
+
+@pytest.mark.django_db
+def test_typiclust_cold_start_takes_a_typical_item_of_each_mode(make_project: Any) -> None:
+    project = make_project(task_type="image_classification", model_config={"image_size": 8, "channels": 1})
+    image_pool(project, [("dark", _png(10), 40), ("bright", _png(240), 8), ("striped", _png(10, stripes=True), 8)])
+    cycle = cycle_create(
+        project=project, budget=3, seed=1, strategy="topk", strategy_params={"cold_start": "typiclust"}
+    )
+    selection = selection_make(cycle=cycle)
+    assert sorted(k.split("-")[0] for k in keys(selection)) == ["bright", "dark", "striped"]
+    assert selection.params["cold_start"] == "typiclust"
