@@ -22,23 +22,36 @@ class Arm:
 
 
 def summarize(strategy: Arm, baseline: Arm) -> dict[str, Any]:
+    """The comparison's figures. The target is the baseline's final mean value; the labels each arm needs to reach
+    it are interpolated alike (`labels_to_reach`), and their ratio is labels(strategy) / labels(baseline). A
+    strategy whose mean curve never reaches the target has no ratio: it is reported as never reached."""
     s_mean, _ = mean_curve(strategy.curves)
     r_mean, _ = mean_curve(baseline.curves)
-    target = r_mean[-1].accuracy
-    needed = labels_to_reach(s_mean, target)
-    random_labels = r_mean[-1].labels
-    return {
+    summary: dict[str, Any] = {
         "cycles": len(s_mean),  # labeling cycles: each adds a budget of labels and a point to the curve
         "seeds": len(strategy.curves),
-        # labels the strategy needed to reach random's final accuracy ÷ labels random used (> 1: never reached)
-        "labels_fraction_vs_random": round(needed / random_labels, 3) if needed is not None else None,
-        "labels_needed": round(needed, 1) if needed is not None else None,
-        "random_labels": random_labels,
+    }
+    for metric, suffix in (("accuracy", ""), ("macro_f1", "_macro_f1")):
+        target = getattr(r_mean[-1], metric)
+        needed = labels_to_reach(s_mean, target, metric=metric)
+        random_needed = labels_to_reach(r_mean, target, metric=metric)  # its own final value: always reached
+        assert random_needed is not None
+        summary |= {
+            f"labels_fraction_vs_random{suffix}": round(needed / random_needed, 3) if needed is not None else None,
+            f"labels_needed{suffix}": round(needed, 1) if needed is not None else NEVER_REACHED,
+            f"random_labels_needed{suffix}": round(random_needed, 1),
+            f"target_reached{suffix}": needed is not None,
+        }
+    return summary | {
+        "random_labels": r_mean[-1].labels,
         "final_accuracy": round(s_mean[-1].accuracy, 4),
-        "random_final_accuracy": round(target, 4),
+        "random_final_accuracy": round(r_mean[-1].accuracy, 4),
         "final_macro_f1": round(s_mean[-1].macro_f1, 4),
         "random_final_macro_f1": round(r_mean[-1].macro_f1, 4),
     }
+
+
+NEVER_REACHED = "never reached"
 
 
 def plot(arms: list[Arm], path: Path, title: str) -> None:

@@ -110,15 +110,49 @@ def simulation_run(
     ]
 
 
-def labels_to_reach(curve: list[Point], target: float) -> float | None:
-    """Labels at which a (mean) learning curve first reaches `target` accuracy, interpolating linearly."""
+def labels_to_reach(curve: list[Point], target: float, *, metric: str = "accuracy") -> float | None:
+    """Labels at which a (mean) learning curve first reaches `target` (accuracy or macro_f1), interpolating linearly
+    between the two points around the crossing; None when the curve never reaches it.
+
+    Every arm of a comparison goes through this same function, the baseline included, so no side is read at a
+    measured point while the other is interpolated."""
     for prev, point in zip([None, *curve[:-1]], curve, strict=True):
-        if point.accuracy >= target:
-            if prev is None or point.accuracy == prev.accuracy:
+        value = getattr(point, metric)
+        if value >= target:
+            if prev is None or value == (before := getattr(prev, metric)):
                 return float(point.labels)
-            frac = (target - prev.accuracy) / (point.accuracy - prev.accuracy)
+            frac = (target - before) / (value - before)
             return prev.labels + frac * (point.labels - prev.labels)
     return None
+
+
+def comparison_arms(
+    *,
+    strategy: str,
+    heuristic: str,
+    cold_start: str,
+    mc_iterations: int,
+    strategy_params: dict[str, Any] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """`simulation_run` arguments of the strategy arm and the random arm of a comparison.
+
+    Both arms get the same cold start (method, and the seed `simulation_run` derives): their first batch, the
+    initial labeled set, is identical, so the curves differ only by what the strategy chose afterwards. The cold
+    start is an ablation of its own, never a head start for one arm."""
+    return {
+        "strategy": {
+            "heuristic": heuristic,
+            "strategy": strategy,
+            "strategy_params": {**(strategy_params or {}), "cold_start": cold_start},
+            "mc_iterations": mc_iterations,
+        },
+        "random": {
+            "heuristic": "random",
+            "strategy": "topk",
+            "strategy_params": {"cold_start": cold_start},
+            "mc_iterations": 1,
+        },
+    }
 
 
 def mean_curve(curves: list[list[Point]]) -> tuple[list[Point], list[float]]:

@@ -33,6 +33,32 @@ def test_mean_curve_and_summary_fraction() -> None:
     assert summary["cycles"] == 3 and summary["seeds"] == 2  # three labeling cycles, a point each
 
 
+def test_both_arms_are_interpolated_alike_and_the_ratio_uses_both() -> None:
+    """Issue 14: random reaches its final accuracy (0.7) at 20 labels already; its labels are interpolated like the
+    strategy's, not read at its last point (30)."""
+    strategy = Arm("bald", [curve((10, 0.5), (20, 0.6), (30, 0.8))])
+    random = Arm("random", [curve((10, 0.5), (20, 0.7), (30, 0.7))])
+    summary = summarize(strategy, random)
+    assert summary["random_labels_needed"] == pytest.approx(20.0)
+    assert summary["labels_needed"] == pytest.approx(25.0)  # 0.6 at 20, 0.8 at 30: 0.7 at 25
+    assert summary["labels_fraction_vs_random"] == pytest.approx(25 / 20, abs=1e-3)
+    # The same for macro-F1 (0.05 below accuracy in these curves).
+    assert summary["labels_fraction_vs_random_macro_f1"] == pytest.approx(25 / 20, abs=1e-3)
+
+
+def test_never_reached_is_reported_as_such() -> None:
+    strategy = Arm("bald", [curve((10, 0.5), (20, 0.55), (30, 0.6))])
+    random = Arm("random", [curve((10, 0.5), (20, 0.6), (30, 0.7))])
+    summary = summarize(strategy, random)
+    assert summary["target_reached"] is False and summary["labels_needed"] == "never reached"
+    assert summary["labels_fraction_vs_random"] is None
+
+
+def test_labels_to_reach_reads_macro_f1_too() -> None:
+    c = [Point(10, 0.9, 0.3), Point(20, 0.9, 0.5)]
+    assert labels_to_reach(c, 0.4, metric="macro_f1") == pytest.approx(15.0)
+
+
 def test_report_files_are_written(tmp_path: Path) -> None:
     arm = Arm("bald", [curve((10, 0.5), (20, 0.8))])
     base = Arm("random", [curve((10, 0.5), (20, 0.6))])
