@@ -20,6 +20,7 @@ from campaigns.api.fields import (
 )
 from campaigns.models import Cycle, Heuristic, SelectedItem, Selection, Strategy
 from campaigns.services.params import MAX_BUDGET, MAX_MC_ITERATIONS, MAX_SEED
+from campaigns.states import TERMINAL_STATES
 from models_registry.models import ModelVersion
 
 PREVIEW_MAX_SHOW = 100
@@ -60,9 +61,11 @@ def _seed(**kwargs: Any) -> StrictIntegerField:
 
 
 class ProgressSerializer(serializers.Serializer):
-    stage = serializers.CharField(help_text="The stage the numbers are about (scoring, labeling...).")
-    done = serializers.IntegerField()
-    total = serializers.IntegerField()
+    stage = serializers.CharField(help_text="The state the cycle is in (training, scoring, labeling...).")
+    done = serializers.IntegerField(
+        help_text="Epochs run, items scored, items sent, or (labeling) selected items answered; ends at total."
+    )
+    total = serializers.IntegerField(help_text="0 while the stage has not reported its size yet.")
     eta_s = serializers.FloatField(allow_null=True, help_text="Seconds left at the rate so far; null if unknown.")
     updated_at = serializers.CharField(allow_null=True)
 
@@ -110,13 +113,16 @@ class CycleSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(ProgressSerializer)
     def get_progress(self, obj: Cycle) -> dict[str, Any]:
-        # The pipeline writes progress as free JSON; the API promises these five keys whatever was stored.
+        # The pipeline writes progress as free JSON; the API promises these five keys whatever was stored. The
+        # stage is always the state the cycle is in; counts stored by another stage (a stage not yet reported)
+        # are not passed off as this one's, except in a final state, which keeps the last stage's counts.
         stored = obj.progress or {}
+        current = stored.get("stage") == obj.state or obj.state in TERMINAL_STATES
         return {
-            "stage": str(stored.get("stage") or obj.state),
-            "done": int(stored.get("done") or 0),
-            "total": int(stored.get("total") or 0),
-            "eta_s": stored.get("eta_s"),
+            "stage": obj.state,
+            "done": int(stored.get("done") or 0) if current else 0,
+            "total": int(stored.get("total") or 0) if current else 0,
+            "eta_s": stored.get("eta_s") if current else None,
             "updated_at": stored.get("updated_at"),
         }
 

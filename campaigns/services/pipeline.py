@@ -67,6 +67,9 @@ def cycle_run_training(*, cycle_id: int, chain: bool = True) -> None:
     if claimed.model_version is None or claimed.model_version.status != "ready":
         model_version = model_train_for_cycle(cycle=claimed)
         Cycle.objects.filter(pk=cycle_id).update(model_version=model_version)
+        # Early stopping ends training before its planned epochs: the bar ends full at the epochs actually run.
+        ran = int((model_version.params or {}).get("epochs_run") or 0)
+        cycle_progress(cycle_id=cycle_id, stage=S.TRAINING, done=ran, total=ran)
     with transaction.atomic():
         cycle_transition(cycle_id=cycle_id, to=S.SCORING, from_states=[S.TRAINING])
         if chain:
@@ -106,6 +109,8 @@ def cycle_run_sync(*, cycle_id: int) -> None:
         return
     cycle_sync_to_labelstudio(cycle=cycle)
     cycle_transition(cycle_id=cycle_id, to=S.LABELING, from_states=[S.SYNCING])
+    # From now on the progress counts answers received of the items selected (not the sync's items sent).
+    cycles_close_if_labeled(project=cycle.project)
 
 
 def projects_to_pull() -> list[int]:

@@ -240,3 +240,13 @@ def test_a_cycle_with_nothing_to_select_is_refused_with_the_reason(
     response = as_owner.post(f"/api/projects/{project.pk}/cycles/", {"budget": 5}, format="json")
     assert response.status_code == 409 and response.json()["detail"] == f"Cannot start a cycle: {reason}."
     assert enqueued == [] and not Cycle.objects.filter(project=project).exclude(state="closed").exists()
+
+
+def test_progress_names_the_state_the_cycle_is_in(as_member: Any, project: Any) -> None:
+    """Issue 16 item 6: a cycle out for labeling showed stage "syncing" 30/30 until the first answer came."""
+    stale = CycleFactory(project=project, state="labeling", progress={"stage": "syncing", "done": 30, "total": 30})
+    progress = as_member.get(url(project, stale)).json()["progress"]
+    assert (progress["stage"], progress["done"], progress["total"]) == ("labeling", 0, 0)
+    closed = CycleFactory(project=project, state="closed", progress={"stage": "labeling", "done": 30, "total": 30})
+    progress = as_member.get(url(project, closed)).json()["progress"]
+    assert (progress["stage"], progress["done"], progress["total"]) == ("closed", 30, 30)

@@ -49,6 +49,9 @@ def test_image_cycle_trains_registers_scores_and_resumes(
     mv = cycle.model_version
     assert cycle.state == CycleState.SCORING and mv is not None
     assert mv.label_count == 200 and mv.is_champion and mv.metrics["evaluated_on"] == "test"
+    # Early stopping or not, the training bar ends full, at the epochs actually run (issue 16 item 6).
+    ran = mv.params["epochs_run"]
+    assert (cycle.progress["stage"], cycle.progress["done"], cycle.progress["total"]) == ("training", ran, ran)
     assert mv.metrics["accuracy"] > 0.7, mv.metrics
     reloaded = registry().load_torch(f"models:/{mv.registered_name}@champion")
     assert type(reloaded).__name__ == "ImageCNN"

@@ -22,7 +22,10 @@ def test_oracle_labels_exactly_the_cycle_tasks_and_the_pull_closes_the_cycle(
     project = make_project(n=12)
     cycle = cold_cycle(project, budget=5)
     cycle_run_sync(cycle_id=cycle.pk)
-    assert Cycle.objects.get(pk=cycle.pk).state == CycleState.LABELING
+    synced = Cycle.objects.get(pk=cycle.pk)
+    # Out for labeling, the progress counts answers received of the items selected (issue 16 item 6).
+    assert synced.state == CycleState.LABELING
+    assert (synced.progress["stage"], synced.progress["done"], synced.progress["total"]) == ("labeling", 0, 5)
 
     assert oracle_annotate(cycle=cycle, seed=3) == 5
     assert oracle_annotate(cycle=cycle, seed=3) == 0  # a rerun answers nothing twice
