@@ -36,6 +36,21 @@ class ProjectSerializer(serializers.ModelSerializer):
     default_heuristic = serializers.ChoiceField(choices=Heuristic.choices, required=False)
     default_mc_iterations = StrictIntegerField(min_value=1, max_value=MAX_MC_ITERATIONS, required=False)
     default_budget = StrictIntegerField(min_value=1, max_value=MAX_BUDGET, required=False)
+    eval_valid_target = StrictIntegerField(
+        min_value=0,
+        max_value=MAX_BUDGET,
+        allow_null=True,
+        required=False,
+        help_text="Validation items people should label (an i.i.d. sample no model chooses, sent with the cycles); "
+        "null: 5% of the pool, at least 5 per class, at most 500; 0: none.",
+    )
+    eval_test_target = StrictIntegerField(
+        min_value=0,
+        max_value=MAX_BUDGET,
+        allow_null=True,
+        required=False,
+        help_text="Test items people should label, as eval_valid_target; the learning curve is measured on them.",
+    )
     ls_url = serializers.URLField(max_length=200, allow_blank=True, required=False)
     ls_api_key = StrictCharField(
         max_length=2048,
@@ -62,6 +77,8 @@ class ProjectSerializer(serializers.ModelSerializer):
             "default_heuristic",
             "default_mc_iterations",
             "default_budget",
+            "eval_valid_target",
+            "eval_test_target",
             "ls_url",
             "ls_api_key",
             "ls_api_key_set",
@@ -170,12 +187,26 @@ class ItemImportSerializer(serializers.Serializer):
             raise serializers.ValidationError(str(exc)) from exc
 
 
+class ImportConflictSerializer(serializers.Serializer):
+    file = serializers.CharField()
+    line = serializers.JSONField(help_text="Line number, or the entry name in an archive.")
+    key = serializers.CharField()
+    field = serializers.CharField(help_text="label, split or key")
+    reason = serializers.CharField()
+
+
 class ImportResultSerializer(serializers.Serializer):
     rows = serializers.IntegerField()
-    created = serializers.IntegerField()
-    unchanged = serializers.IntegerField()
-    labeled = serializers.IntegerField()
+    created = serializers.IntegerField(help_text="New items.")
+    unchanged = serializers.IntegerField(help_text="Rows for items already there that changed nothing.")
+    labeled = serializers.IntegerField(
+        help_text="Labels applied: new items with a label, and items already there that had none."
+    )
     files_stored = serializers.IntegerField()
+    conflicts = serializers.IntegerField(
+        help_text="Rows whose label or split differs from the existing item's: reported, never applied."
+    )
+    conflict_rows = ImportConflictSerializer(many=True, help_text="The first 100 conflicts, row by row.")
 
 
 class ImportErrorSerializer(serializers.Serializer):

@@ -29,6 +29,8 @@ UPDATABLE_FIELDS = frozenset(
         "default_heuristic",
         "default_mc_iterations",
         "default_budget",
+        "eval_valid_target",
+        "eval_test_target",
         *LS_CONNECTION_FIELDS,
     }
 )
@@ -62,6 +64,10 @@ def validate_project_defaults(**fields: Any) -> None:
     mc = fields.get("default_mc_iterations")
     if mc is not None and (not _is_int(mc) or not 1 <= mc <= MAX_MC_ITERATIONS):
         errors["default_mc_iterations"] = f"must be an integer between 1 and {MAX_MC_ITERATIONS}"
+    for name in ("eval_valid_target", "eval_test_target"):
+        target = fields.get(name)
+        if target is not None and (not _is_int(target) or not 0 <= target <= MAX_BUDGET):
+            errors[name] = f"must be an integer between 0 and {MAX_BUDGET} (or null for the default)"
     heuristic = fields.get("default_heuristic")
     if heuristic is not None and heuristic not in Heuristic.values:
         errors["default_heuristic"] = f"must be one of {', '.join(Heuristic.values)}"

@@ -15,10 +15,11 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from numpy.typing import NDArray
 
-from campaigns.models import ColdStart, Cycle, Score, SelectedItem, Selection, Strategy
+from campaigns.models import ColdStart, Cycle, Purpose, Score, SelectedItem, Selection, Strategy
 from campaigns.selectors import items_labeled, items_pool, scores_candidates, scores_count_at_least, scores_histogram
 from campaigns.services.cycles import InvalidTransition, cycle_transition
 from campaigns.services.embeddings import embeddings_for, embeddings_labeled, probabilities_for
+from campaigns.services.evaluation import evaluation_picks
 from campaigns.services.features import FeatureError, raw_features
 from campaigns.services.params import DEFAULT_CANDIDATES_FACTOR, SelectionParams
 from campaigns.states import CycleState
@@ -192,6 +193,8 @@ def selection_make(*, cycle: Cycle, params: SelectionParams | None = None) -> Se
     # The (possibly slow) choice runs outside the transaction; the claim and the write are one atomic step.
     notes: dict[str, Any] = {}
     picks = _pick(cycle, params, notes=notes)
+    # The evaluation sample rides along (validation/test items no model chose), on top of the budget.
+    evaluation = evaluation_picks(project=cycle.project)
     try:
         with transaction.atomic():
             cycle_transition(
@@ -216,8 +219,9 @@ def selection_make(*, cycle: Cycle, params: SelectionParams | None = None) -> Se
                     # The cold-start option is recorded only where a cold start happened (via notes, as done).
                     **{k: v for k, v in params.options.items() if k != "cold_start"},
                     **notes,
+                    "evaluation": len(evaluation),
                 },
-                size=len(picks),
+                size=len(picks) + len(evaluation),
             )
             SelectedItem.objects.bulk_create(
                 [
@@ -230,6 +234,10 @@ def selection_make(*, cycle: Cycle, params: SelectionParams | None = None) -> Se
                         confidence=p.confidence,
                     )
                     for rank, p in enumerate(picks)
+                ]
+                + [
+                    SelectedItem(selection=selection, item_id=item_id, rank=rank, purpose=Purpose.EVALUATION)
+                    for rank, item_id in enumerate(evaluation, start=len(picks))
                 ],
                 batch_size=5000,
             )

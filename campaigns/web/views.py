@@ -76,8 +76,16 @@ def project_import_view(request: HttpRequest, pk: int) -> HttpResponse:
             messages.success(
                 request,
                 f"Imported {result.rows} rows: {result.created} new items, {result.unchanged} already there, "
-                f"{result.labeled} with a label.",
+                f"{result.labeled} labels applied.",
             )
+            for conflict in result.conflict_rows[:10]:
+                messages.warning(
+                    request, f"{conflict['file']}, line {conflict['line']} ({conflict['key']}): {conflict['reason']}"
+                )
+            if result.conflicts:
+                messages.warning(
+                    request, f"{result.conflicts} rows conflict with items already there and were not applied."
+                )
             return redirect("dashboard:project-detail", pk=project.pk)
     status = INVALID if form.is_bound else 200
     context = {"project": project, "form": form, "import_error": import_error}
