@@ -15,6 +15,7 @@ from django.db import InterfaceError, OperationalError
 
 from campaigns.services import pipeline
 from campaigns.services.cycles import cycle_fail
+from campaigns.services.exports import export_fail, export_run
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +99,21 @@ def cycle_resync(self: Task, cycle_id: int, item_ids: list[int]) -> None:
 @shared_task(base=RetryingTask, bind=True, name="campaigns.tasks.project_pull")
 def project_pull(self: Task, project_id: int, task_ids: list[int] | None = None) -> None:
     pipeline.project_run_pull(project_id=project_id, task_ids=task_ids)
+
+
+class ExportTask(RetryingTask):
+    """Marks the export failed, with the reason, once it gives up; a retry or redelivery rewrites the same file."""
+
+    def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
+        export_id = task_arg(args, kwargs, "export_id", 0)
+        if export_id is not None:
+            export_fail(export_id=export_id, reason=f"{type(exc).__name__}: {exc}")
+        log.error("export %s failed: %s", export_id, exc)
+
+
+@shared_task(base=ExportTask, bind=True, name="campaigns.tasks.project_export")
+def project_export(self: Task, export_id: int) -> None:
+    export_run(export_id=export_id)
 
 
 @shared_task(name="campaigns.tasks.pull_all_projects")

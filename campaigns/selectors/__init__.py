@@ -22,6 +22,17 @@ from campaigns.selectors.evaluation import (
     EvaluationStatus,
     evaluation_status,
 )
+from campaigns.selectors.exports import (
+    ExportRow,
+    export_count,
+    export_of_project,
+    export_pages,
+    exports_for_project,
+    snapshot_count,
+    snapshot_is_recorded,
+    snapshot_model_version,
+    snapshot_pages,
+)
 from campaigns.selectors.items import (
     annotations_for_project,
     items_count_by_split,
@@ -61,12 +72,17 @@ from campaigns.selectors.scores import (
 __all__ = [
     "CURVE_MIN_TEST_LABELS",
     "EvaluationStatus",
+    "ExportRow",
     "annotations_for_project",
     "curve_stopping_suggestion",
     "cycle_for_member",
     "cycle_has_scores",
     "cycles_for_project",
     "evaluation_status",
+    "export_count",
+    "export_of_project",
+    "export_pages",
+    "exports_for_project",
     "items_count_by_split",
     "items_count_by_state",
     "items_evaluation",
@@ -99,4 +115,8 @@ __all__ = [
     "selected_items_label_balance",
     "selected_items_labeled_count",
     "selected_items_of_cycle",
+    "snapshot_count",
+    "snapshot_is_recorded",
+    "snapshot_model_version",
+    "snapshot_pages",
 ]

@@ -17,13 +17,14 @@ from django.db import connection, transaction
 
 from campaigns.ingest.coco import read_coco, read_coco_zip
 from campaigns.ingest.images import read_image_collection
+from campaigns.ingest.parquet import read_parquet
 from campaigns.ingest.rows import ItemImportError, ItemRow, LabelSpec, check_row
 from campaigns.ingest.tabular import RowBuilder, read_csv, read_jsonl
 from campaigns.ingest.tiling import tile_rows
 from campaigns.models import Project
 from campaigns.services.item_writer import ItemWriter
 
-FORMATS = ("csv", "jsonl", "images", "coco")
+FORMATS = ("csv", "jsonl", "parquet", "images", "coco")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +42,8 @@ def detect_format(path: Path) -> str:
     suffix = path.suffix.lower()
     if path.is_dir() or suffix == ".zip":
         return "images"
-    return {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "coco"}.get(suffix, "")
+    suffixes = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".json": "coco"}
+    return suffixes.get(suffix, "")
 
 
 def label_spec_for(project: Project) -> LabelSpec:
@@ -59,7 +61,7 @@ def _label_as_ground_truth(rows: Iterator[ItemRow]) -> Iterator[ItemRow]:
 def _rows(project: Project, path: Path, fmt: str, *, label_from_dir: bool, labels_as: str) -> Iterator[ItemRow]:
     spec = label_spec_for(project)
     max_pixels = settings.ALWEB_IMPORT_MAX_IMAGE_PIXELS
-    if fmt in ("csv", "jsonl"):
+    if fmt in ("csv", "jsonl", "parquet"):
         builder = RowBuilder(
             spec=spec,
             base_dir=path.parent,
@@ -67,7 +69,7 @@ def _rows(project: Project, path: Path, fmt: str, *, label_from_dir: bool, label
             max_chars=settings.ALWEB_IMPORT_MAX_FIELD_CHARS,
             max_pixels=max_pixels,
         )
-        rows = (read_csv if fmt == "csv" else read_jsonl)(path, builder)
+        rows = {"csv": read_csv, "jsonl": read_jsonl, "parquet": read_parquet}[fmt](path, builder)
         return _label_as_ground_truth(rows) if labels_as == "ground_truth" else rows
     if project.task_type == "text_classification":
         raise ItemImportError(path.name, None, f"a text project cannot import {fmt}: use csv or jsonl")

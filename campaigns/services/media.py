@@ -30,9 +30,15 @@ def item_media_url(item: Item) -> str:
         return item.url
     if not item.media:
         return ""
+    return signed_storage_url(str(item.media.name), i=item.pk)
+
+
+def signed_storage_url(name: str, **claims: Any) -> str:
+    """An expiring link to a file in default storage (item media, an export): presigned by django-storages on S3,
+    else signed by alweb and served by `media_signed`. `claims` are signed along (e.g. the item id)."""
     if _is_remote_storage():
-        return str(default_storage.url(item.media.name))  # presigned by django-storages, expiring
-    token = signing.TimestampSigner(salt=_SALT).sign_object({"i": item.pk, "m": item.media.name})
+        return str(default_storage.url(name))  # presigned by django-storages, expiring
+    token = signing.TimestampSigner(salt=_SALT).sign_object({**claims, "m": name})
     return settings.ALWEB_BASE_URL.rstrip("/") + reverse("media-signed", args=[token])
 
 

@@ -22,6 +22,7 @@ CYCLE_SELECT = "campaigns.tasks.cycle_select"
 CYCLE_SYNC = "campaigns.tasks.cycle_sync"
 CYCLE_RESYNC = "campaigns.tasks.cycle_resync"
 PROJECT_PULL = "campaigns.tasks.project_pull"
+PROJECT_EXPORT = "campaigns.tasks.project_export"
 
 # The task that carries a cycle on from each stage a retry or a requeue can put it back in. Stages missing here wait
 # for a person (scored without auto-advance, selected without it) or for annotators (labeling): nothing to send.

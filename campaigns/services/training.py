@@ -23,6 +23,7 @@ from campaigns.models import Cycle, Project, Split, TaskType
 from campaigns.selectors import items_evaluation, items_labeled
 from campaigns.services.cycles import cycle_progress
 from campaigns.services.features import image_config, item_inputs
+from campaigns.services.training_sets import HASH_PARAM, SIZE_PARAM, training_set_hash, training_set_record
 from engine.architectures import ImageCNN, TextHead, load_backbone
 from engine.external import PyFuncClassifier, PyFuncDetector
 from engine.metrics import bootstrap_interval
@@ -199,6 +200,9 @@ def model_train_for_cycle(*, cycle: Cycle) -> ModelVersion:
         "epochs_run": result.epochs_run,
         "best_epoch": result.best_epoch,
         "seed": cycle.seed,
+        # Which items with which labels, provably: a snapshot export of this cycle recomputes it.
+        HASH_PARAM: training_set_hash(train_items),
+        SIZE_PARAM: len(train_items),
     }
     # Slow I/O (MLflow) first, outside any transaction; then the mirror row in one short transaction.
     # Validation only: the test split measures, it never chooses. Without validation labels a new version has no
@@ -232,6 +236,7 @@ def model_train_for_cycle(*, cycle: Cycle) -> ModelVersion:
             metrics=metrics,
             params=params,
         )
+        training_set_record(model_version=mv, items=train_items)
         # In the same transaction as the row: a redelivered task finds the row and returns it, so a champion
         # flag set after the commit could be lost with the worker and never set again.
         if rv.champion:
