@@ -252,6 +252,9 @@ class Cycle(models.Model):
     mc_iterations = models.PositiveSmallIntegerField(default=20)
     budget = models.PositiveIntegerField(default=100)
     threshold = models.FloatField(null=True, blank=True, help_text="Minimum uncertainty of a selected item.")
+    # The threshold as a share of the scored pool (0.2: the 20% most uncertain), resolved to an uncertainty once the
+    # cycle's scores exist: raw uncertainty scales differ by heuristic, class count and model.
+    threshold_quantile = models.FloatField(null=True, blank=True)
     seed = models.BigIntegerField(default=0)
     # When true the cycle selects and syncs on its own after scoring; otherwise it waits in "scored" for a person.
     auto_advance = models.BooleanField(default=True)
@@ -291,6 +294,15 @@ class Cycle(models.Model):
             models.CheckConstraint(
                 condition=Q(threshold__isnull=True) | Q(threshold__gte=0),
                 name="%(app_label)s_%(class)s_threshold_non_negative",
+            ),
+            models.CheckConstraint(
+                condition=Q(threshold_quantile__isnull=True)
+                | (Q(threshold_quantile__gt=0) & Q(threshold_quantile__lte=1)),
+                name="%(app_label)s_%(class)s_threshold_quantile_share",
+            ),
+            models.CheckConstraint(
+                condition=Q(threshold__isnull=True) | Q(threshold_quantile__isnull=True),
+                name="%(app_label)s_%(class)s_one_threshold_kind",
             ),
         ]
 

@@ -41,6 +41,18 @@ def _threshold(*, omitted: str, **kwargs: Any) -> StrictFloatField:
     )
 
 
+def _threshold_quantile(*, omitted: str, **kwargs: Any) -> StrictFloatField:
+    return StrictFloatField(
+        min_value=0,
+        max_value=1,
+        allow_null=True,
+        help_text="The threshold as a share of the scored pool: 0.2 selects among the 20% most uncertain, whatever "
+        "the scale of the scores (they differ by heuristic, class count and model). Not with threshold; "
+        f"left out: {omitted}.",
+        **kwargs,
+    )
+
+
 def _strategy(**kwargs: Any) -> serializers.ChoiceField:
     return serializers.ChoiceField(choices=Strategy.choices, **kwargs)
 
@@ -93,6 +105,7 @@ class CycleSerializer(serializers.ModelSerializer):
             "progress",
             "budget",
             "threshold",
+            "threshold_quantile",
             "heuristic",
             "mc_iterations",
             "strategy",
@@ -140,6 +153,7 @@ class CycleStartSerializer(serializers.Serializer):
 
     budget = _budget(required=False)
     threshold = _threshold(omitted="no threshold", required=False)
+    threshold_quantile = _threshold_quantile(omitted="none", required=False)
     heuristic = serializers.ChoiceField(choices=Heuristic.choices, required=False)
     mc_iterations = StrictIntegerField(min_value=1, max_value=MAX_MC_ITERATIONS, required=False)
     strategy = _strategy(required=False)
@@ -155,6 +169,7 @@ class SelectionRequestSerializer(serializers.Serializer):
 
     budget = _budget(required=False)
     threshold = _threshold(omitted="the cycle's threshold", required=False)
+    threshold_quantile = _threshold_quantile(omitted="the cycle's", required=False)
     strategy = _strategy(required=False)
     strategy_params = _strategy_params(
         required=False,
@@ -192,10 +207,16 @@ class PickSerializer(serializers.Serializer):
 class PreviewSerializer(serializers.Serializer):
     qualifying = serializers.IntegerField(help_text="Scored items at or above the threshold.")
     would_select = serializers.IntegerField(help_text="Items the budget and strategy would select.")
-    threshold = serializers.FloatField(allow_null=True)
+    threshold = serializers.FloatField(
+        allow_null=True, help_text="The minimum uncertainty applied (a quantile resolved)."
+    )
+    threshold_quantile = serializers.FloatField(allow_null=True)
     budget = serializers.IntegerField()
     strategy = serializers.CharField()
-    histogram = HistogramSerializer()
+    histogram = HistogramSerializer(help_text="The scores' distribution: min and max give the threshold's scale.")
+    warnings = serializers.ListField(
+        child=serializers.CharField(), help_text="E.g. a threshold that lets fewer items through than the budget."
+    )
     items = PickSerializer(many=True, help_text="The first picks, in rank order.")
 
 

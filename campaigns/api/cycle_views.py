@@ -61,6 +61,7 @@ def _selection_params(cycle: Cycle, data: dict[str, Any]) -> SelectionParams:
         cycle,
         budget=data.get("budget"),
         threshold=data.get("threshold", KEEP),
+        threshold_quantile=data.get("threshold_quantile", KEEP),
         strategy=data.get("strategy"),
         options=data.get("strategy_params"),
         seed=data.get("seed"),

@@ -56,6 +56,7 @@ def cycle_create(
     user: AbstractBaseUser | None = None,
     budget: int | None = None,
     threshold: float | None = None,
+    threshold_quantile: float | None = None,
     heuristic: str | None = None,
     mc_iterations: int | None = None,
     strategy: str = Strategy.TOPK,
@@ -68,7 +69,12 @@ def cycle_create(
     heuristic = heuristic or project.default_heuristic
     mc_iterations = project.default_mc_iterations if mc_iterations is None else mc_iterations
     validate_cycle_params(
-        budget=budget, threshold=threshold, mc_iterations=mc_iterations, heuristic=heuristic, seed=seed
+        budget=budget,
+        threshold=threshold,
+        threshold_quantile=threshold_quantile,
+        mc_iterations=mc_iterations,
+        heuristic=heuristic,
+        seed=seed,
     )
     strategy_params = validate_strategy(strategy, strategy_params or {}, labels=project.labels)
     try:
@@ -82,6 +88,7 @@ def cycle_create(
                 created_by=cast(User | None, user),
                 budget=budget,
                 threshold=threshold,
+                threshold_quantile=threshold_quantile,
                 heuristic=heuristic,
                 mc_iterations=mc_iterations,
                 strategy=strategy,

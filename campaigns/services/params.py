@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError
 
 from campaigns.models import ColdStart, Heuristic, Strategy
+from campaigns.selectors import scores_sorted
 from engine.heuristics import NEEDS_SAMPLES
 
 if TYPE_CHECKING:
@@ -58,9 +59,16 @@ def passes_problem(heuristic: str, mc_iterations: int) -> str | None:
     return None
 
 
-def validate_cycle_params(*, budget: Any, threshold: Any, mc_iterations: Any, heuristic: Any, seed: Any) -> None:
+def validate_cycle_params(
+    *, budget: Any, threshold: Any, mc_iterations: Any, heuristic: Any, seed: Any, threshold_quantile: Any = None
+) -> None:
     """Raise django ValidationError {field: reason} for out-of-range, non-finite or wrongly typed parameters."""
     errors: dict[str, str] = {}
+    if threshold_quantile is not None:
+        if not _is_number(threshold_quantile) or not 0 < threshold_quantile <= 1:
+            errors["threshold_quantile"] = "must be a share of the scored pool in (0, 1] (0.2: the 20% most uncertain)"
+        elif threshold is not None:
+            errors["threshold_quantile"] = "give threshold or threshold_quantile, not both"
     if not _is_int(budget) or not 1 <= budget <= MAX_BUDGET:
         errors["budget"] = f"must be an integer between 1 and {MAX_BUDGET}"
     if threshold is not None:
@@ -119,10 +127,11 @@ class SelectionParams:
     """Everything a selection is made from, validated: build it with `for_cycle`, never field by field."""
 
     budget: int
-    threshold: float | None
+    threshold: float | None  # the minimum uncertainty applied: given, or resolved from threshold_quantile
     strategy: str
     options: Mapping[str, Any] = field(default_factory=dict)
     seed: int = 0
+    threshold_quantile: float | None = None
 
     @classmethod
     def for_cycle(
@@ -131,26 +140,50 @@ class SelectionParams:
         *,
         budget: int | None = None,
         threshold: float | Keep | None = KEEP,
+        threshold_quantile: float | Keep | None = KEEP,
         strategy: str | None = None,
         options: Mapping[str, Any] | None = None,
         seed: int | None = None,
+        sorted_scores: Sequence[float] | None = None,
     ) -> SelectionParams:
-        """The cycle's parameters with these overrides; raises ValidationError {field: reason}."""
+        """The cycle's parameters with these overrides; raises ValidationError {field: reason}.
+
+        Giving either threshold kind replaces both of the cycle's. A quantile is resolved against `sorted_scores`
+        (the cycle's uncertainties, ascending): without scores yet (a cold start) it selects without a threshold."""
         strategy = strategy or cycle.strategy
         if options is None:
             options = dict(cycle.strategy_params or {}) if strategy == cycle.strategy else {}
-        params = cls(
+        if isinstance(threshold, Keep) and isinstance(threshold_quantile, Keep):
+            threshold, threshold_quantile = cycle.threshold, cycle.threshold_quantile
+        threshold = None if isinstance(threshold, Keep) else threshold
+        threshold_quantile = None if isinstance(threshold_quantile, Keep) else threshold_quantile
+        validate_cycle_params(
             budget=cycle.budget if budget is None else budget,
-            threshold=cycle.threshold if isinstance(threshold, Keep) else threshold,
+            threshold=threshold,
+            threshold_quantile=threshold_quantile,
+            mc_iterations=cycle.mc_iterations,
+            heuristic=cycle.heuristic,
+            seed=cycle.seed if seed is None else seed,
+        )
+        if threshold_quantile is not None:
+            if sorted_scores is None:
+                sorted_scores = scores_sorted(cycle_id=cycle.pk)
+            threshold = threshold_for_quantile([] if sorted_scores is None else sorted_scores, threshold_quantile)
+        return cls(
+            budget=cycle.budget if budget is None else budget,
+            threshold=threshold,
             strategy=strategy,
             options=validate_strategy(strategy, dict(options), labels=cycle.project.labels),
             seed=cycle.seed if seed is None else seed,
+            threshold_quantile=threshold_quantile,
         )
-        validate_cycle_params(
-            budget=params.budget,
-            threshold=params.threshold,
-            mc_iterations=cycle.mc_iterations,
-            heuristic=cycle.heuristic,
-            seed=params.seed,
-        )
-        return params
+
+
+def threshold_for_quantile(sorted_scores: Sequence[float], quantile: float) -> float | None:
+    """The minimum uncertainty that lets the `quantile` share of the scores through (ties may let a few more):
+    the k-th largest score for k = ceil(quantile * n). None without scores."""
+    n = len(sorted_scores)
+    if n == 0:
+        return None
+    k = max(1, math.ceil(quantile * n))
+    return float(sorted_scores[n - k])

@@ -153,6 +153,21 @@ def _cold_start(cycle: Cycle, *, budget: int, method: str, seed: int, notes: dic
     return [Pick(pool[p], None, "", None) for p in strategies.random_sample(len(pool), budget, seed=seed)]
 
 
+def selection_warnings(*, params: SelectionParams, qualifying: int, histogram: dict[str, Any]) -> list[str]:
+    """What a person should know before selecting: a threshold that lets fewer items through than the budget (raw
+    uncertainty scales differ by heuristic, class count and model, so an absolute threshold is easy to misjudge)."""
+    if params.threshold is None or qualifying >= params.budget:
+        return []
+    scale = ""
+    if histogram.get("min") is not None:
+        scale = f" (this cycle's scores range from {histogram['min']:.4g} to {histogram['max']:.4g})"
+    return [
+        f"only {qualifying} scored items reach the threshold {params.threshold:.4g}, fewer than the budget of "
+        f"{params.budget}: the selection will be smaller{scale}; a threshold_quantile (a share of the pool) "
+        "does not depend on the scores' scale"
+    ]
+
+
 def selection_preview(*, cycle: Cycle, params: SelectionParams, show: int = 20) -> dict[str, Any]:
     """How many items pass the threshold, the score histogram, and what the budget would select. Writes nothing."""
     qualifying = scores_count_at_least(cycle=cycle, threshold=params.threshold)
@@ -165,13 +180,16 @@ def selection_preview(*, cycle: Cycle, params: SelectionParams, show: int = 20) 
     else:
         picks = _pick(cycle, params)
         would_select = len(picks)
+    histogram = scores_histogram(cycle=cycle)
     return {
         # Scored items at or above the threshold; items labeled or set aside since scoring are skipped when
         # selecting, so would_select may be smaller than both the budget and this count.
         "qualifying": qualifying,
         "would_select": would_select,
-        "histogram": scores_histogram(cycle=cycle),
+        "histogram": histogram,
         "threshold": params.threshold,
+        "threshold_quantile": params.threshold_quantile,
+        "warnings": selection_warnings(params=params, qualifying=qualifying, histogram=histogram),
         "budget": params.budget,
         "strategy": params.strategy,
         "items": [asdict(p) for p in picks[:show]],
@@ -203,7 +221,9 @@ def selection_make(*, cycle: Cycle, params: SelectionParams | None = None) -> Se
                 # "created" only for a true cold start: with labels, the cycle must train and score first.
                 from_states=[CycleState.SCORED, *([CycleState.CREATED] if cold_start else [])],
                 budget=params.budget,
-                threshold=params.threshold,
+                # A quantile stays the cycle's setting (the absolute value it resolved to is in the selection).
+                threshold=params.threshold if params.threshold_quantile is None else None,
+                threshold_quantile=params.threshold_quantile,
                 strategy=params.strategy,
                 strategy_params=dict(params.options),
             )
@@ -214,6 +234,7 @@ def selection_make(*, cycle: Cycle, params: SelectionParams | None = None) -> Se
                 params={
                     "budget": params.budget,
                     "threshold": params.threshold,
+                    "threshold_quantile": params.threshold_quantile,
                     "seed": cycle.seed,
                     "heuristic": cycle.heuristic,
                     # The cold-start option is recorded only where a cold start happened (via notes, as done).

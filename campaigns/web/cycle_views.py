@@ -48,6 +48,9 @@ def _preview(cycle: Cycle, form: SelectionForm) -> dict[str, Any] | None:
     except ValidationError as exc:
         form.add_service_errors(exc)
         return None
+    count = preview["histogram"].get("count") or 0
+    # The threshold's scale in words: the share of the scored pool it lets through.
+    preview["share"] = 100 * preview["qualifying"] / count if count else None
     keys = selectors.items_keys(item_ids=[row["item_id"] for row in preview["items"]])
     preview["rows"] = [{**row, "key": keys.get(row["item_id"], "?")} for row in preview["items"]]
     return preview

@@ -52,6 +52,31 @@ def test_preview_defaults_to_the_cycles_parameters(as_member: Any, project: Any,
     assert (data["threshold"], data["qualifying"]) == (None, 10)
 
 
+def test_threshold_as_a_share_of_the_pool_and_a_warning_when_it_starves_the_budget(
+    as_member: Any, project: Any, post_json: Any
+) -> None:
+    """Issue 16 item 4: the README's threshold 0.2 selected nothing on a project whose BALD ranged 0.0025-0.046."""
+    cycle = scored_cycle(project, n=40, budget=5)  # scores 0, 1/40, ... 39/40
+    data = post_json(as_member, url(cycle, "preview"), {"threshold_quantile": 0.25, "budget": 8}).json()
+    # The 25% most uncertain of 40 scores: the top 10, i.e. at least 30/40.
+    assert (data["threshold"], data["threshold_quantile"], data["qualifying"]) == (30 / 40, 0.25, 10)
+    assert data["would_select"] == 8 and data["warnings"] == []
+    starved = post_json(as_member, url(cycle, "preview"), {"threshold": 0.9, "budget": 8}).json()
+    assert starved["qualifying"] == 4 and len(starved["warnings"]) == 1
+    assert "fewer than the budget of 8" in starved["warnings"][0] and "range from 0 to 0.975" in starved["warnings"][0]
+    both = post_json(as_member, url(cycle, "preview"), {"threshold": 0.1, "threshold_quantile": 0.2})
+    assert both.status_code == 400 and "threshold_quantile" in both.json()
+    out_of_range = post_json(as_member, url(cycle, "preview"), {"threshold_quantile": 1.5})
+    assert out_of_range.status_code == 400 and "threshold_quantile" in out_of_range.json()
+    # Selecting with a quantile keeps it as the cycle's setting and records the value it resolved to.
+    selected = post_json(as_member, url(cycle, "select"), {"threshold_quantile": 0.1, "budget": 8})
+    assert selected.status_code == 200, selected.content
+    cycle.refresh_from_db()
+    assert (cycle.threshold, cycle.threshold_quantile) == (None, 0.1)
+    selection = Selection.objects.get(cycle=cycle)
+    assert (selection.size, selection.params["threshold"], selection.params["threshold_quantile"]) == (4, 36 / 40, 0.1)
+
+
 def test_preview_query_count_does_not_grow_with_the_pool(
     as_member: Any, project: Any, post_json: Any, django_assert_max_num_queries: Any
 ) -> None:
