@@ -231,3 +231,21 @@ def test_non_finite_model_outputs_are_flagged() -> None:
         next(score_chunks(lambda _x: (probs[:, :, :1], None), [np.zeros(3)], heuristic="bald"))
     with pytest.raises(ValueError, match="unknown heuristic"):
         next(score_chunks(lambda _x: (probs, None), [np.zeros(3)], heuristic="nope"))
+
+
+def test_entropy_and_margin_top_k_read_the_mean_of_per_pass_probabilities() -> None:
+    """Issue 14: the topk heuristics get per-sample probabilities (softmax per pass, then the mean), never the
+    softmax of averaged logits (baal's Entropy and Margin average logits)."""
+    model = small_cnn(seed=4)
+    x = torch.randn(12, 1, 16, 16)
+    for name in ("entropy", "margin"):
+        torch.manual_seed(0)
+        sampler = MCDropout(model, iterations=6)
+        chunk = next(score_chunks(sampler, [x], heuristic=name, seed=2, keep_samples=True))
+        assert chunk.samples is not None
+        np.testing.assert_allclose(chunk.samples.sum(axis=1), 1.0, atol=1e-5)  # probabilities, pass by pass
+        mean = chunk.samples.astype(np.float64).mean(axis=2)
+        top2 = np.sort(mean, axis=1)[:, -2:]
+        expected = -(mean * np.log(mean)).sum(axis=1) if name == "entropy" else 1.0 - (top2[:, 1] - top2[:, 0])
+        np.testing.assert_allclose(chunk.uncertainty, expected, rtol=1e-6, atol=1e-9)
+        np.testing.assert_allclose(chunk.probs, mean, atol=1e-6)

@@ -172,3 +172,32 @@ def test_power_sample_prefers_uncertain_items() -> None:
     u = np.array([0.01] * 90 + [1.0] * 10)
     hits = sum(int(p) >= 90 for s in range(50) for p in strategies.power_sample(u, 5, seed=s, power=3))
     assert hits / 250 > 0.9
+
+
+def mc_samples(n: int, c: int, t: int, *, seed: int) -> np.ndarray:
+    """Per-pass probabilities [n, C, T] whose passes disagree by different amounts per item."""
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(size=(n, c, 1)) + rng.normal(size=(n, c, t)) * rng.uniform(0.1, 3.0, size=(n, 1, 1))
+    e = np.exp(logits)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def test_batchbald_matches_scikit_activeml_where_the_joint_entropy_is_exact() -> None:
+    bald_mod = pytest.importorskip("skactiveml.pool._bald")
+    s = mc_samples(50, 3, 10, seed=0)
+    ref = bald_mod.batch_bald(s.transpose(2, 0, 1).copy(), 5, n_MC_samples=100, random_state=0)
+    ours = strategies.batchbald(s, 5, seed=0, num_samples=100)  # 3^4 = 81 configurations <= 100: exact
+    assert list(ours) == [int(i) for i in np.nanargmax(ref, axis=1)]
+
+
+def test_batchbald_takes_one_copy_of_a_duplicated_item_where_top_k_bald_takes_them_all() -> None:
+    from engine.heuristics import bald
+
+    s = mc_samples(60, 10, 20, seed=1)
+    best = int(np.argmax(bald(s)))
+    pool = np.concatenate([s, np.repeat(s[best : best + 1], 5, axis=0)])  # items 60..64 copy the best one
+    copies = {best, *range(60, 65)}
+    assert set(np.argsort(-bald(pool))[:6].tolist()) == copies
+    picks = strategies.batchbald(pool, 6, seed=3, num_samples=500)  # 10^3 > 500 from the 4th pick: sampled
+    assert len(copies & set(picks.tolist())) == 1
+    assert list(picks) == list(strategies.batchbald(pool, 6, seed=3, num_samples=500))
