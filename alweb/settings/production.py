@@ -13,6 +13,12 @@ if len(SECRET_KEY) < 32 or SECRET_KEY.startswith("insecure"):
 DEBUG = False
 SESSION_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=True)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-SECURE_HSTS_SECONDS = env.int("DJANGO_HSTS_SECONDS", default=0)
+# HTTPS only by default: plain HTTP is redirected and browsers remember (HSTS, a year) to never try it again.
+SECURE_SSL_REDIRECT = env.bool("DJANGO_SSL_REDIRECT", default=True)
+SECURE_HSTS_SECONDS = env.int("DJANGO_HSTS_SECONDS", default=31_536_000)
 SECURE_CONTENT_TYPE_NOSNIFF = True
+# X-Forwarded-Proto says "this came over HTTPS" only when a proxy in front of alweb sets it and strips the client's:
+# trusted on request (DJANGO_SECURE_PROXY_SSL_HEADER=true), never by default, since a client reaching gunicorn
+# directly could send it itself.
+if env.bool("DJANGO_SECURE_PROXY_SSL_HEADER", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

@@ -8,6 +8,7 @@ the same rules against a real server.
 from __future__ import annotations
 
 import importlib
+import re
 import stat
 import sys
 import time
@@ -287,3 +288,47 @@ def test_f5_deep_json_in_a_dashboard_form_is_an_error_on_its_field(bob: Any) -> 
     assert response.status_code == 422
     assert 'id="id_model_config_error"' in response.content.decode()
     assert "deeper than" in response.content.decode()
+
+
+# ------------------------------------------------------------------------------------------ finding 8 (headers)
+
+INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc=)(?![^>]*application/json)[^>]*>", re.I)
+
+
+def test_f8_pages_carry_a_csp_they_work_under(bob: Any, alice: Any, alices_project: Project) -> None:
+    from django.test import Client
+
+    browser = Client()
+    browser.force_login(alice)
+    for path in ("/", f"/projects/{alices_project.pk}/", "/accounts/login/", "/api/schema/swagger/"):
+        response = browser.get(path)
+        assert response.status_code == 200, path
+        policy = response["Content-Security-Policy"]
+        assert "script-src 'self';" in policy and "unsafe-inline" not in policy and "unsafe-eval" not in policy
+        html = response.content.decode()
+        assert not INLINE_SCRIPT.search(html), (path, INLINE_SCRIPT.search(html))
+        assert " style=" not in html, path
+
+
+def test_f8_production_is_https_only_and_trusts_no_forwarded_proto_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DJANGO_SECRET_KEY", "s" * 50)
+    for name in ("DJANGO_SSL_REDIRECT", "DJANGO_HSTS_SECONDS", "DJANGO_SECURE_PROXY_SSL_HEADER"):
+        monkeypatch.delenv(name, raising=False)
+    sys.modules.pop("alweb.settings.production", None)
+    try:
+        prod = importlib.import_module("alweb.settings.production")
+        assert prod.SECURE_SSL_REDIRECT is True and prod.SECURE_HSTS_SECONDS >= 31_536_000
+        assert not hasattr(prod, "SECURE_PROXY_SSL_HEADER")
+        monkeypatch.setenv("DJANGO_SECURE_PROXY_SSL_HEADER", "true")
+        sys.modules.pop("alweb.settings.production", None)
+        prod = importlib.import_module("alweb.settings.production")
+        assert prod.SECURE_PROXY_SSL_HEADER == ("HTTP_X_FORWARDED_PROTO", "https")
+    finally:
+        sys.modules.pop("alweb.settings.production", None)
+
+
+def test_f8_common_passwords_are_refused() -> None:
+    from django.contrib.auth.password_validation import validate_password
+
+    with pytest.raises(ValidationError, match="too common"):
+        validate_password("password123")
