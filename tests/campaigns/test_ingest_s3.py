@@ -40,12 +40,17 @@ def s3_server() -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(100):
+        # Up to 60 s: on a loaded 2-core machine the server may accept connections before it answers them (a read
+        # timeout, not a refused connection), so any request error means "not ready yet".
+        deadline = time.monotonic() + 60
+        while True:
             try:
-                requests.get(url, timeout=0.5)
+                requests.get(url, timeout=2)
                 break
-            except requests.ConnectionError:
-                time.sleep(0.1)
+            except requests.RequestException:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
         yield url
     finally:
         proc.terminate()
