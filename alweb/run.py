@@ -97,16 +97,24 @@ def wait_for_web(web: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
         raise SystemExit(f"alweb: the web app exited (is port {PORT} taken? set ALWEB_PORT); see var/logs/web.log")
 
 
-def start_label_studio() -> Any:
-    """Label Studio from its own venv on loopback, unless the environment names another server."""
+def start_label_studio(data_dir: Path | None = None, port: int | None = None) -> Any:
+    """Label Studio from its own venv on loopback, unless the environment names another server. A server an earlier
+    run left running on the same data dir and port is reused, said so, and left running at the end: this run stops
+    only what it started (the returned server's `process` is None when it was reused)."""
     from django.conf import settings
 
     from devtools.labelstudio import server
 
     if os.environ.get("LABEL_STUDIO_API_KEY"):
         return None
-    print("alweb: starting Label Studio (the first start migrates its database: about a minute)")
-    ls = server.ensure_running(data_dir=VAR / "labelstudio", port=int(os.environ.get("ALWEB_LS_PORT", "8080")))
+    data_dir = data_dir or VAR / "labelstudio"
+    port = port or int(os.environ.get("ALWEB_LS_PORT", "8080"))
+    reused = server.reusable_pid(data_dir=data_dir, port=port)
+    if reused is not None:
+        print(f"alweb: reusing the Label Studio already running on port {port} (pid {reused}); it keeps running")
+    else:
+        print("alweb: starting Label Studio (the first start migrates its database: about a minute)")
+    ls = server.ensure_running(data_dir=data_dir, port=port)
     # The children (worker, web) read these from the environment; this process from settings.
     os.environ["LABEL_STUDIO_URL"], os.environ["LABEL_STUDIO_API_KEY"] = ls.url, ls.pat
     settings.LABEL_STUDIO_URL, settings.LABEL_STUDIO_API_KEY = ls.url, ls.pat
@@ -180,7 +188,7 @@ def main() -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the stop short
     finally:
         stop_all(procs)
-        if ls is not None:
+        if ls is not None and ls.process is not None:  # started by this run (a reused one keeps running)
             ls.stop()
 
 

@@ -283,6 +283,17 @@ def _log_tail(path: Path, lines: int = 40) -> str:
         return "(no log)"
 
 
+def reusable_pid(
+    *, data_dir: Path = DEFAULT_DATA_DIR, port: int = DEFAULT_PORT, host: str = DEFAULT_HOST
+) -> int | None:
+    """The pid of a healthy server on this data dir and port that `ensure_running` would reuse, or None."""
+    data_dir = Path(data_dir).resolve()
+    stored = tokens.load_credentials(data_dir / CREDENTIALS_FILE)
+    pid = _running_pid(data_dir)
+    url = f"http://{host}:{port}"
+    return pid if pid is not None and stored.get("url") == url and tokens.is_healthy(url) else None
+
+
 def _running_pid(data_dir: Path) -> int | None:
     """The pid recorded in the data dir if that process is alive and is a Label Studio (pids get reused)."""
     try:
