@@ -6,7 +6,7 @@ from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import SimpleRouter
 
-from campaigns.api import cycle_views, stats_views, views
+from campaigns.api import cycle_views, export_views, stats_views, views
 from campaigns.api.common import ID_REGEX
 
 app_name = "api"
@@ -19,6 +19,7 @@ router.register(f"{_nested}/items", views.ItemViewSet, basename="project-item")
 router.register(f"{_nested}/annotations", views.AnnotationViewSet, basename="project-annotation")
 router.register(f"{_nested}/model-versions", views.ModelVersionViewSet, basename="project-model-version")
 router.register(f"{_nested}/cycles", cycle_views.CycleViewSet, basename="project-cycle")
+router.register(f"{_nested}/exports", export_views.ExportViewSet, basename="project-export")
 
 urlpatterns = [
     path("auth/token/", views.TokenView.as_view(), name="token"),

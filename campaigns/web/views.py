@@ -20,6 +20,7 @@ from campaigns.services.items import items_import_upload
 from campaigns.services.projects import project_create as service_project_create
 from campaigns.states import OPEN_CYCLE_STATES, WAITING_FOR_LABELS
 from campaigns.web.access import is_htmx, login_required, member, member_project
+from campaigns.web.export_views import export_card
 from campaigns.web.forms import CycleStartForm, ItemImportForm, ProjectCreateForm
 from campaigns.web.presenters import poll_seconds, progress_view
 
@@ -159,6 +160,7 @@ def _project_page(
         "mlflow_base": selectors.mlflow_base_url(),
         "start_form": start_form,
         "conflict": conflict,
+        **export_card(project),
     }
     return render(request, "campaigns/project_detail.html", context, status=status)
 

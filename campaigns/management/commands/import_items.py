@@ -10,7 +10,7 @@ from tqdm import tqdm
 
 from campaigns.ingest.rows import ItemImportError
 from campaigns.ingest.tiling import parse_tile
-from campaigns.models import Project
+from campaigns.management.projects import project_by_ref
 from campaigns.services.items import FORMATS, items_import
 
 
@@ -27,11 +27,7 @@ class Command(BaseCommand):
         parser.add_argument("--batch-size", type=int)
 
     def handle(self, *args: Any, **opts: Any) -> None:
-        ref = opts["project"]
-        project = Project.objects.filter(pk=int(ref)).first() if ref.isdigit() else None
-        project = project or Project.objects.filter(name=ref).first()
-        if project is None:
-            raise CommandError(f"no project with id or name {ref!r}")
+        project = project_by_ref(opts["project"])
         try:
             tile = parse_tile(opts["tile"]) if opts["tile"] else None
         except ValueError as exc:
