@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from django.db.models import Count, Exists, OuterRef, Q
 
@@ -40,8 +41,8 @@ def _default_target(project: Project, pool: int) -> int:
 def evaluation_status(*, project: Project) -> list[EvaluationStatus]:
     """Target, labeled and pending evaluation items per split (validation, test): one grouped query."""
     live = items_selected_elsewhere(project=project).filter(item=OuterRef("pk"))
-    rows = {
-        r["split"]: r
+    rows: dict[str, dict[str, Any]] = {
+        r["split"]: dict(r)
         for r in Item.objects.filter(project=project, state=ItemState.ACTIVE)
         .values("split")
         .annotate(

@@ -14,7 +14,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from django.core.exceptions import ValidationError
+from numpy.typing import NDArray
 
 from campaigns.models import ColdStart, Heuristic, Strategy
 from campaigns.selectors import scores_sorted
@@ -166,9 +168,8 @@ class SelectionParams:
             seed=cycle.seed if seed is None else seed,
         )
         if threshold_quantile is not None:
-            if sorted_scores is None:
-                sorted_scores = scores_sorted(cycle_id=cycle.pk)
-            threshold = threshold_for_quantile([] if sorted_scores is None else sorted_scores, threshold_quantile)
+            scores = scores_sorted(cycle_id=cycle.pk) if sorted_scores is None else sorted_scores
+            threshold = threshold_for_quantile([] if scores is None else scores, threshold_quantile)
         return cls(
             budget=cycle.budget if budget is None else budget,
             threshold=threshold,
@@ -179,7 +180,7 @@ class SelectionParams:
         )
 
 
-def threshold_for_quantile(sorted_scores: Sequence[float], quantile: float) -> float | None:
+def threshold_for_quantile(sorted_scores: Sequence[float] | NDArray[np.float64], quantile: float) -> float | None:
     """The minimum uncertainty that lets the `quantile` share of the scores through (ties may let a few more):
     the k-th largest score for k = ceil(quantile * n). None without scores."""
     n = len(sorted_scores)
