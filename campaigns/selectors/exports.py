@@ -86,16 +86,17 @@ def _row(values: tuple[Any, ...], label: Any = None, *, snapshot: bool = False) 
     )
 
 
-def _enrich(rows: list[ExportRow], *, max_cycle: int | None) -> None:
+def _enrich(rows: list[ExportRow], *, items: dict[str, Any], max_cycle: int | None) -> None:
     """Annotators and agreement from the live annotations; the selecting cycle and its score; the latest prediction.
-    `max_cycle`: a snapshot sees no cycle after its own."""
-    ids = [r.item_id for r in rows]
+    `items` filters the page's items: an id range for a page in id order (a list of thousands of ids costs more to
+    send and plan than the rows it finds), the ids themselves for a snapshot's page. `max_cycle`: a snapshot sees no
+    cycle after its own."""
     answers: dict[int, list[tuple[str, Any]]] = defaultdict(list)
-    live = Annotation.objects.filter(item_id__in=ids, deleted_at__isnull=True, was_cancelled=False)
+    live = Annotation.objects.filter(**items, deleted_at__isnull=True, was_cancelled=False)
     for item_id, annotator, value in live.values_list("item_id", "annotator", "value"):
         answers[item_id].append((annotator, value))
-    selected = SelectedItem.objects.filter(item_id__in=ids).exclude(selection__cycle__state__in=ABANDONED_STATES)
-    scores = Score.objects.filter(item_id__in=ids)
+    selected = SelectedItem.objects.filter(**items).exclude(selection__cycle__state__in=ABANDONED_STATES)
+    scores = Score.objects.filter(**items)
     if max_cycle is not None:
         selected = selected.filter(selection__cycle__number__lte=max_cycle)
         scores = scores.filter(cycle__number__lte=max_cycle)
@@ -124,21 +125,22 @@ def _enrich(rows: list[ExportRow], *, max_cycle: int | None) -> None:
             row.predicted_label, row.confidence = predictions[row.item_id]
 
 
-def export_pages(*, project: Project, page_size: int) -> Iterator[list[ExportRow]]:
-    """The project's active items in id order (invalid and skipped items are out of the dataset, as out of
-    training), one page at a time."""
+def export_pages(*, project: Project, page_size: int, labeled_only: bool = True) -> Iterator[list[ExportRow]]:
+    """The project's active items (invalid and skipped ones are out of the dataset, as out of training), labeled
+    ones only unless asked, in id order, one page at a time."""
     last = 0
+    items = Item.objects.filter(project=project, state=ItemState.ACTIVE)
+    if labeled_only:
+        items = items.filter(label__isnull=False)
     while True:
-        page = list(
-            Item.objects.filter(project=project, state=ItemState.ACTIVE, pk__gt=last)
-            .order_by("pk")
-            .values_list(*_ITEM_FIELDS)[:page_size]
-        )
+        page = list(items.filter(pk__gt=last).order_by("pk").values_list(*_ITEM_FIELDS)[:page_size])
         if not page:
             return
-        last = page[-1][0]
         rows = [_row(values) for values in page]
-        _enrich(rows, max_cycle=None)
+        # Every item of the project in (last, page end] is on the page or filtered out above: the range is exact.
+        scope = {"item__project": project, "item_id__gt": last, "item_id__lte": page[-1][0]}
+        _enrich(rows, items=scope, max_cycle=None)
+        last = page[-1][0]
         yield rows
 
 
@@ -156,12 +158,13 @@ def snapshot_pages(*, model_version: ModelVersion, cycle_number: int, page_size:
             return
         last = page[-1][0]
         rows = [_row(values[2:], values[1], snapshot=True) for values in page]
-        _enrich(rows, max_cycle=cycle_number)
+        _enrich(rows, items={"item_id__in": [r.item_id for r in rows]}, max_cycle=cycle_number)
         yield rows
 
 
-def export_count(*, project: Project) -> int:
-    return Item.objects.filter(project=project, state=ItemState.ACTIVE).count()
+def export_count(*, project: Project, labeled_only: bool = True) -> int:
+    items = Item.objects.filter(project=project, state=ItemState.ACTIVE)
+    return (items.filter(label__isnull=False) if labeled_only else items).count()
 
 
 def snapshot_count(*, model_version: ModelVersion) -> int:

@@ -9,7 +9,7 @@ model saw, and recomputes the version's training-set hash over the rows it write
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -23,7 +23,6 @@ from django.utils import timezone
 
 from campaigns.models import Export, ExportFormat, ExportState, Project, TaskType
 from campaigns.selectors.exports import (
-    ExportRow,
     export_count,
     export_pages,
     snapshot_count,
@@ -118,11 +117,6 @@ def _writer(bundle: Bundle, project: Project, fmt: str, include_media: bool) -> 
     return ImageFolderWriter(bundle)
 
 
-def _labeled(pages: Iterator[list[ExportRow]]) -> Iterator[list[ExportRow]]:
-    for rows in pages:
-        yield [r for r in rows if r.label is not None]
-
-
 def project_export(
     *,
     project: Project,
@@ -148,10 +142,8 @@ def project_export(
         total = snapshot_count(model_version=version)
         pages = snapshot_pages(model_version=version, cycle_number=as_of_cycle, page_size=page_size)
     else:
-        total = export_count(project=project)  # an upper bound when only labeled items go out
-        pages = export_pages(project=project, page_size=page_size)
-        if not include_unlabeled:
-            pages = _labeled(pages)
+        total = export_count(project=project, labeled_only=not include_unlabeled)
+        pages = export_pages(project=project, page_size=page_size, labeled_only=not include_unlabeled)
     done = 0
     try:
         for rows in pages:
