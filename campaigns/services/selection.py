@@ -71,9 +71,13 @@ _FIELDS = ("item_id", "uncertainty", "predicted_label", "confidence", "chunk")
 def _pick_from_all(cycle: Cycle, params: SelectionParams, notes: dict[str, Any]) -> list[Pick]:
     """Strategies over the whole scored pool: PowerBALD and random draw from all of it, Coreset and BADGE from a
     seeded uniform sample of candidates_factor x budget. Only (item id, uncertainty) is read for every candidate,
-    in one query (two floats a row: about a second at a million items); the other fields only for the rows used."""
+    in one query, the other fields only for the rows used. Measured at a million scored items on a 2-core machine
+    under a load of 6: about 4 s, where top-k's own query takes 2.4 s (the rows' transfer dominates; numpy's part
+    is 0.3 s)."""
     budget, options, seed = params.budget, params.options, params.seed
-    all_rows = scores_candidates(cycle=cycle, threshold=params.threshold).values_list("item_id", "uncertainty")
+    # In item order: the draws need a fixed order, not the uncertainty order (sorting a million rows costs more).
+    candidates = scores_candidates(cycle=cycle, threshold=params.threshold).order_by("item_id")
+    all_rows = candidates.values_list("item_id", "uncertainty")
     ids, u = _two_columns(list(all_rows))
     if params.strategy == Strategy.POWER:
         return _rows_of(cycle, ids[strategies.power_sample(u, budget, seed=seed, power=options["power"])])
