@@ -13,12 +13,13 @@ from typing import Any, cast
 
 from django.contrib.auth.models import AbstractBaseUser, User
 from django.db import IntegrityError, transaction
-from django.db.models import Max
+from django.db.models import DateTimeField, F, Max, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from campaigns.models import Cycle, Project, Strategy
 from campaigns.services.params import validate_cycle_params, validate_strategy
-from campaigns.states import OPEN_CYCLE_STATES, RETRY_STAGES, TERMINAL_STATES, TRANSITIONS, CycleState
+from campaigns.states import OPEN_CYCLE_STATES, RETRY_STAGES, TERMINAL_STATES, TRANSITIONS, WORKING_STATES, CycleState
 
 S = CycleState
 
@@ -41,6 +42,9 @@ def cycle_transition(*, cycle_id: int, to: str, from_states: Iterable[str] | Non
     now = timezone.now()
     if to in TERMINAL_STATES:
         fields.setdefault("finished_at", now)
+    elif to in WORKING_STATES or to == S.SCORED:
+        # The first move into work stamps started_at (a retry keeps the first stamp).
+        fields.setdefault("started_at", Coalesce(F("started_at"), Value(now, output_field=DateTimeField())))
     moved = Cycle.objects.filter(pk=cycle_id, state__in=sources).update(state=to, updated_at=now, **fields)
     if moved != 1:
         current = Cycle.objects.filter(pk=cycle_id).values_list("state", flat=True).first()

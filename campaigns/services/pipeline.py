@@ -50,10 +50,13 @@ def cycle_run_training(*, cycle_id: int, chain: bool = True) -> None:
         log.info("cycle %s no longer exists: nothing to train", cycle_id)  # deleted with its project
         return
     external = external_champion(project=cycle.project)
-    if external is not None and cycle.state == S.CREATED:
-        # A registered external model (e.g. a detector) scores; alweb does not train it.
+    if external is not None and cycle.state in (S.CREATED, S.TRAINING) and cycle.model_version_id is None:
+        # A registered external model (e.g. a detector) scores; alweb does not train it. Read at every delivery,
+        # so a cycle requeued after its failed training finds a detector registered since.
         with transaction.atomic():
-            cycle_transition(cycle_id=cycle_id, to=S.SCORING, from_states=[S.CREATED], model_version=external)
+            cycle_transition(
+                cycle_id=cycle_id, to=S.SCORING, from_states=[S.CREATED, S.TRAINING], model_version=external
+            )
             if chain:
                 queue.enqueue_on_commit(queue.CYCLE_SCORE, cycle_id=cycle_id)
         return

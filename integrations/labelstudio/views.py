@@ -151,4 +151,8 @@ def ml_webhook(request: HttpRequest, project_id: int) -> JsonResponse:
         return JsonResponse({"status": "ignored"})
     if not _basic_auth_ok(request, project):
         return _unauthorized()
-    return JsonResponse(ml_start_training(project=project))
+    answer = ml_start_training(project=project)
+    if answer["status"] == "busy":
+        # Label Studio shows an error answer to the person who pressed "Start training"; a 200 looked like success.
+        return _error(409, f"alweb did not start a cycle: {answer['detail']}")
+    return JsonResponse(answer)

@@ -11,7 +11,8 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from campaigns.models import Cycle, Item, Score
-from campaigns.services.cycles import cycle_create
+from campaigns.services.actions import cycle_retry_and_resume
+from campaigns.services.cycles import cycle_create, cycle_fail, cycle_progress, cycle_transition
 from campaigns.services.items import items_import
 from campaigns.services.pipeline import cycle_run_scoring, cycle_run_training
 from campaigns.services.training import model_register_external
@@ -102,3 +103,23 @@ def test_external_detector_scores_images_and_kinds_must_match(
     assert scores["250.png"].predicted_label == "car"
     assert {s.heuristic for s in scores.values()} == {"detection:min_confidence"}
     assert Item.objects.filter(project=project).count() == 5
+
+
+def test_requeue_of_a_cycle_that_failed_training_uses_a_detector_registered_since(
+    make_project: Any, tmp_path: Path, mlflow_store: str
+) -> None:
+    """Issue 17 item 3: after registering a detector, Requeue put the failed cycle back in training and it failed
+    again with "alweb trains classifiers only"; the stage must re-read what the project can score with."""
+    project = image_project(make_project, tmp_path, "object_detection", ["car", "person"])
+    cycle = cycle_create(project=project)
+    cycle_transition(cycle_id=cycle.pk, to=CycleState.TRAINING)
+    cycle_fail(cycle_id=cycle.pk, reason="TrainingError: alweb trains classifiers only")
+    cycle_progress(cycle_id=cycle.pk, stage=CycleState.TRAINING, done=0, total=0)
+    mv = model_register_external(
+        project=project, model_uri=log_pyfunc(BrightnessDetector(), tmp_path, mlflow_store), kind="pyfunc-detector"
+    )
+    assert cycle_retry_and_resume(cycle=Cycle.objects.get(pk=cycle.pk)) == CycleState.TRAINING
+    cycle_run_training(cycle_id=cycle.pk, chain=False)
+    cycle_run_scoring(cycle_id=cycle.pk)
+    cycle = Cycle.objects.get(pk=cycle.pk)
+    assert cycle.state == CycleState.SCORED and cycle.model_version_id == mv.pk and cycle.started_at is not None

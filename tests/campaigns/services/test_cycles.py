@@ -139,3 +139,16 @@ def test_tasks_for_a_deleted_cycle_or_project_do_nothing(make_project: Any) -> N
         step(cycle_id=cycle_id)  # a message left in the broker after its cycle was deleted: no error
     project.delete()
     project_run_pull(project_id=project_id)
+
+
+@pytest.mark.django_db
+def test_started_at_is_stamped_when_work_starts_and_kept_on_retry(make_project: Any) -> None:
+    """Issue 17 item 9: started_at stayed empty on every cycle."""
+    cycle = cycle_create(project=make_project())
+    assert Cycle.objects.get(pk=cycle.pk).started_at is None
+    cycle_transition(cycle_id=cycle.pk, to=CycleState.TRAINING)
+    started = Cycle.objects.get(pk=cycle.pk).started_at
+    assert started is not None
+    cycle_transition(cycle_id=cycle.pk, to=CycleState.FAILED)
+    cycle_transition(cycle_id=cycle.pk, to=CycleState.TRAINING)
+    assert Cycle.objects.get(pk=cycle.pk).started_at == started

@@ -78,6 +78,10 @@ def test_ml_endpoints_need_a_connected_project_and_basic_auth(client: Client) ->
     train = json.dumps({"action": "START_TRAINING", "project": {"id": 777}})
     assert client.post(url("webhook"), train, content_type="application/json").status_code == 401
     assert not Cycle.objects.filter(project=project).exists()
+    # Nothing to select (no pool): Label Studio is told, with a status it shows, not a 200 that looks like success.
+    refused = client.post(url("webhook"), train, content_type="application/json", **good)
+    assert refused.status_code == 409 and "no pool items" in refused.json()["error"]
+    assert not Cycle.objects.filter(project=project).exists()
 
 
 @pytest.mark.integration
