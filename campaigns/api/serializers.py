@@ -246,6 +246,13 @@ class AnnotationFilterSerializer(serializers.Serializer):
     deleted = serializers.BooleanField(required=False, allow_null=True, default=None, help_text="yes or no")
 
 
+class ExternalModelSerializer(serializers.Serializer):
+    """Register an MLflow pyfunc alweb scores with but does not train (e.g. a detector)."""
+
+    model_uri = StrictCharField(max_length=1000, help_text="runs:/<run id>/<path> or models:/<name or id>[/<version>]")
+    kind = serializers.ChoiceField(choices=["pyfunc-classifier", "pyfunc-detector"])
+
+
 class ModelVersionSerializer(serializers.ModelSerializer):
     class Meta:
         model = ModelVersion

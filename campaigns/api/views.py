@@ -26,6 +26,7 @@ from campaigns.api.errors import ApiErrorsMixin
 from campaigns.api.parsers import LenientJSONParser
 from campaigns.api.permissions import OwnerForActions, ProjectMember, require_owner_for_connection, role_of
 from campaigns.api.serializers import (
+    ExternalModelSerializer,
     AnnotationFilterSerializer,
     AnnotationSerializer,
     ImportErrorSerializer,
@@ -42,6 +43,7 @@ from campaigns.api.serializers import (
 from campaigns.models import Annotation, Item, Membership, Project
 from campaigns.services.actions import project_delete_with_labelstudio
 from campaigns.services.items import items_import_upload
+from campaigns.services.training import model_register_external
 from campaigns.services.projects import (
     project_add_member,
     project_create,
@@ -227,16 +229,29 @@ class AnnotationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiVie
 
 @extend_schema(parameters=[PROJECT_PK], tags=["model versions"])
 class ModelVersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
-    """The project's model versions with their metrics, oldest first."""
+    """The project's model versions with their metrics, oldest first; owners register external models."""
 
     serializer_class = ModelVersionSerializer
-    permission_classes = [IsAuthenticated, ProjectMember]
+    permission_classes = [IsAuthenticated, ProjectMember, OwnerForActions]
     lookup_value_regex = ID_REGEX
+    owner_actions = ("create",)
 
     def get_queryset(self) -> QuerySet[ModelVersion]:
         if self.fake():
             return ModelVersion.objects.none()
         return selectors.model_versions_for_project(project=self.project)
+
+    @extend_schema(
+        request=ExternalModelSerializer,
+        responses={201: ModelVersionSerializer, 400: FIELD_ERRORS, 403: OWNERS_ONLY, 404: NOT_FOUND},
+    )
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Register an MLflow pyfunc (e.g. a detector) as the project's next version and champion: cycles then
+        score with it instead of training. The URI is loaded first: one that does not load is a 400 on model_uri."""
+        body = ExternalModelSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        mv = model_register_external(project=self.project, **body.validated_data)
+        return Response(ModelVersionSerializer(mv).data, status=status.HTTP_201_CREATED)
 
 
 class TokenThrottle(AnonRateThrottle):

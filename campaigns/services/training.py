@@ -23,6 +23,7 @@ from campaigns.models import Cycle, Project, Split, TaskType
 from campaigns.selectors import items_evaluation, items_labeled
 from campaigns.services.cycles import cycle_progress
 from campaigns.services.features import image_config, item_inputs
+from campaigns.services.model_config import model_config_problem
 from campaigns.services.training_sets import HASH_PARAM, SIZE_PARAM, training_set_hash, training_set_record
 from engine.architectures import ImageCNN, TextHead, load_backbone
 from engine.external import PyFuncClassifier, PyFuncDetector
@@ -75,6 +76,10 @@ def build_model(project: Project, *, seed: int = 0) -> torch.nn.Module:
 def _new_model(project: Project) -> torch.nn.Module:
     n = len(project.labels)
     cfg = project.model_config or {}
+    # Checked again here for rows stored before model_config had bounds: an image_size of 100,000 must fail the
+    # cycle with a reason, not the worker with its memory.
+    if problem := model_config_problem(cfg, check_storage=False):
+        raise TrainingError(f"model_config: {problem}")
     if project.task_type == TaskType.TEXT_CLASSIFICATION:
         return TextHead(n, in_dim=int(cfg.get("embedding_dim", 384)), dropout=float(cfg.get("dropout", 0.3)))
     if project.task_type == TaskType.IMAGE_CLASSIFICATION:
@@ -245,6 +250,7 @@ def model_train_for_cycle(*, cycle: Cycle) -> ModelVersion:
 
 
 EXTERNAL_KINDS = ("pyfunc-classifier", "pyfunc-detector")
+EXTERNAL_URI_SCHEMES = ("runs:/", "models:/")
 
 
 def model_register_external(*, project: Project, model_uri: str, kind: str) -> ModelVersion:
@@ -255,6 +261,19 @@ def model_register_external(*, project: Project, model_uri: str, kind: str) -> M
         raise ValidationError({"kind": f"must be one of {', '.join(EXTERNAL_KINDS)}"})
     if (kind == "pyfunc-detector") != (project.task_type == TaskType.OBJECT_DETECTION):
         raise ValidationError({"kind": f"a {project.get_task_type_display().lower()} project cannot use a {kind}"})
+    # Only models in alweb's MLflow (a run's or a registered/logged model): a pyfunc is code that runs in the
+    # workers, so a path on the server's disk or a URL elsewhere is never loaded on a user's say-so.
+    if not isinstance(model_uri, str) or not model_uri.startswith(EXTERNAL_URI_SCHEMES):
+        raise ValidationError({"model_uri": f"must be an MLflow model URI: {' or '.join(EXTERNAL_URI_SCHEMES)}..."})
+    try:
+        with mlflow_errors():
+            registry().load_pyfunc(model_uri)  # refused now, not after a cycle fails on it
+    except RegistryUnavailable:
+        raise
+    except Exception as exc:  # MLflow raises many kinds (missing run, bad flavor, import errors in the model)
+        raise ValidationError(
+            {"model_uri": f"could not be loaded as an MLflow pyfunc model: {str(exc)[:300]}"}
+        ) from exc
     with mlflow_errors():
         rv = registry().register_external(registered_name=registered_name(project), model_uri=model_uri, kind=kind)  # type: ignore[arg-type]
     with transaction.atomic():

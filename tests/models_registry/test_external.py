@@ -123,3 +123,35 @@ def test_requeue_of_a_cycle_that_failed_training_uses_a_detector_registered_sinc
     cycle_run_scoring(cycle_id=cycle.pk)
     cycle = Cycle.objects.get(pk=cycle.pk)
     assert cycle.state == CycleState.SCORED and cycle.model_version_id == mv.pk and cycle.started_at is not None
+
+
+def test_owners_register_a_detector_through_the_api_and_bad_uris_are_400s(
+    make_project: Any, tmp_path: Path, mlflow_store: str
+) -> None:
+    """Issue 17 item 2: a detector could only be registered from `manage.py shell` (POST model-versions was 405)."""
+    from rest_framework.test import APIClient
+
+    from campaigns.services.projects import project_add_member
+    from tests.factories import UserFactory
+
+    project = image_project(make_project, tmp_path, "object_detection", ["car", "person"])
+    owner, member = APIClient(), APIClient()
+    owner.force_authenticate(project.owner)
+    someone = UserFactory()
+    project_add_member(project=project, user=someone)
+    member.force_authenticate(someone)
+    url = f"/api/projects/{project.pk}/model-versions/"
+    good = {"model_uri": log_pyfunc(BrightnessDetector(), tmp_path, mlflow_store), "kind": "pyfunc-detector"}
+    assert member.post(url, good, format="json").status_code == 403
+    for uri, reason in (
+        ("/etc/passwd", "must be an MLflow model URI"),
+        ("runs:/0123456789abcdef/model", "could not be loaded"),
+    ):
+        bad = owner.post(url, {**good, "model_uri": uri}, format="json")
+        assert bad.status_code == 400 and reason in str(bad.json()["model_uri"]), bad.json()
+    wrong_kind = owner.post(url, {**good, "kind": "pyfunc-classifier"}, format="json")
+    assert wrong_kind.status_code == 400 and "kind" in wrong_kind.json()
+    created = owner.post(url, good, format="json")
+    assert created.status_code == 201, created.content
+    assert (created.json()["kind"], created.json()["is_champion"]) == ("external", True)
+    assert ModelVersion.objects.filter(project=project).count() == 1
