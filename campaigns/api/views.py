@@ -26,9 +26,9 @@ from campaigns.api.errors import ApiErrorsMixin
 from campaigns.api.parsers import LenientJSONParser
 from campaigns.api.permissions import OwnerForActions, ProjectMember, require_owner_for_connection, role_of
 from campaigns.api.serializers import (
-    ExternalModelSerializer,
     AnnotationFilterSerializer,
     AnnotationSerializer,
+    ExternalModelSerializer,
     ImportErrorSerializer,
     ImportResultSerializer,
     ItemFilterSerializer,
@@ -43,13 +43,13 @@ from campaigns.api.serializers import (
 from campaigns.models import Annotation, Item, Membership, Project
 from campaigns.services.actions import project_delete_with_labelstudio
 from campaigns.services.items import items_import_upload
-from campaigns.services.training import model_register_external
 from campaigns.services.projects import (
     project_add_member,
     project_create,
     project_remove_member,
     project_update,
 )
+from campaigns.services.training import model_register_external
 from models_registry.models import ModelVersion
 
 
