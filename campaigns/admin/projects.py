@@ -6,8 +6,9 @@ import copy
 from typing import Any
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
 
@@ -19,6 +20,7 @@ from campaigns.services.projects import (
     project_update,
     validate_project_defaults,
 )
+from integrations.labelstudio.connect import labelstudio_register_ml_backend, ml_backend_url
 
 
 class MembershipFormSet(BaseInlineFormSet):
@@ -139,9 +141,24 @@ class ProjectAdmin(admin.ModelAdmin):
         ),
     ]
 
+    actions = ["connect_ml_backend"]
+
     @admin.display(boolean=True, description="LS key set")
     def key_is_set(self, obj: Project) -> bool:
         return bool(obj.ls_api_key)
+
+    @admin.action(description="Connect as ML backend in Label Studio")
+    def connect_ml_backend(self, request: HttpRequest, queryset: QuerySet[Project]) -> None:
+        """alweb registers itself as each project's ML backend with its credentials, so nobody handles the secret;
+        the same as the API's POST /api/projects/<id>/ml-backend/."""
+        for project in queryset:
+            try:
+                backend = labelstudio_register_ml_backend(project=project)
+            except (ValidationError, ConnectionError, RuntimeError) as exc:
+                text = "; ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
+                self.message_user(request, f"{project}: not connected: {text}", level=messages.ERROR)
+            else:
+                self.message_user(request, f"{project}: connected as ML backend {backend} ({ml_backend_url(project)})")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

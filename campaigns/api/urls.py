@@ -6,7 +6,7 @@ from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import SimpleRouter
 
-from campaigns.api import cycle_views, export_views, stats_views, views
+from campaigns.api import cycle_views, export_views, ml_backend_views, stats_views, views
 from campaigns.api.common import ID_REGEX
 
 app_name = "api"
@@ -28,5 +28,6 @@ urlpatterns = [
     path("schema/swagger/", SpectacularSwaggerSplitView.as_view(url_name="api:schema"), name="swagger"),
     re_path(rf"^{_nested}/stats/$", stats_views.ProjectStatsView.as_view(), name="project-stats"),
     re_path(rf"^{_nested}/learning-curve/$", stats_views.LearningCurveView.as_view(), name="project-learning-curve"),
+    re_path(rf"^{_nested}/ml-backend/$", ml_backend_views.MLBackendView.as_view(), name="project-ml-backend"),
     *router.urls,
 ]

@@ -217,3 +217,13 @@ def test_immutable_records_cannot_be_changed(admin_client: Any, data: dict[str, 
     assert response.status_code == 403
     score.refresh_from_db()
     assert score.uncertainty == 0.5
+
+
+def test_connect_as_ml_backend_action_says_what_it_did(admin_client: Any, data: dict[str, Any]) -> None:
+    """Issue 17 item 6: alweb registers itself as the project's ML backend from the admin (no secret handled)."""
+    project = data["project"]
+    url = reverse("admin:campaigns_project_changelist")
+    body = {"action": "connect_ml_backend", "_selected_action": [project.pk]}
+    page = admin_client.post(url, body, follow=True).content.decode()
+    # Not linked to a Label Studio project yet: said with the reason, nothing else happens.
+    assert "not connected" in page and "connect the project to Label Studio first" in page

@@ -23,12 +23,22 @@ HOOK_SECRET = "hook-secret-4d2b8e1f0a7c6b5d"
 SECRETS = (LS_KEY, HOOK_SECRET)
 
 
+# The one deliberate disclosure: the ML-backend endpoint shows its owner the basic-auth password Label Studio needs
+# (the webhook secret), so nobody has to read it from the database. Its own tests check that only owners get it.
+DISCLOSED = {"/ml-backend/": HOOK_SECRET}
+
+
 class ScanningClient(APIClient):
     def request(self, **kwargs: Any) -> Any:
         response = super().request(**kwargs)
         body = response.content.decode("utf-8", errors="replace") if hasattr(response, "content") else ""
+        path = str(kwargs.get("PATH_INFO", ""))
+        allowed = {
+            secret for suffix, secret in DISCLOSED.items() if path.endswith(suffix) and response.status_code < 300
+        }
         for secret in SECRETS:
-            assert secret not in body, f"a secret leaked in {kwargs.get('PATH_INFO')}: {body[:300]}"
+            if secret not in allowed:
+                assert secret not in body, f"a secret leaked in {path}: {body[:300]}"
         return response
 
 
