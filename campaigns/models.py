@@ -181,6 +181,10 @@ class Item(models.Model):
                 condition=Q(split="pool", label__isnull=True, state="active"),
                 name="item_unlabeled_pool",
             ),
+            # Export pages, keyset-paginated: WHERE project_id=? AND id > ? ORDER BY id LIMIT n. Without it the
+            # planner may scan the whole project and sort it for every page (quadratic on a fresh million-item
+            # import whose statistics are not yet gathered).
+            models.Index(fields=["project", "id"], name="item_project_id"),
         ]
 
     def __str__(self) -> str:

@@ -172,15 +172,17 @@ def snapshot_count(*, model_version: ModelVersion) -> int:
 
 
 def snapshot_model_version(*, project: Project, cycle_number: int) -> tuple[Cycle | None, ModelVersion | None]:
-    """Cycle `cycle_number` of the project and the model version it trained (None where it has none: a cold start
-    or an external model scores without training)."""
+    """Cycle `cycle_number` of the project and the model version it trained and scored with (None where it has
+    none: a cold start or an external model scores without training). The cycle's own link first: a cycle may
+    start from the model trained when the previous one closed, and that is the model whose training set it used."""
     cycle = Cycle.objects.filter(project=project, number=cycle_number).select_related("model_version").first()
     if cycle is None:
         return None, None
-    version = ModelVersion.objects.filter(
-        project=project, kind="trained", status=ModelStatus.READY, params__cycle_id=cycle.pk
-    ).first()
-    return cycle, version
+    version = cycle.model_version
+    if version is None:
+        trained = ModelVersion.objects.filter(project=project, status=ModelStatus.READY, params__cycle_id=cycle.pk)
+        version = next((v for v in trained.order_by("version") if not v.params.get("closing")), None)
+    return cycle, version if version is not None and version.kind == "trained" else None
 
 
 def snapshot_is_recorded(*, model_version: ModelVersion) -> bool:

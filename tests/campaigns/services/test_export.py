@@ -100,12 +100,16 @@ def detection_source(make_project: Any, tmp_path: Path) -> Any:
     return project
 
 
-def roundtrip(source: Any, fmt: str, tmp_path: Path, make_project: Any, **options: Any) -> Any:
-    """Export `source`, import the file into a new project with the same settings, return the new project."""
+def roundtrip(
+    source: Any, fmt: str, tmp_path: Path, make_project: Any, ratios: dict[str, float] | None = None, **options: Any
+) -> Any:
+    """Export `source`, import the file into a new project with the same settings (or other split ratios), return
+    the new project."""
     ext = export_extension(fmt=fmt, include_media=options.get("include_media", False) or fmt == "imagefolder")
     out = tmp_path / f"export-{fmt}{ext}"
     project_export(project=source, out=out, fmt=fmt, **options)
-    target = make_project(task_type=source.task_type, labels=source.labels, split_ratios=source.split_ratios)
+    ratios = ratios or source.split_ratios
+    target = make_project(task_type=source.task_type, labels=source.labels, split_ratios=ratios)
     path, import_options = out, {}
     if ext == ".zip" and fmt in ("csv", "jsonl", "parquet"):
         folder = tmp_path / f"unpacked-{fmt}"
@@ -122,6 +126,24 @@ def test_text_export_round_trips(text_source: Any, fmt: str, tmp_path: Path, mak
     target = roundtrip(text_source, fmt, tmp_path, make_project)
     assert len(dataset(text_source)) == 30
     assert dataset(target) == dataset(text_source)
+
+
+ALL_POOL = {"train": 0.0, "valid": 0.0, "test": 0.0, "pool": 1.0}
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
+def test_splits_travel_with_the_file_not_the_ratios(
+    text_source: Any, fmt: str, tmp_path: Path, make_project: Any
+) -> None:
+    """The importers read the `split` column: a project with other ratios still gets the source's splits."""
+    target = roundtrip(text_source, fmt, tmp_path, make_project, ratios=ALL_POOL)
+    assert {split for split, _ in dataset(text_source).values()} == {"train", "valid", "test", "pool"}
+    assert dataset(target) == dataset(text_source)
+
+
+def test_coco_images_carry_their_split(detection_source: Any, tmp_path: Path, make_project: Any) -> None:
+    target = roundtrip(detection_source, "coco", tmp_path, make_project, ratios=ALL_POOL, include_media=True)
+    assert same(dataset(target), dataset(detection_source))
 
 
 def test_unlabeled_items_go_out_when_asked(text_source: Any, tmp_path: Path, make_project: Any) -> None:

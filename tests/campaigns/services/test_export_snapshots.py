@@ -23,15 +23,16 @@ from tests.factories import CycleFactory, ModelVersionFactory
 pytestmark = pytest.mark.django_db
 
 
-def recorded_cycle(project: Any, items: list[Item], number: int = 1) -> Any:
+def recorded_cycle(project: Any, items: list[Item], number: int = 1, *, link: bool = True) -> Any:
     """A cycle whose model version recorded `items` as its training set, as model_train_for_cycle does."""
     cycle = CycleFactory(project=project, number=number)
     mv = ModelVersionFactory(
         project=project, kind="trained", params={"cycle_id": cycle.pk, HASH_PARAM: training_set_hash(items)}
     )
     training_set_record(model_version=mv, items=items)
-    cycle.model_version = mv
-    cycle.save(update_fields=["model_version"])
+    if link:
+        cycle.model_version = mv
+        cycle.save(update_fields=["model_version"])
     return mv
 
 
@@ -59,6 +60,13 @@ def test_snapshot_is_the_recorded_set_not_the_labels_now(project_with_labels: An
     assert [r["key"] for r in rows] == sorted(i.key for i in trained)  # by key: the hash's order
     assert {r["label"] for r in rows} == {"positive"}  # the label the model saw
     assert outcome.rows == 12 and outcome.matches is True
+
+
+def test_a_cycle_not_linked_to_its_version_finds_it_by_its_params(project_with_labels: Any, tmp_path: Path) -> None:
+    project = project_with_labels
+    recorded_cycle(project, list(Item.objects.filter(project=project)[:4]), link=False)
+    outcome = project_export(project=project, out=tmp_path / "s.csv", fmt="csv", as_of_cycle=1)
+    assert (outcome.rows, outcome.matches) == (4, True)
 
 
 def test_a_tampered_record_does_not_match(project_with_labels: Any, tmp_path: Path) -> None:
