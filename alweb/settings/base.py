@@ -48,6 +48,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # Before any view reads the body (CSRF's check parses a POST form): an upload over the limit is a 413 at once.
+    "alweb.middleware.UploadLimitMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -227,6 +229,14 @@ ALWEB_IMPORT_BATCH_SIZE = env.int("ALWEB_IMPORT_BATCH_SIZE", default=10_000)
 ALWEB_IMPORT_MAX_FIELD_CHARS = env.int("ALWEB_IMPORT_MAX_FIELD_CHARS", default=100_000)
 ALWEB_IMPORT_MAX_ZIP_BYTES = env.int("ALWEB_IMPORT_MAX_ZIP_BYTES", default=4 * 1024**3)
 ALWEB_IMPORT_MAX_IMAGE_PIXELS = env.int("ALWEB_IMPORT_MAX_IMAGE_PIXELS", default=100_000_000)
+# The largest request body alweb accepts (an item import's upload): larger is a 413 naming the limit, answered from
+# the Content-Length header before anything is read (alweb.middleware.UploadLimitMiddleware).
+ALWEB_MAX_UPLOAD_BYTES = env.int("ALWEB_MAX_UPLOAD_BYTES", default=1024**3)
+# Uploaded files over 2.5 MiB stream to a temporary file (the import copies it to its own in chunks), never to
+# memory; form fields and other bodies over 2.5 MiB are refused (JSON bodies are capped at 1 MiB by the API's
+# parser). Django's defaults, stated: the upload limit above relies on them.
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 
 LOGGING = {
     "version": 1,

@@ -13,9 +13,9 @@ from django.db import IntegrityError, transaction
 
 from campaigns.ingest.rows import validate_split_ratios
 from campaigns.models import Cycle, Heuristic, Item, Membership, Project, TaskType
+from campaigns.services.model_config import model_config_problem
 from campaigns.services.params import MAX_BUDGET, MAX_MC_ITERATIONS, passes_problem
 from integrations.labelstudio.addresses import LINK_NEEDS_OWN_KEY, AddressError, allowed_ls_url, normalize_ls_url
-from models_registry.policies import CHAMPION_POLICIES
 
 # The Label Studio connection: only project owners may change it (checked by the API and admin).
 LS_CONNECTION_FIELDS = ("ls_url", "ls_api_key", "ls_project_id")
@@ -79,15 +79,8 @@ def validate_project_defaults(**fields: Any) -> None:
         if reason:
             errors["default_mc_iterations"] = reason
     config = fields.get("model_config")
-    if config is not None and not isinstance(config, dict):
-        errors["model_config"] = "must be an object"
-    elif config is not None and not isinstance(config.get("backbone", ""), str):
-        errors["model_config"] = "backbone must be the name of a state_dict file in media storage"
-    elif config is not None and not isinstance(config.get("freeze_backbone", False), bool):
-        errors["model_config"] = "freeze_backbone must be true or false"
-    elif config is not None and config.get("champion_policy", "if_better") not in CHAMPION_POLICIES:
-        # Refused here: MLflow would only refuse it after a whole training run, with the version registered.
-        errors["model_config"] = f"champion_policy must be one of {', '.join(CHAMPION_POLICIES)}"
+    if config is not None and (problem := model_config_problem(config)):
+        errors["model_config"] = problem
     if errors:
         raise ValidationError(errors)
 

@@ -34,7 +34,7 @@ def test_create_makes_the_caller_owner_and_stores_the_key_write_only(client_for:
         "default_budget": 50,
         "default_mc_iterations": 10,
         "default_heuristic": "entropy",
-        "model_config": {"encoder": "minilm"},
+        "model_config": {"dropout": 0.2},
         "ls_url": "http://ls.example:8080",
         "ls_api_key": LS_KEY,
     }

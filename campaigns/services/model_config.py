@@ -1,0 +1,117 @@
+"""A project's `model_config`: the keys training reads, each with the range it may take and why.
+
+Checked when a project is created or changed (API, dashboard, admin: 400 naming `model_config` and the key) and
+again when a cycle trains, for rows stored before these bounds existed. A key nobody reads is refused too: stored
+silently, a typo ("epoch") would look like a setting that had been applied.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.exceptions import SuspiciousFileOperation
+from django.core.files.storage import default_storage
+
+from models_registry.policies import CHAMPION_POLICIES
+
+# engine.training.Monitor's values (not imported: that module imports torch, and validating a form should not).
+MONITORS = ("val_loss", "val_accuracy", "val_macro_f1")
+# The frozen text encoder (all-MiniLM-L6-v2) gives 384 numbers per item: a text head of any other width cannot
+# take its embeddings.
+ENCODER_DIMS = (384,)
+# Backbones live in their own folder of media storage: never an item's image (another project's media) or a path
+# outside storage.
+BACKBONE_FOLDER = "backbones/"
+BACKBONE_MAX_CHARS = 255  # a storage name, as in a FileField
+
+
+@dataclass(frozen=True)
+class Bound:
+    low: float
+    high: float
+    integer: bool
+    why: str
+
+    def problem(self, name: str, value: Any) -> str | None:
+        kind = "an integer" if self.integer else "a number"
+        is_number = isinstance(value, int | float) and not isinstance(value, bool)
+        if (
+            not is_number
+            or (self.integer and not isinstance(value, int))
+            or not math.isfinite(value)
+            or not self.low <= value <= self.high
+        ):
+            return f"{name} must be {kind} from {self.low:g} to {self.high:g} ({self.why})"
+        return None
+
+
+BOUNDS = {
+    # Every image is resized to image_size x image_size x channels float32s in memory, for training and for every
+    # scored pool item: 512 is 3 MiB an image, and 100,000 would be 120 GB. Below 8 there is nothing left to pool.
+    "image_size": Bound(8, 512, True, "images are resized to this many pixels a side and held in memory"),
+    "channels": Bound(1, 3, True, "1 for grey, 3 for RGB"),
+    # Time: each epoch is a pass over every label; a cycle's task is stopped after CELERY_TASK_SOFT_TIME_LIMIT.
+    "epochs": Bound(1, 1000, True, "passes over the labels; training must end within the task's time limit"),
+    "min_steps": Bound(0, 100_000, True, "optimizer steps training is stretched to; bounded by the time limit"),
+    # 1 would drop every unit of the head; MC dropout samples this rate, so past 0.9 predictions are mostly noise.
+    "dropout": Bound(0, 0.9, False, "the share of the head's units dropped; 1 would drop them all"),
+}
+KEYS = frozenset({*BOUNDS, "embedding_dim", "monitor", "backbone", "freeze_backbone", "champion_policy"})
+
+
+def _backbone_problem(value: Any, *, check_storage: bool) -> str | None:
+    """A storage name under backbones/, resolved by the default storage only: no absolute path, no `..`, no
+    backslash (a Windows separator on some storages), no NUL; and, when asked, a file that exists."""
+    rule = f"backbone must be the name of a state_dict file in media storage under {BACKBONE_FOLDER}"
+    if not isinstance(value, str) or not value:
+        return rule
+    parts = value.split("/")
+    if (
+        len(value) > BACKBONE_MAX_CHARS
+        or not value.startswith(BACKBONE_FOLDER)
+        or "\\" in value
+        or "\x00" in value
+        or re.match(r"^[A-Za-z]:", value)
+        or any(part in ("", ".", "..") for part in parts)
+    ):
+        return f"{rule}: {value[:80]!r} is not such a name"
+    if check_storage:
+        try:
+            exists = default_storage.exists(value)
+        except (SuspiciousFileOperation, ValueError):
+            exists = False
+        if not exists:
+            return f"backbone {value[:80]!r} is not in media storage"
+    return None
+
+
+def model_config_problem(config: Any, *, check_storage: bool = True) -> str | None:
+    """Why `config` is not a valid `model_config` (naming the key), or None. `check_storage`: the backbone file
+    must exist (left to the training itself, which says so, when it reads a stored config)."""
+    if not isinstance(config, Mapping):
+        return "must be an object"
+    unknown = sorted(set(config) - KEYS)
+    if unknown:
+        names = ", ".join(repr(str(key)[:40]) for key in unknown[:5])
+        return f"unknown key {names}: the keys are {', '.join(sorted(KEYS))}"
+    for name, bound in BOUNDS.items():
+        if name in config and (problem := bound.problem(name, config[name])):
+            return problem
+    if "channels" in config and config["channels"] not in (1, 3):
+        return "channels must be 1 (grey) or 3 (RGB)"
+    if "embedding_dim" in config and config["embedding_dim"] not in ENCODER_DIMS:
+        return f"embedding_dim must be {' or '.join(map(str, ENCODER_DIMS))}, the text encoder's output size"
+    if "monitor" in config and config["monitor"] not in MONITORS:
+        return f"monitor must be one of {', '.join(MONITORS)}"
+    if "backbone" in config and (problem := _backbone_problem(config["backbone"], check_storage=check_storage)):
+        return problem
+    if not isinstance(config.get("freeze_backbone", False), bool):
+        return "freeze_backbone must be true or false"
+    if config.get("champion_policy", "if_better") not in CHAMPION_POLICIES:
+        # Refused here: MLflow would only refuse it after a whole training run, with the version registered.
+        return f"champion_policy must be one of {', '.join(CHAMPION_POLICIES)}"
+    return None
