@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import Max, Min, QuerySet
 
 from campaigns.models import (
     Annotation,
@@ -29,6 +29,7 @@ from campaigns.models import (
 from campaigns.states import ABANDONED_STATES
 from models_registry.models import ModelStatus, ModelVersion
 
+_MAX_SPAN = 1 << 24  # ids skipped at most per page over a stretch of other projects' items
 _ITEM_FIELDS = (
     "pk",
     "key",
@@ -127,21 +128,31 @@ def _enrich(rows: list[ExportRow], *, items: dict[str, Any], max_cycle: int | No
 
 def export_pages(*, project: Project, page_size: int, labeled_only: bool = True) -> Iterator[list[ExportRow]]:
     """The project's active items (invalid and skipped ones are out of the dataset, as out of training), labeled
-    ones only unless asked, in id order, one page at a time."""
-    last = 0
-    items = Item.objects.filter(project=project, state=ItemState.ACTIVE)
+    ones only unless asked, in id order, one page at a time.
+
+    Each page is bounded in ids as well as in rows (`id > last AND id <= last + span`), so its cost never depends
+    on the plan: right after a million-row import, before Postgres has gathered statistics, the planner takes the
+    project for a few rows and would fetch and sort all the rest for every page (quadratic). `span` doubles over
+    sparse stretches (other projects' ids) and falls back to one page's worth where rows are dense."""
+    own = Item.objects.filter(project=project)
+    bounds = own.aggregate(low=Min("pk"), high=Max("pk"))  # both ends of the (project, id) index
+    if bounds["low"] is None:
+        return
+    items = own.filter(state=ItemState.ACTIVE)
     if labeled_only:
         items = items.filter(label__isnull=False)
-    while True:
-        page = list(items.filter(pk__gt=last).order_by("pk").values_list(*_ITEM_FIELDS)[:page_size])
-        if not page:
-            return
-        rows = [_row(values) for values in page]
-        # Every item of the project in (last, page end] is on the page or filtered out above: the range is exact.
-        scope = {"item__project": project, "item_id__gt": last, "item_id__lte": page[-1][0]}
-        _enrich(rows, items=scope, max_cycle=None)
-        last = page[-1][0]
-        yield rows
+    last, span = bounds["low"] - 1, page_size
+    while last < bounds["high"]:
+        window = items.filter(pk__gt=last, pk__lte=last + span).order_by("pk")
+        page = list(window.values_list(*_ITEM_FIELDS)[:page_size])
+        full = len(page) == page_size
+        upper = page[-1][0] if full else last + span
+        if page:
+            rows = [_row(values) for values in page]
+            # Every item of the project in (last, upper] is on the page or filtered out above: the range is exact.
+            _enrich(rows, items={"item__project": project, "item_id__gt": last, "item_id__lte": upper}, max_cycle=None)
+            yield rows
+        last, span = upper, page_size if full else min(span * 2, _MAX_SPAN)
 
 
 def snapshot_pages(*, model_version: ModelVersion, cycle_number: int, page_size: int) -> Iterator[list[ExportRow]]:

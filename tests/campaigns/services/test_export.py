@@ -256,3 +256,19 @@ def test_csv_columns_are_the_importers(text_source: Any, tmp_path: Path) -> None
     rows = list(csv.DictReader(out.open()))
     assert len(rows) == 30 and len({r["key"] for r in rows}) == 30
     assert {r["label"] for r in rows} == {"positive", "negative"}
+
+
+def test_pages_skip_other_projects_ids(make_project: Any, tmp_path: Path) -> None:
+    """Ids interleaved with another project's, with long stretches of them: every item once, in id order."""
+    mine, other = make_project(), make_project()
+    keys = []
+    for i in range(40):
+        Item.objects.bulk_create(Item(project=other, key=f"o{i}-{n}", split="pool", text="x") for n in range(i % 7 * 3))
+        item = Item.objects.create(project=mine, key=f"m{i:02d}", split="train", text="t", label="positive")
+        AnnotationFactory(item=item, annotator=f"a{i}", value="positive")
+        keys.append(item.key)
+    out = tmp_path / "e.parquet"
+    outcome = project_export(project=mine, out=out, fmt="parquet", page_size=4)
+    rows = pq.read_table(out).to_pylist()
+    assert outcome.rows == 40 and [r["key"] for r in rows] == keys
+    assert [r["annotators"] for r in rows] == [[f"a{i}"] for i in range(40)]
