@@ -82,6 +82,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    # Not a rule: the hook Django calls after every password change, which deletes the user's API tokens.
+    {"NAME": "campaigns.services.tokens.RevokeTokensOnPasswordChange"},
 ]
 
 # Content-Security-Policy (alweb.middleware): the dashboard, the admin and the API docs use alweb's own static files
@@ -134,9 +136,13 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"
 
+# API tokens stop working this many seconds after they were issued (401 "Token expired"); asking
+# POST /api/auth/token/ again then issues a new one. DELETE /api/auth/token/ revokes one, a password change all.
+ALWEB_TOKEN_TTL = env.int("ALWEB_TOKEN_TTL", default=30 * 24 * 3600)
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "campaigns.api.authentication.ExpiringTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

@@ -6,7 +6,7 @@ from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import SimpleRouter
 
-from campaigns.api import cycle_views, export_views, ml_backend_views, stats_views, views
+from campaigns.api import auth_views, cycle_views, export_views, ml_backend_views, stats_views, views
 from campaigns.api.common import ID_REGEX
 
 app_name = "api"
@@ -22,7 +22,7 @@ router.register(f"{_nested}/cycles", cycle_views.CycleViewSet, basename="project
 router.register(f"{_nested}/exports", export_views.ExportViewSet, basename="project-export")
 
 urlpatterns = [
-    path("auth/token/", views.TokenView.as_view(), name="token"),
+    path("auth/token/", auth_views.TokenView.as_view(), name="token"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     # The split view serves its init script as a file: the inline one of SpectacularSwaggerView breaks the CSP.
     path("schema/swagger/", SpectacularSwaggerSplitView.as_view(url_name="api:schema"), name="swagger"),

@@ -10,19 +10,15 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import mixins, serializers, status
-from rest_framework.authtoken.serializers import AuthTokenSerializer
-from rest_framework.authtoken.views import ObtainAuthToken
+from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import AnonRateThrottle
 
 from campaigns import selectors
 from campaigns.api.common import FIELD_ERRORS, ID_REGEX, NOT_FOUND, OWNERS_ONLY, PROJECT_PK, ApiViewSet
-from campaigns.api.errors import ApiErrorsMixin
 from campaigns.api.parsers import LenientJSONParser
 from campaigns.api.permissions import OwnerForActions, ProjectMember, require_owner_for_connection, role_of
 from campaigns.api.serializers import (
@@ -252,21 +248,3 @@ class ModelVersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiV
         body.is_valid(raise_exception=True)
         mv = model_register_external(project=self.project, **body.validated_data)
         return Response(ModelVersionSerializer(mv).data, status=status.HTTP_201_CREATED)
-
-
-class TokenThrottle(AnonRateThrottle):
-    """Slow down password guessing on the token endpoint (per client address)."""
-
-    scope = "auth-token"
-    rate = "30/min"
-
-
-class TokenResponseSerializer(serializers.Serializer):
-    token = serializers.CharField()
-
-
-@extend_schema(request=AuthTokenSerializer, responses={200: TokenResponseSerializer, 400: FIELD_ERRORS}, tags=["auth"])
-class TokenView(ApiErrorsMixin, ObtainAuthToken):
-    """Exchange a username and password for an API token (send it as `Authorization: Token <key>`)."""
-
-    throttle_classes = [TokenThrottle]
