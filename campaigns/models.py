@@ -75,6 +75,8 @@ class Project(models.Model):
     # the default for the project's size (campaigns.services.evaluation.evaluation_targets), 0: none.
     eval_valid_target = models.PositiveIntegerField(null=True, blank=True)
     eval_test_target = models.PositiveIntegerField(null=True, blank=True)
+    # When a cycle closes, train once more on every label so far: the learning curve ends at the labels spent.
+    train_on_close = models.BooleanField(default=True)
     # Label Studio connection. The key is stored server-side only and never serialized.
     ls_url = models.URLField(blank=True, default="")
     ls_api_key = models.CharField(max_length=2048, blank=True, default="")

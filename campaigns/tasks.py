@@ -64,6 +64,12 @@ def cycle_train(self: Task, cycle_id: int) -> None:
     pipeline.cycle_run_training(cycle_id=cycle_id)
 
 
+@shared_task(base=RetryingTask, bind=True, name="campaigns.tasks.cycle_train_closing")
+def cycle_train_closing(self: Task, cycle_id: int) -> None:
+    """A closed cycle's closing model (network errors retry; the cycle stays closed whatever happens)."""
+    pipeline.cycle_run_closing_training(cycle_id=cycle_id)
+
+
 @shared_task(base=CycleTask, bind=True, name="campaigns.tasks.cycle_score")
 def cycle_score(self: Task, cycle_id: int) -> None:
     pipeline.cycle_run_scoring(cycle_id=cycle_id)

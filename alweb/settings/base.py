@@ -211,6 +211,7 @@ CELERY_TASK_DEFAULT_QUEUE = "celery"
 CELERY_TASK_ROUTES = {
     "campaigns.tasks.cycle_train": {"queue": "cpu"},
     "campaigns.tasks.cycle_score": {"queue": "cpu"},
+    "campaigns.tasks.cycle_train_closing": {"queue": "cpu"},
     "campaigns.tasks.cycle_sync": {"queue": "io"},
     "campaigns.tasks.cycle_resync": {"queue": "io"},
     "campaigns.tasks.project_pull": {"queue": "io"},

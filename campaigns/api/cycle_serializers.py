@@ -313,6 +313,9 @@ class ProjectStatsSerializer(serializers.Serializer):
 
 class LearningCurvePointSerializer(serializers.Serializer):
     cycle = serializers.IntegerField(help_text="Cycle number.")
+    after_close = serializers.BooleanField(
+        help_text="Trained when the cycle closed, on every label it brought (the curve ends at the labels spent)."
+    )
     model_version = serializers.IntegerField(help_text="Model version number.")
     labels = serializers.IntegerField(help_text="Labels the model was trained on.")
     labels_spent = serializers.IntegerField(

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from itertools import pairwise
 from typing import Any
 
 from django.db.models import QuerySet
 
 from campaigns.models import Cycle, Project
-from models_registry.models import ModelVersion
+from campaigns.states import CycleState
+from models_registry.models import ModelStatus, ModelVersion
 
 # Below this many human test labels a point's accuracy moves by several points from one item to the next (a 95%
 # interval wider than ±15 points): the dashboard and API say so rather than draw a curve to read trends into.
@@ -16,23 +18,31 @@ CURVE_MIN_TEST_LABELS = 30
 
 
 def project_learning_curve(*, project: Project) -> list[dict[str, Any]]:
-    """One point per trained model version, in cycle order: labels spent (training, validation, test) and test
-    metrics from human test labels, with 95% bootstrap intervals and per-class precision, recall, F1, support."""
+    """One point per model version people labeled with, or trained when a cycle closed, in version order: labels
+    spent (training, validation, test) and test metrics from human test labels, with 95% bootstrap intervals and
+    per-class precision, recall, F1 and support."""
     points = []
-    cycles = (
-        Cycle.objects.filter(project=project, model_version__isnull=False)
-        .select_related("model_version")
-        .order_by("number")
-    )
-    for cycle in cycles:
-        mv = cycle.model_version
-        assert mv is not None
+    # Which cycles used each version: a version only cancelled cycles used is no point of the curve (nobody labeled
+    # with it); a closing version (trained when its cycle closed) is one, even before a next cycle starts from it.
+    used: dict[int, list[int]] = defaultdict(list)
+    for number, state, mv_id in Cycle.objects.filter(project=project, model_version__isnull=False).values_list(
+        "number", "state", "model_version_id"
+    ):
+        if state != CycleState.CANCELLED:
+            used[mv_id].append(number)
+    versions = ModelVersion.objects.filter(project=project, status=ModelStatus.READY).order_by("version")
+    for mv in versions:
+        closing = bool((mv.params or {}).get("closing"))
+        if not closing and not used.get(mv.pk):
+            continue
+        number = int(mv.params["cycle"]) if closing else min(used[mv.pk])
         metrics = mv.metrics or {}
         spent = metrics.get("labels") or {}
         valid, test = int(spent.get("valid", 0)), int(spent.get("test", 0))
         points.append(
             {
-                "cycle": cycle.number,
+                "cycle": number,
+                "after_close": closing,
                 "model_version": mv.version,
                 "labels": mv.label_count,
                 # Every label paid for at this model's time: training + validation + test (the curve's x axis).

@@ -20,10 +20,11 @@ from campaigns.services.closing import cycles_close_if_labeled
 from campaigns.services.cycles import InvalidTransition, cycle_progress, cycle_transition
 from campaigns.services.scoring import cycle_score_pool
 from campaigns.services.selection import selection_make
-from campaigns.services.training import external_champion, model_train_for_cycle
+from campaigns.services.training import TrainingError, external_champion, model_train_for_cycle
 from campaigns.states import WAITING_FOR_LABELS, CycleState
 from integrations.labelstudio.pull import project_pull_annotations
 from integrations.labelstudio.sync import cycle_sync_to_labelstudio
+from models_registry.models import ModelVersion
 
 log = logging.getLogger(__name__)
 S = CycleState
@@ -77,6 +78,20 @@ def cycle_run_training(*, cycle_id: int, chain: bool = True) -> None:
         cycle_transition(cycle_id=cycle_id, to=S.SCORING, from_states=[S.TRAINING])
         if chain:
             queue.enqueue_on_commit(queue.CYCLE_SCORE, cycle_id=cycle_id)
+
+
+def cycle_run_closing_training(*, cycle_id: int) -> ModelVersion | None:
+    """After a cycle closes: train on every label so far, so the learning curve ends at the labels actually spent
+    (the next cycle starts from this model when nothing changed meanwhile). Nothing for a project scored by an
+    external model, or with too few labels; a training error is logged, never a reason to reopen the cycle."""
+    cycle = Cycle.objects.select_related("project").filter(pk=cycle_id, state=S.CLOSED).first()
+    if cycle is None or external_champion(project=cycle.project) is not None:
+        return None
+    try:
+        return model_train_for_cycle(cycle=cycle, closing=True)
+    except TrainingError as exc:
+        log.info("cycle %s closed: no closing model (%s)", cycle_id, exc)
+        return None
 
 
 def cycle_run_scoring(*, cycle_id: int) -> None:

@@ -21,6 +21,7 @@ CYCLE_SCORE = "campaigns.tasks.cycle_score"
 CYCLE_SELECT = "campaigns.tasks.cycle_select"
 CYCLE_SYNC = "campaigns.tasks.cycle_sync"
 CYCLE_RESYNC = "campaigns.tasks.cycle_resync"
+CYCLE_TRAIN_CLOSING = "campaigns.tasks.cycle_train_closing"
 PROJECT_PULL = "campaigns.tasks.project_pull"
 PROJECT_EXPORT = "campaigns.tasks.project_export"
 

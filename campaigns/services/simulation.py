@@ -17,8 +17,9 @@ import numpy as np
 
 from campaigns.models import Cycle, Project
 from campaigns.selectors import project_learning_curve
-from campaigns.services.cycles import cycle_cancel, cycle_create
+from campaigns.services.cycles import cycle_create
 from campaigns.services.pipeline import (
+    cycle_run_closing_training,
     cycle_run_scoring,
     cycle_run_sync,
     cycle_run_training,
@@ -70,10 +71,11 @@ def simulation_cycle(*, project: Project, seed: int, **params: Any) -> Cycle:
 
 
 def simulation_evaluate(*, project: Project, seed: int) -> None:
-    """Train once more on every label collected, for the last point of the learning curve, then stop."""
-    cycle = cycle_create(project=project, seed=seed, auto_advance=False, budget=1)
-    cycle_run_training(cycle_id=cycle.pk, chain=False)
-    cycle_cancel(cycle=Cycle.objects.get(pk=cycle.pk))
+    """The last point of the learning curve: the last closed cycle's closing model, trained on every label collected
+    (in this process: a simulation runs its steps itself and sends no task)."""
+    last = Cycle.objects.filter(project=project, state=S.CLOSED).order_by("-number").first()
+    if last is not None:
+        cycle_run_closing_training(cycle_id=last.pk)
 
 
 def simulation_run(
@@ -90,6 +92,8 @@ def simulation_run(
 ) -> list[Point]:
     """`cycles` cycles of `budget` labels each (the first is a cold start when nothing is labeled), then a final
     evaluation; returns the learning curve (labels → test accuracy and macro-F1)."""
+    # The closing trainings run inline (simulation_evaluate), not as tasks no worker of this process would take.
+    Project.objects.filter(pk=project.pk).update(train_on_close=False)
     for k in range(cycles):
         cycle = simulation_cycle(
             project=project,

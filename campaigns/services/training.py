@@ -151,16 +151,34 @@ def model_version_mirror_champion(*, model_version: ModelVersion) -> None:
     model_version.is_champion = True
 
 
-def model_train_for_cycle(*, cycle: Cycle) -> ModelVersion:
+def _closing_model(project: Project, digest: str) -> ModelVersion | None:
+    """The model trained when the last cycle closed, if it learned exactly today's labels with today's settings."""
+    latest = (
+        ModelVersion.objects.filter(project=project, kind="trained", status=ModelStatus.READY)
+        .order_by("-version")
+        .first()
+    )
+    if latest is None or not (latest.params or {}).get("closing") or latest.params.get(HASH_PARAM) != digest:
+        return None
+    return latest if latest.created_at >= project.updated_at else None
+
+
+def model_train_for_cycle(*, cycle: Cycle, closing: bool = False) -> ModelVersion:
     """Train on the project's labels, evaluate, log and register in MLflow, mirror the version. Idempotent per cycle:
-    a redelivered task finds the version this cycle already trained."""
+    a redelivered task finds the version this cycle already trained.
+
+    `closing`: the model trained when the cycle closes, on every label so far, so the learning curve ends at the
+    labels actually spent. The next cycle starts from it when no label (and no setting) changed since, instead of
+    training the same model twice."""
     project = cycle.project
-    existing = ModelVersion.objects.filter(project=project, params__cycle_id=cycle.pk, status=ModelStatus.READY).first()
-    if existing is not None:
-        return existing
+    for existing in ModelVersion.objects.filter(project=project, params__cycle_id=cycle.pk, status=ModelStatus.READY):
+        if bool((existing.params or {}).get("closing")) == closing:
+            return existing
     train_items = list(items_labeled(project=project).order_by("pk"))
     if len(train_items) < MIN_LABELS_TO_TRAIN:
         raise TrainingError(f"need at least {MIN_LABELS_TO_TRAIN} labeled items to train, have {len(train_items)}")
+    if not closing and (reused := _closing_model(project, training_set_hash(train_items))) is not None:
+        return reused
     experiment = f"alweb/project-{project.pk}"
     with mlflow_errors():
         # Reach the registry before training: an unreachable MLflow then fails (and retries) in seconds, not after
@@ -189,7 +207,10 @@ def model_train_for_cycle(*, cycle: Cycle) -> ModelVersion:
         num_classes=len(project.labels),
         test=xy_test,
         config=config,
-        on_epoch=lambda log: cycle_progress(cycle_id=cycle.pk, stage="training", done=log.epoch, total=epochs),
+        # A closed cycle's progress stays its labeling's: the closing training does not report over it.
+        on_epoch=None
+        if closing
+        else lambda log: cycle_progress(cycle_id=cycle.pk, stage="training", done=log.epoch, total=epochs),
     )
     metrics = _evaluation_metrics(project, result, seed=cycle.seed)
     # Every label the team paid for, at the time of this model: training, validation and test.
@@ -197,6 +218,7 @@ def model_train_for_cycle(*, cycle: Cycle) -> ModelVersion:
     params = {
         "cycle_id": cycle.pk,
         "cycle": cycle.number,
+        "closing": closing,
         "labels_used": len(train_items),
         "valid_labels": len(valid),
         "test_labels": len(test),
@@ -224,7 +246,7 @@ def model_train_for_cycle(*, cycle: Cycle) -> ModelVersion:
             metrics=result.final_metrics(list(project.labels)),
             champion_metric=champion_metric,
             policy=(project.model_config or {}).get("champion_policy", "if_better"),
-            run_name=f"cycle-{cycle.number}",
+            run_name=f"cycle-{cycle.number}" + ("-closed" if closing else ""),
         )
     with transaction.atomic():
         mv = ModelVersion.objects.create(

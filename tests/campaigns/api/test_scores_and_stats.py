@@ -128,3 +128,15 @@ def test_stats_permissions(anon: Any, as_outsider: Any, project: Any) -> None:
         assert anon.get(f"/api/projects/{project.pk}/{path}/").status_code == 401
         assert as_outsider.get(f"/api/projects/{project.pk}/{path}/").status_code == 404
         assert as_outsider.get(f"/api/projects/{10**17}/{path}/").status_code == 404
+
+
+def test_a_cancelled_cycles_model_is_no_point_and_a_closing_model_is(as_member: Any, project: Any) -> None:
+    """Issue 16 item 8: the curve is what people labeled with, and ends at the labels spent."""
+    used = ModelVersionFactory(project=project, version=1, label_count=10, metrics={"accuracy": 0.5})
+    CycleFactory(project=project, number=1, state="closed", model_version=used)
+    closing = {"cycle": 1, "cycle_id": 0, "closing": True}
+    ModelVersionFactory(project=project, version=2, label_count=20, metrics={"accuracy": 0.6}, params=closing)
+    cancelled = ModelVersionFactory(project=project, version=3, label_count=25, metrics={"accuracy": 0.9})
+    CycleFactory(project=project, number=2, state="cancelled", model_version=cancelled)
+    points = as_member.get(f"/api/projects/{project.pk}/learning-curve/").json()
+    assert [(p["cycle"], p["after_close"], p["labels"]) for p in points] == [(1, False, 10), (1, True, 20)]

@@ -175,3 +175,35 @@ def test_image_network_starts_from_a_users_backbone_in_storage(make_project: Any
     project.model_config = {**config, "backbone": "backbones/missing.pt"}
     with pytest.raises(TrainingError, match=r"'backbones/missing\.pt' is not in media storage"):
         build_model(project, seed=3)
+
+
+def test_a_closing_cycle_trains_on_every_label_and_the_next_cycle_starts_from_it(
+    make_project: Any, tmp_path: Path, mlflow_store: str
+) -> None:
+    """Issue 16 item 8: the last labels had no point on the curve until another cycle started."""
+    from campaigns.selectors import project_learning_curve
+    from campaigns.services.pipeline import cycle_run_closing_training
+    from campaigns.states import CycleState as S
+
+    project = make_project(
+        task_type="text_classification",
+        labels=TOPIC_LABELS,
+        model_config={"epochs": 5},
+        split_ratios={"train": 0.0, "valid": 0.2, "test": 0.2, "pool": 0.6},
+    )
+    items_import(project=project, path=write_topics(tmp_path / "topics", n=160))
+    label_some(project, 20)
+    first = cycle_create(project=project, mc_iterations=4)
+    cycle_run_training(cycle_id=first.pk, chain=False)
+    Cycle.objects.filter(pk=first.pk).update(state=S.CLOSED)  # scored, selected, labeled: its answers came in
+    label_some(project, 40)
+    closing = cycle_run_closing_training(cycle_id=first.pk)
+    assert closing is not None and closing.params["closing"] and closing.label_count == 40
+    assert cycle_run_closing_training(cycle_id=first.pk) == closing  # redelivered: the same version
+    curve = project_learning_curve(project=project)
+    assert [(p["cycle"], p["after_close"], p["labels"]) for p in curve] == [(1, False, 20), (1, True, 40)]
+    # Nothing changed since: the next cycle starts from the closing model instead of training the same again.
+    second = cycle_create(project=project, mc_iterations=4)
+    cycle_run_training(cycle_id=second.pk, chain=False)
+    assert Cycle.objects.get(pk=second.pk).model_version_id == closing.pk
+    assert ModelVersion.objects.filter(project=project).count() == 2
