@@ -69,6 +69,7 @@ class ProjectAdminForm(forms.ModelForm):
             "default_budget",
             "eval_valid_target",
             "eval_test_target",
+            "train_on_close",
             "model_config",
             "ls_url",
             "ls_api_key",
@@ -129,7 +130,15 @@ class ProjectAdmin(admin.ModelAdmin):
         (None, {"fields": ["name", "owner", "task_type", "labels", "split_ratios", "created_at", "updated_at"]}),
         (
             "Cycle defaults",
-            {"fields": ["default_heuristic", "default_mc_iterations", "default_budget", "model_config"]},
+            {
+                "fields": [
+                    "default_heuristic",
+                    "default_mc_iterations",
+                    "default_budget",
+                    "model_config",
+                    "train_on_close",
+                ]
+            },
         ),
         (
             "Evaluation sample (empty: the default for the pool size)",

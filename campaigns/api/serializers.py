@@ -11,7 +11,13 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
-from campaigns.api.fields import JSONObjectField, StrictCharField, StrictFloatField, StrictIntegerField
+from campaigns.api.fields import (
+    JSONObjectField,
+    StrictBooleanField,
+    StrictCharField,
+    StrictFloatField,
+    StrictIntegerField,
+)
 from campaigns.ingest.rows import SPLITS
 from campaigns.ingest.tiling import parse_tile
 from campaigns.models import Annotation, Heuristic, Item, ItemState, Membership, Project, Split, TaskType
@@ -43,6 +49,11 @@ class ProjectSerializer(serializers.ModelSerializer):
         required=False,
         help_text="Validation items people should label (an i.i.d. sample no model chooses, sent with the cycles); "
         "null: 5% of the pool, at least 5 per class, at most 500; 0: none.",
+    )
+    train_on_close = StrictBooleanField(
+        required=False,
+        help_text="When a cycle closes, train once more on every label so far, so the learning curve ends at the "
+        "labels spent (default true).",
     )
     eval_test_target = StrictIntegerField(
         min_value=0,
@@ -79,6 +90,7 @@ class ProjectSerializer(serializers.ModelSerializer):
             "default_budget",
             "eval_valid_target",
             "eval_test_target",
+            "train_on_close",
             "ls_url",
             "ls_api_key",
             "ls_api_key_set",

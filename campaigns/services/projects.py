@@ -31,6 +31,7 @@ UPDATABLE_FIELDS = frozenset(
         "default_budget",
         "eval_valid_target",
         "eval_test_target",
+        "train_on_close",
         *LS_CONNECTION_FIELDS,
     }
 )

@@ -247,3 +247,11 @@ def test_delete_removes_everything_under_the_project(as_owner: Any, project: Any
     assert not SelectedItem.objects.filter(item__project_id=pk).exists()
     assert not ModelVersion.objects.filter(project_id=pk).exists()
     assert Score.objects.filter(pk=other.pk).exists()
+
+
+def test_train_on_close_is_a_project_setting(as_owner: Any, project: Any) -> None:
+    url = f"/api/projects/{project.pk}/"
+    assert as_owner.get(url).json()["train_on_close"] is True
+    assert as_owner.patch(url, {"train_on_close": False}, format="json").json()["train_on_close"] is False
+    bad = as_owner.patch(url, {"train_on_close": "sometimes"}, format="json")
+    assert bad.status_code == 400 and "train_on_close" in bad.json()
