@@ -28,6 +28,8 @@ def summarise_dataset(
     out: dict[str, Any] = {
         "grid": [float(g) for g in grid],
         "mean_curves": {a: [round(float(v), 4) for v in c.mean(axis=0)] for a, c in curves.items()},
+        # Every seed's curve, so plots and figures can be redrawn from the JSON without rerunning.
+        "seed_curves": {a: np.round(c, 4).tolist() for a, c in curves.items()},
         "random_final_f1": round(float(curves[baseline][:, -1].mean()), 4),
         "auc": {a: paired_bootstrap(curves, auc_stat(grid, a), n_boot=N_BOOT).as_json() for a in curves},
         "auc_gain_by_arm": {
@@ -47,6 +49,11 @@ def summarise_dataset(
     return out
 
 
+def twin_of(curves: dict[str, FloatArray], arm: str) -> str | None:
+    """Another arm whose curves are exactly ``arm``'s (the default run as its twin): drawn once, not hidden."""
+    return next((a for a, c in curves.items() if a != arm and arm in curves and np.array_equal(c, curves[arm])), None)
+
+
 def write_plot(path: Path, grid: FloatArray, curves: dict[str, FloatArray], *, title: str, n_valid: int) -> None:
     """Mean test macro-F1 per arm against labels spent; shaded: the seeds' 95% bootstrap band of the mean for
     random and the default (the two arms the headline compares)."""
@@ -57,15 +64,24 @@ def write_plot(path: Path, grid: FloatArray, curves: dict[str, FloatArray], *, t
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
     rng = np.random.default_rng(0)
+    twin = twin_of(curves, "default")
+    # Fixed colours, none of them the default's red or random's black, so no arm can be mistaken for the two.
+    palette = iter(
+        ["tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan"]
+    )
     for arm, c in curves.items():
+        if arm == twin:
+            continue
         mean = c.mean(axis=0)
-        style = {"random": ("black", "--", 2.0), "default": ("tab:red", "-", 2.4)}.get(arm, (None, "-", 1.2))
-        color, line, width = style
-        (drawn,) = ax.plot(grid, mean, line, color=color, linewidth=width, label=arm, marker="o", markersize=2.5)
+        color, line, width = {"random": ("black", "--", 2.0), "default": ("tab:red", "-", 2.4)}.get(
+            arm, (next(palette), "-", 1.2)
+        )
+        label = f"default (= {twin})" if arm == "default" and twin else arm
+        ax.plot(grid, mean, line, color=color, linewidth=width, label=label, marker="o", markersize=2.5)
         if arm in ("random", "default"):
             draws = np.stack([c[rng.integers(0, len(c), len(c))].mean(axis=0) for _ in range(1000)])
             lo, hi = np.percentile(draws, [2.5, 97.5], axis=0)
-            ax.fill_between(grid, lo, hi, color=drawn.get_color(), alpha=0.15, linewidth=0)
+            ax.fill_between(grid, lo, hi, color=color, alpha=0.15, linewidth=0)
     ax.set_xlabel(f"labels spent (training + {n_valid} validation)")
     ax.set_ylabel("test macro-F1")
     ax.set_title(title)

@@ -135,3 +135,15 @@ def test_dpkg_records_are_parsed_with_their_long_description(tmp_path: Path) -> 
         "Package: c\nDescription: no section\n"
     )
     assert read_dpkg(status) == [("utils", "short one first line second"), ("net", "net tool")]
+
+
+def test_the_plot_draws_the_defaults_twin_once(tmp_path: Path) -> None:
+    from bench.learning_report import twin_of, write_plot
+
+    grid = np.array([10.0, 20.0, 30.0])
+    bald = np.array([[0.2, 0.4, 0.6], [0.3, 0.5, 0.7]])
+    curves = {"random": bald + 0.01, "bald": bald, "default": bald.copy()}
+    assert twin_of(curves, "default") == "bald"
+    assert twin_of({"random": bald + 0.01, "default": bald}, "default") is None
+    write_plot(tmp_path / "p.png", grid, curves, title="t", n_valid=5)
+    assert (tmp_path / "p.png").stat().st_size > 1000
