@@ -9,7 +9,7 @@ Model weights and training shuffles are seeded from (seed, cycle): at a given cy
 initial network, so arms differ only by which items they labeled.
 
 Per dataset: normalised area under the macro-F1 curve and labels needed to reach random's final macro-F1, each
-with a 95% paired bootstrap interval over the seeds (``bench/learning_protocol.py``), and a plot. Last line:
+with a 95% paired bootstrap interval over the seeds (``engine/learning_protocol.py``), and a plot. Last line:
 
     RESULT {"datasets": n, "seeds": s, "median_labels_fraction": f, "worst_auc_gain_ci_low": g, ...}
 
@@ -40,7 +40,9 @@ import torch  # noqa: E402
 
 from bench.learning_arms import ARMS, Arm, Context, default_arm, product_default, same_as  # noqa: E402
 from bench.learning_data import CACHE, DATASETS, Dataset, Plan  # noqa: E402
-from bench.learning_protocol import (  # noqa: E402
+from bench.learning_report import summarise_dataset, write_plot  # noqa: E402
+from engine.architectures import ImageCNN, TextHead  # noqa: E402
+from engine.learning_protocol import (  # noqa: E402
     FloatArray,
     IntArray,
     initial_labeled,
@@ -49,8 +51,6 @@ from bench.learning_protocol import (  # noqa: E402
     on_grid,
     seed_for,
 )
-from bench.learning_report import summarise_dataset, write_plot  # noqa: E402
-from engine.architectures import ImageCNN, TextHead  # noqa: E402
 from engine.scoring import concat_chunks, iter_batches, score_model  # noqa: E402
 from engine.training import TrainConfig, train_classifier  # noqa: E402
 

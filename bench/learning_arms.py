@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from bench.learning_protocol import FloatArray, IntArray
 from engine import heuristics, selection
+from engine.learning_protocol import FloatArray, IntArray
 
 # The default benchmarked, fixed before the final run: what a new project gets (Project.default_heuristic,
 # Project.default_mc_iterations, Cycle.strategy and its validated options). Cold start is not part of it here:

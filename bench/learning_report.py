@@ -1,4 +1,4 @@
-"""Per-dataset figures and plots of ``bench/learning.py``: every number from ``bench/learning_protocol.py``."""
+"""Per-dataset figures and plots of ``bench/learning.py``: every number from ``engine/learning_protocol.py``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.learning_protocol import (
+from engine.learning_protocol import (
     FloatArray,
     auc_gain_stat,
     auc_stat,

@@ -1,4 +1,4 @@
-"""The learning benchmark's protocol rules (bench/learning_protocol.py, bench/learning.py), on tiny data."""
+"""The learning benchmark's protocol rules (engine/learning_protocol.py, bench/learning.py), on tiny data."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from bench import learning
 from bench.learning_arms import ARMS, DECLARED_DEFAULT, product_default, same_as
 from bench.learning_data import Dataset, Plan, read_dpkg
-from bench.learning_protocol import (
+from engine.learning_protocol import (
     NEVER,
     Estimate,
     auc_gain_stat,

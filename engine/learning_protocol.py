@@ -1,4 +1,5 @@
-"""The evaluation protocol of ``bench/learning.py`` as plain numpy, so each rule is tested on tiny data.
+"""The evaluation protocol of learning-efficiency comparisons (``bench/learning.py`` and the product's strategy
+comparison, ``campaigns.services.comparison``) as plain numpy, so each rule is tested on tiny data.
 
 Rules (issue 14, section 5): every seed resamples the split; the initial labeled set depends on the seed only, never
 on the arm; validation labels are spent labels (the x axis starts at ``initial + validation``); every arm's curve is
