@@ -60,11 +60,13 @@ from campaigns.selectors.projects import (
 )
 from campaigns.selectors.scores import (
     cycle_has_scores,
+    scores_candidate_arrays,
     scores_candidates,
     scores_count_at_least,
     scores_for_cycle,
     scores_histogram,
     scores_sorted,
+    scores_sorted_ids_name,
     scores_sorted_name,
     scores_stats_compute,
 )
@@ -103,11 +105,13 @@ __all__ = [
     "project_learning_curve",
     "projects_for_user",
     "projects_with_counts_for_user",
+    "scores_candidate_arrays",
     "scores_candidates",
     "scores_count_at_least",
     "scores_for_cycle",
     "scores_histogram",
     "scores_sorted",
+    "scores_sorted_ids_name",
     "scores_sorted_name",
     "scores_stats_compute",
     "selected_items_first",

@@ -12,15 +12,35 @@ from django.db.models import Avg, Count, F, FloatField, IntegerField, Max, Min, 
 from django.db.models.functions import Cast, Floor, Least
 from numpy.typing import NDArray
 
-from campaigns.models import Cycle, ItemState, Score
+from campaigns.models import Cycle, Item, ItemState, Score
+
+# A scored item stays a candidate while it is unlabeled and active (the one rule, for both reads below).
+_CANDIDATE = {"label__isnull": True, "state": ItemState.ACTIVE}
 
 
 def scores_candidates(*, cycle: Cycle, threshold: float | None) -> QuerySet[Score]:
     """Scores of the cycle at or above the threshold, most uncertain first, whose items are still unlabeled."""
-    qs = Score.objects.filter(cycle=cycle, item__label__isnull=True, item__state=ItemState.ACTIVE)
+    qs = Score.objects.filter(cycle=cycle, **{f"item__{k}": v for k, v in _CANDIDATE.items()})
     if threshold is not None:
         qs = qs.filter(uncertainty__gte=threshold)
     return qs.order_by("-uncertainty", "item_id")
+
+
+def scores_candidate_arrays(*, cycle: Cycle, threshold: float | None) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    """(item ids, uncertainties) of the candidates, in ascending (uncertainty, item id) order: the whole-pool
+    strategies' input. Once scoring has finished they come from the sorted copy in storage, less the items labeled
+    or set aside since (one query returning only those); before that, from one two-column query."""
+    stored = scores_sorted(cycle_id=cycle.pk)
+    ids = _load_sorted(scores_sorted_ids_name(cycle.pk)) if stored is not None else None
+    if stored is None or ids is None or len(ids) != len(stored):  # scoring not finished, or frozen before ids were
+        _load_sorted.cache_clear()  # don't remember "missing": the files appear when scoring ends
+        qs = scores_candidates(cycle=cycle, threshold=threshold).order_by("uncertainty", "item_id")
+        table = np.array(list(qs.values_list("item_id", "uncertainty")), dtype=[("id", np.int64), ("u", np.float64)])
+        return np.ascontiguousarray(table["id"].reshape(-1)), np.ascontiguousarray(table["u"].reshape(-1))
+    lo = 0 if threshold is None else int(np.searchsorted(stored, threshold, side="left"))
+    gone = Item.objects.filter(project_id=cycle.project_id).exclude(**_CANDIDATE).values_list("pk", flat=True)
+    keep = ~np.isin(ids[lo:], np.fromiter(gone, dtype=np.int64))
+    return ids[lo:][keep].astype(np.int64), stored[lo:][keep].astype(np.float64)
 
 
 def scores_count_at_least(*, cycle: Cycle, threshold: float | None) -> int:
@@ -44,8 +64,13 @@ def scores_sorted_name(cycle_id: int) -> str:
     return f"cycles/{cycle_id}/uncertainty_sorted.npy"
 
 
+def scores_sorted_ids_name(cycle_id: int) -> str:
+    """The item ids aligned with the sorted uncertainties."""
+    return f"cycles/{cycle_id}/uncertainty_sorted_ids.npy"
+
+
 @lru_cache(maxsize=16)
-def _load_sorted(name: str) -> NDArray[np.float64] | None:
+def _load_sorted(name: str) -> NDArray[Any] | None:
     if not default_storage.exists(name):
         return None
     with default_storage.open(name, "rb") as fh:

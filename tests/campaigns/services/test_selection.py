@@ -14,10 +14,11 @@ from django.db import connection
 from PIL import Image
 
 from campaigns.models import Cycle, Item, Score, SelectedItem, Selection
-from campaigns.selectors import items_pool
+from campaigns.selectors import items_pool, scores_candidate_arrays, scores_candidates
 from campaigns.services.cycles import InvalidTransition, cycle_create, cycle_transition
 from campaigns.services.embeddings import embeddings_save, embeddings_save_labeled
 from campaigns.services.params import SelectionParams
+from campaigns.services.score_stats import score_stats_freeze
 from campaigns.services.selection import selection_make, selection_preview
 from campaigns.states import CycleState
 from engine import selection as strategies
@@ -262,10 +263,31 @@ def test_power_samples_from_the_whole_scored_pool(make_project: Any) -> None:
     """Issue 14 (PowerBALD): the Gumbel-top-k draw runs over every candidate, not the top 10 x budget."""
     u = list(np.linspace(1.0, 0.5, 300))  # k0 most uncertain ... k299 least
     cycle = scored_cycle(make_project(labels=["a"]), u, budget=5, strategy="power", seed=3)
-    picked = [int(k[1:]) for k in keys(selection_make(cycle=cycle))]
-    assert picked == [int(p) for p in strategies.power_sample(np.asarray(u), 5, seed=3, power=1.0)]
-    assert max(picked) >= 50  # uncertainties this flat: the draw reaches far below the top 50
+    params = SelectionParams.for_cycle(cycle)
+    before = [p["item_id"] for p in selection_preview(cycle=cycle, params=params)["items"]]
+    ascending = np.asarray(u[::-1])  # candidates come in ascending (uncertainty, item id) order: k299 first
+    expected = [f"k{299 - int(p)}" for p in strategies.power_sample(ascending, 5, seed=3, power=1.0)]
+    picked = keys(selection_make(cycle=cycle))
+    assert picked == expected and max(int(k[1:]) for k in picked) >= 50  # flat: the draw reaches far below the top
     assert "candidates_factor" not in cycle.strategy_params
+    # Once scoring has frozen the sorted copy (with ids), the draw reads it instead of the rows: the same picks.
+    score_stats_freeze(cycle=cycle)
+    assert [p["item_id"] for p in selection_preview(cycle=cycle, params=params)["items"]] == before
+
+
+@pytest.mark.django_db
+def test_whole_pool_candidates_from_storage_skip_items_labeled_since_and_respect_the_threshold(
+    make_project: Any,
+) -> None:
+    cycle = scored_cycle(make_project(labels=["a"]), [0.1, 0.9, 0.5, 0.7, 0.3], budget=5)
+    score_stats_freeze(cycle=cycle)
+    Item.objects.filter(key="k3").update(label="a")
+    Item.objects.filter(key="k1").update(state="skipped")
+    ids, u = scores_candidate_arrays(cycle=cycle, threshold=0.2)  # from storage
+    assert [Item.objects.get(pk=i).key for i in ids] == ["k4", "k2"] and list(u) == [0.3, 0.5]
+    # The same as the rows' own query, the rule before scoring froze the copy.
+    rows = scores_candidates(cycle=cycle, threshold=0.2).order_by("uncertainty", "item_id")
+    assert [(int(i), float(v)) for i, v in zip(ids, u, strict=True)] == list(rows.values_list("item_id", "uncertainty"))
 
 
 @pytest.mark.django_db
@@ -276,9 +298,7 @@ def test_badge_and_coreset_draw_a_seeded_uniform_sample_of_candidates(make_proje
     cycle = embedded_cycle(project, emb, probs=probs, budget=3, strategy="badge", seed=9)
     params = SelectionParams.for_cycle(cycle, options={"candidates_factor": 10})
     picked = [int(p["item_id"]) for p in selection_preview(cycle=cycle, params=params)["items"]]
-    order = list(
-        Score.objects.filter(cycle=cycle).order_by("-uncertainty", "item_id").values_list("item_id", flat=True)
-    )
+    order = list(Score.objects.filter(cycle=cycle).order_by("uncertainty", "item_id").values_list("item_id", flat=True))
     sample = np.sort(np.random.default_rng([9, 1]).choice(40, 30, replace=False))
     ids = [order[int(s)] for s in sample]
     by_id = dict(zip(sorted(order), range(40), strict=True))
