@@ -7,12 +7,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.core.cache import cache
 from django.test import override_settings
 
 from tests.factories import ProjectFactory, UserFactory
 
 # The session's real Label Studio server and clients (ls_server, ls_pat_client, ls_settings, ...).
 pytest_plugins = ["tests.labelstudio_server"]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache() -> None:
+    """Login failure counts and throttles live in the cache (a per-process memory cache under the test settings):
+    one test's failed logins must not lock out the next test's."""
+    cache.clear()
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ SQLite and files under `var/`, a filesystem Celery broker, MLflow on a sqlite st
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -35,6 +36,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI assets served locally: no CDN at run time
+    "axes",  # failed logins counted and locked out (see AXES_* below)
     "campaigns",
     "models_registry",
 ]
@@ -51,6 +53,8 @@ MIDDLEWARE = [
     # Before any view reads the body (CSRF's check parses a POST form): an upload over the limit is a 413 at once.
     "alweb.middleware.UploadLimitMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a login form's lockout into alweb.auth.lockout_response.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "alweb.urls"
@@ -71,6 +75,10 @@ TEMPLATES = [
         },
     },
 ]
+
+# The shared cache: login failure counts and API throttles live here, so it must be one for every process that
+# serves requests. Local mode and the tests: memory (one process). Production: Redis (alweb.settings.production).
+CACHES = {"default": env.cache("ALWEB_CACHE_URL", default="locmemcache://")}
 
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'alweb.sqlite3'}")}
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
@@ -131,6 +139,28 @@ ALWEB_MEDIA_URL_TTL = env.int("ALWEB_MEDIA_URL_TTL", default=3600)
 # Tasks per Label Studio import request (a 1000-task import with predictions is ~1.3 s and ~1 MB; fewer, larger
 # requests cost Label Studio less).
 ALWEB_LS_SYNC_BATCH = env.int("ALWEB_LS_SYNC_BATCH", default=1000)
+
+# Login throttling (django-axes), on the dashboard's and the admin's login forms and the API's token endpoint:
+# after ALWEB_LOGIN_FAILURE_LIMIT failures for one username, or from one client address, every login for it (even
+# with the right password) is refused with 429 for ALWEB_LOGIN_LOCKOUT_SECONDS; each failure meanwhile restarts the
+# wait. Counted in the shared cache (CACHES, Redis in production), so every web worker sees the same counts. The
+# address is alweb.auth.client_ip: REMOTE_ADDR unless ALWEB_TRUSTED_PROXIES says how many proxies to look through.
+ALWEB_LOGIN_FAILURE_LIMIT = env.int("ALWEB_LOGIN_FAILURE_LIMIT", default=10)
+ALWEB_LOGIN_LOCKOUT_SECONDS = env.int("ALWEB_LOGIN_LOCKOUT_SECONDS", default=900)
+ALWEB_TRUSTED_PROXIES = env.int("ALWEB_TRUSTED_PROXIES", default=0)
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out login before any password is checked
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_HANDLER = "axes.handlers.cache.AxesCacheHandler"
+AXES_FAILURE_LIMIT = ALWEB_LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(seconds=ALWEB_LOGIN_LOCKOUT_SECONDS)
+# Counted per username and per address, each on its own: one address trying many usernames, and many addresses
+# trying one username, are both held. An existing and a made-up username are counted (and answered) the same.
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_CLIENT_IP_CALLABLE = "alweb.auth.client_ip"
+AXES_LOCKOUT_CALLABLE = "alweb.auth.lockout_response"
+AXES_ENABLE_ADMIN = False  # its admin pages list database records, which the cache handler does not write
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"

@@ -41,3 +41,6 @@ def local_secret_key(var_dir: Path) -> str:
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="") or local_secret_key(VAR_DIR)
+# Local mode serves from one process (runserver): the memory cache is shared by every request (axes.W001 warns
+# about several processes, as in production, where the cache is Redis).
+SILENCED_SYSTEM_CHECKS = ["axes.W001"]

@@ -11,6 +11,9 @@ SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="")
 if len(SECRET_KEY) < 32 or SECRET_KEY.startswith("insecure"):
     raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set to a random value of at least 32 characters.")
 DEBUG = False
+# Redis, shared by every web worker: a per-process cache would give each worker its own login failure counts and
+# throttles (3 gunicorn workers: three times the guesses). The compose file's Redis by default.
+CACHES = {"default": env.cache("ALWEB_CACHE_URL", default="redis://redis:6379/1")}
 SESSION_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=True)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 # HTTPS only by default: plain HTTP is redirected and browsers remember (HSTS, a year) to never try it again.

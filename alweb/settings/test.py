@@ -11,3 +11,8 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/15")
 # The made-up Label Studio hosts the tests name (never reached: a test that calls one fakes the client).
 ALWEB_LS_ALLOWED_URLS = [LABEL_STUDIO_URL, "http://ls.example", "http://ls.example:8080", "https://ls.example"]
+# Each test process its own cache, whatever ALWEB_CACHE_URL says: tests clear it between tests (lockouts and
+# throttles must not leak from one test to the next) and must never clear a Redis others use.
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# axes.W001 warns that a memory cache is per process: true, and fine for one test process.
+SILENCED_SYSTEM_CHECKS = ["axes.W001"]

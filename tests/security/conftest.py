@@ -6,7 +6,6 @@ import json
 from typing import Any
 
 import pytest
-from django.core.cache import cache
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -32,11 +31,6 @@ def api_client(user: Any) -> APIClient:
 def send(client: APIClient, method: str, path: str, body: Any = None) -> Any:
     data = None if body is None else json.dumps(body)
     return getattr(client, method)(path, data=data, content_type="application/json")
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache() -> None:
-    cache.clear()  # throttles and lockouts live in the cache: one test's failures must not lock out the next
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Issue 18, finding 7 (tokens), replayed as Bob against Alice's account: the requests of the
+"""Issue 18, findings 4 (brute force) and 7 (tokens), replayed as Bob against Alice's account: the requests of the
 probe, asserting the fix. The other findings: test_findings.py and test_findings_input.py."""
 
 from __future__ import annotations
@@ -92,3 +92,118 @@ def test_f7_a_password_change_ends_every_token_through_the_dashboard_the_admin_o
     bob.email = "bob@example.org"
     bob.save()
     assert api_status(key) == (200, "")
+
+
+# ---------------------------------------------------------------------------------------------------- finding 4
+
+
+def guess(username: str, password: str, **headers: str) -> Any:
+    return APIClient().post(TOKEN_URL, {"username": username, "password": password}, format="json", **headers)
+
+
+def test_f4_the_token_endpoint_holds_whatever_x_forwarded_for_or_authorization_say(alice: Any, bob: Any) -> None:
+    bobs = Token.objects.create(user=bob).key
+    statuses = [
+        guess("alice", f"guess-{i}", HTTP_X_FORWARDED_FOR=f"10.9.{i}.1", HTTP_AUTHORIZATION=f"Token {bobs}").status_code
+        for i in range(15)
+    ]
+    assert statuses == [400] * 9 + [429] * 6  # the 10th failure locks the username out
+    response = guess("alice", PASSWORD, HTTP_X_FORWARDED_FOR="10.9.99.1", HTTP_AUTHORIZATION=f"Token {bobs}")
+    assert response.status_code == 429 and "token" not in response.json()
+    assert "Too many failed logins" in response.json()["detail"] and "alice" not in response.json()["detail"]
+    assert response["Retry-After"]
+
+
+def test_f4_a_lockout_says_the_same_for_a_real_and_a_made_up_username(alice: Any) -> None:
+    answers = {}
+    for username, address in (("alice", "10.0.0.1"), ("nobody-here", "10.0.0.2")):
+        failures = [guess(username, "wrong", REMOTE_ADDR=address) for _ in range(10)]
+        assert {r.json()["non_field_errors"][0] for r in failures[:9]} == {
+            "Unable to log in with provided credentials."
+        }
+        answers[username] = (failures[-1].status_code, failures[-1].json())
+    assert answers["alice"] == answers["nobody-here"]
+    assert answers["alice"][0] == 429
+
+
+def test_f4_one_address_trying_many_usernames_is_held_and_others_are_not(alice: Any, bob: Any) -> None:
+    for i in range(10):
+        guess(f"user-{i}", "wrong", REMOTE_ADDR="10.0.0.7")
+    assert guess("bob", PASSWORD, REMOTE_ADDR="10.0.0.7").status_code == 429  # the address is locked
+    assert guess("bob", PASSWORD, REMOTE_ADDR="10.0.0.8").status_code == 200  # bob himself is not
+
+
+def test_f4_the_token_rate_limit_ignores_forwarded_for_and_tokens(bob: Any) -> None:
+    bobs = Token.objects.create(user=bob).key
+    codes = [
+        guess("bob", PASSWORD, HTTP_X_FORWARDED_FOR=f"10.8.{i}.1", HTTP_AUTHORIZATION=f"Token {bobs}").status_code
+        for i in range(31)
+    ]
+    assert codes == [200] * 30 + [429]
+
+
+def test_f4_behind_trusted_proxies_the_address_is_the_one_the_proxy_saw(alice: Any, settings: Any) -> None:
+    from django.test import RequestFactory
+
+    from alweb.auth import client_ip
+
+    def ip(remote: str, forwarded: str | None) -> str:
+        extra = {} if forwarded is None else {"HTTP_X_FORWARDED_FOR": forwarded}
+        return client_ip(RequestFactory().get("/", REMOTE_ADDR=remote, **extra))
+
+    assert ip("192.0.2.1", "6.6.6.6") == "192.0.2.1"  # default: no proxy trusted, the header is ignored
+    settings.ALWEB_TRUSTED_PROXIES = 1
+    assert ip("10.0.0.2", "6.6.6.6, 203.0.113.5") == "203.0.113.5"  # what the client wrote stays on the left
+    settings.ALWEB_TRUSTED_PROXIES = 2
+    assert ip("10.0.0.3", "6.6.6.6, 203.0.113.5, 10.0.0.2") == "203.0.113.5"
+    assert ip("10.0.0.3", "203.0.113.5") == "10.0.0.3"  # fewer entries than proxies: it came around them
+    settings.ALWEB_TRUSTED_PROXIES = 1
+    codes = [
+        guess(f"user-{i}", "wrong", REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR=f"6.6.{i}.6, 203.0.113.5").status_code
+        for i in range(11)
+    ]
+    assert codes[-1] == 429  # the client's own entries changed every time; the address the proxy saw did not
+    assert guess("alice", PASSWORD, REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="203.0.113.6").status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/accounts/login/", "/admin/login/"])
+def test_f4_both_login_forms_lock_out_and_the_right_password_then_fails_too(alice: Any, path: str) -> None:
+    alice.is_staff = True
+    alice.save()
+    browser = Client()
+    codes = []
+    for i in range(25):
+        response = browser.post(path, {"username": "alice", "password": f"guess-{i}"}, REMOTE_ADDR=f"10.7.{i}.1")
+        codes.append(response.status_code)
+    assert codes == [200] * 9 + [429] * 16
+    response = browser.post(path, {"username": "alice", "password": PASSWORD}, REMOTE_ADDR="10.7.99.1")
+    assert response.status_code == 429 and "_auth_user_id" not in browser.session
+    page = response.content.decode()
+    assert "Too many failed logins for this username or from this address" in page
+    # A made-up username is answered in the same words.
+    for i in range(10):
+        response = browser.post(path, {"username": "nobody-here", "password": "x"}, REMOTE_ADDR=f"10.6.{i}.1")
+    assert response.status_code == 429 and "Too many failed logins" in response.content.decode()
+    assert "nobody-here" not in response.content.decode() and "alice" not in page
+
+
+def test_f4_counts_live_in_the_shared_cache_redis_in_production(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+    import sys
+
+    from django.conf import settings
+
+    assert settings.AXES_HANDLER == "axes.handlers.cache.AxesCacheHandler"
+    monkeypatch.setenv("DJANGO_SECRET_KEY", "s" * 50)
+    monkeypatch.delenv("ALWEB_CACHE_URL", raising=False)
+    sys.modules.pop("alweb.settings.production", None)
+    try:
+        prod = importlib.import_module("alweb.settings.production")
+        assert prod.CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache"
+        monkeypatch.setenv("ALWEB_CACHE_URL", "redis://cache.internal:6379/2")
+        sys.modules.pop("alweb.settings.production", None)
+        prod = importlib.import_module("alweb.settings.production")
+        assert prod.CACHES["default"]["LOCATION"] == "redis://cache.internal:6379/2"
+        assert prod.ALWEB_TRUSTED_PROXIES == 0
+    finally:
+        sys.modules.pop("alweb.settings.production", None)
