@@ -19,8 +19,10 @@ from campaigns.models import Item, ItemState, Project
 from campaigns.selectors import evaluation_status, items_selected_elsewhere
 
 
-def _order(project: Project, key: str) -> bytes:
-    return hashlib.blake2b(f"{project.pk}:{key}".encode(), digest_size=8, person=b"alweb-eval").digest()
+def _order(key: str) -> bytes:
+    # A function of the key alone: copies of a project (the arms of a strategy comparison) draw the same sample,
+    # so every arm is measured on the same evaluation labels.
+    return hashlib.blake2b(key.encode(), digest_size=8, person=b"alweb-eval").digest()
 
 
 def evaluation_picks(*, project: Project) -> list[int]:
@@ -36,6 +38,6 @@ def evaluation_picks(*, project: Project) -> list[int]:
             .exclude(Exists(live))
             .values_list("pk", "key")
         )
-        ordered = sorted(rows, key=lambda row: _order(project, row[1]))
+        ordered = sorted(rows, key=lambda row: _order(row[1]))
         picks.extend(pk for pk, _ in ordered[: status.missing])
     return picks

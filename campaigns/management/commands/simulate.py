@@ -1,0 +1,62 @@
+"""`manage.py simulate PROJECT`: what active learning would save on a project's own labeled data.
+
+Runs the chosen strategies and random sampling with paired seeds through the product's loop on sandbox copies of the
+project (its labels become the oracle's answer key), and prints the comparison; `--json` writes it as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from campaigns.models import Heuristic, Project, Strategy
+from campaigns.services.comparison import ComparisonError, project_compare_strategies
+
+
+class Command(BaseCommand):
+    help = "Compare strategies with random sampling on a project's own labels (a simulation; the project is untouched)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("project", help="project id or name")
+        parser.add_argument("--strategies", default="topk", help="comma-separated, compared with random")
+        parser.add_argument("--heuristic", default=Heuristic.BALD, choices=Heuristic.values)
+        parser.add_argument("--seeds", type=int, default=3)
+        parser.add_argument("--cycles", type=int, default=4)
+        parser.add_argument("--budget", type=int, default=20)
+        parser.add_argument("--json", dest="as_json", action="store_true", help="print the report as JSON")
+
+    def handle(self, *args: Any, **opts: Any) -> None:
+        key = opts["project"]
+        project = Project.objects.filter(pk=int(key)).first() if key.isdigit() else None
+        project = project or Project.objects.filter(name=key).first()
+        if project is None:
+            raise CommandError(f"no project {key!r}")
+        strategies = [s.strip() for s in opts["strategies"].split(",") if s.strip()]
+        unknown = sorted(set(strategies) - set(Strategy.values))
+        if unknown:
+            raise CommandError(f"--strategies: unknown {', '.join(unknown)} (known: {', '.join(Strategy.values)})")
+        try:
+            report = project_compare_strategies(
+                project=project,
+                strategies=strategies,
+                seeds=opts["seeds"],
+                cycles=opts["cycles"],
+                budget=opts["budget"],
+                heuristic=opts["heuristic"],
+                on_progress=lambda done, total: self.stderr.write(f"  {done}/{total} runs"),
+            )
+        except ComparisonError as exc:
+            raise CommandError(str(exc)) from exc
+        if opts["as_json"]:
+            self.stdout.write(json.dumps(report.as_json()))
+            return
+        self.stdout.write(f"{project.name}: {report.seeds} seeds x {report.cycles} cycles of {report.budget} labels")
+        for arm in report.arms:
+            auc, gain, frac = arm.auc.as_json(), arm.auc_gain.as_json(), arm.labels_fraction.as_json()
+            self.stdout.write(
+                f"  {arm.strategy:10s} AUC {auc[0]} [{auc[1]}, {auc[2]}]  gain vs random {gain[0]} [{gain[1]}, "
+                f"{gain[2]}]  labels vs random {frac[0]} [{frac[1]}, {frac[2]}]"
+            )
+        self.stdout.write(report.recommendation)
