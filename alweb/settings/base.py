@@ -197,7 +197,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     # One schema name for a choice set used by several fields (a project's default heuristic, a cycle's heuristic).
-    "ENUM_NAME_OVERRIDES": {"HeuristicEnum": "campaigns.models.Heuristic"},
+    # Two "kind" fields (a model version's, an external model's) need names of their own.
+    "ENUM_NAME_OVERRIDES": {
+        "HeuristicEnum": "campaigns.models.Heuristic",
+        "ModelVersionKindEnum": "models_registry.models.ModelKind",
+        "ExternalModelKindEnum": "campaigns.services.training.EXTERNAL_KINDS",
+    },
 }
 
 # Celery: the embedded default is kombu's filesystem transport (no server) with a real worker process.

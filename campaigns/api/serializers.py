@@ -23,6 +23,7 @@ from campaigns.ingest.tiling import parse_tile
 from campaigns.models import Annotation, Heuristic, Item, ItemState, Membership, Project, Split, TaskType
 from campaigns.services.items import FORMATS
 from campaigns.services.params import MAX_BUDGET, MAX_MC_ITERATIONS
+from campaigns.services.training import EXTERNAL_KINDS
 from integrations.labelstudio.connect import RELEASE_MODES, RELEASE_TASKS
 from models_registry.models import ModelVersion
 
@@ -262,7 +263,7 @@ class ExternalModelSerializer(serializers.Serializer):
     """Register an MLflow pyfunc alweb scores with but does not train (e.g. a detector)."""
 
     model_uri = StrictCharField(max_length=1000, help_text="runs:/<run id>/<path> or models:/<name or id>[/<version>]")
-    kind = serializers.ChoiceField(choices=["pyfunc-classifier", "pyfunc-detector"])
+    kind = serializers.ChoiceField(choices=EXTERNAL_KINDS)
 
 
 class ModelVersionSerializer(serializers.ModelSerializer):

@@ -111,7 +111,7 @@ def test_import_csv_creates_items_and_says_how_many(as_owner: Any, project: Any)
     assert Item.objects.filter(project=project).count() == 30
     assert Item.objects.filter(project=project, label="positive").count() == 15
     page = response.content.decode()
-    assert "Imported 30 rows: 30 new items, 0 already there, 15 with a label." in page
+    assert "Imported 30 rows: 30 new items, 0 already there, 15 labels applied." in page
     assert '<td class="num" id="items-total">30</td>' in page
 
 
