@@ -146,10 +146,18 @@ def evaluate(
 
 
 def _better(monitor: Monitor, new: EpochLog, best: EpochLog | None) -> bool:
+    """Whether `new` is the better checkpoint. A tie on the monitored score goes to the lower validation loss: a small
+    validation set puts macro-F1 on a few discrete values, and keeping the first epoch that reached the ceiling kept
+    checkpoints from epochs 3-7 of ~55 (bench/learning.py, docs/learning.md): undertrained models whose test score
+    fell as labels grew."""
     if best is None:
         return True
     a, b = getattr(new, monitor), getattr(best, monitor)
-    return bool(a < b) if monitor == "val_loss" else bool(a > b)
+    if monitor == "val_loss":
+        return bool(a < b)
+    if a != b:
+        return bool(a > b)
+    return new.val_loss is not None and best.val_loss is not None and new.val_loss < best.val_loss
 
 
 def effective_schedule(config: TrainConfig, n_train: int) -> tuple[int, int]:

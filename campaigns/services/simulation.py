@@ -108,7 +108,7 @@ def simulation_run(
             on_cycle(cycle)
     simulation_evaluate(project=project, seed=seed * 1000 + cycles)
     return [
-        Point(p["labels"], float(p["accuracy"]), float(p["macro_f1"]))
+        Point(p["labels_spent"], float(p["accuracy"]), float(p["macro_f1"]))
         for p in project_learning_curve(project=project)
         if p["accuracy"] is not None
     ]

@@ -100,3 +100,18 @@ def test_balanced_class_weights() -> None:
     w = balanced_class_weights([0, 0, 0, 1], num_classes=3)
     # n / (k * n_c) over the k = 2 classes present; an absent class keeps weight 1.
     np.testing.assert_allclose(w.numpy(), [4 / 6, 4 / 2, 1.0])
+
+
+def test_a_tie_on_the_monitored_score_goes_to_the_lower_validation_loss() -> None:
+    """Issue 14: with 20 validation items macro-F1 hits its ceiling early; the first epoch there was kept (epochs 3-7
+    of ~55) and test accuracy fell as labels grew. A tie now goes to the checkpoint with the lower validation loss."""
+    from engine.training import EpochLog, _better
+
+    def log(epoch: int, f1: float, loss: float) -> EpochLog:
+        return EpochLog(epoch, 0.1, loss, f1, f1, 0.0, False)
+
+    first = log(3, 1.0, 0.40)
+    assert _better("val_macro_f1", log(9, 1.0, 0.12), first)  # same F1, better loss: the later epoch
+    assert not _better("val_macro_f1", log(9, 1.0, 0.55), first)  # same F1, worse loss: keep
+    assert not _better("val_macro_f1", log(9, 0.9, 0.01), first)  # the monitored score still decides first
+    assert _better("val_loss", log(9, 0.5, 0.30), first) and not _better("val_loss", log(9, 1.0, 0.40), first)

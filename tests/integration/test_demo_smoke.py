@@ -33,9 +33,13 @@ def test_demo_smoke_runs_the_loop_through_label_studio(tmp_path: Path, ls_settin
     projects = Project.objects.filter(name__startswith="Simulation")
     assert projects.count() == 2
     for project in projects:
-        # Two closed cycles of 15 labels each, every label from an oracle annotation pulled from Label Studio.
+        # Two closed cycles of 15 training labels each plus the evaluation sample (validation and test, sent with
+        # the first cycle), every label from an oracle annotation pulled from Label Studio.
         assert Cycle.objects.filter(project=project, state="closed").count() == 2
+        training = Item.objects.filter(project=project, label__isnull=False, split="pool")
+        evaluation = Item.objects.filter(project=project, label__isnull=False, split__in=["valid", "test"])
+        assert training.count() == 30 and evaluation.count() > 0
         labeled = Item.objects.filter(project=project, label__isnull=False)
-        assert labeled.count() == 30 and set(labeled.values_list("label_source", flat=True)) == {"annotation"}
-        assert Annotation.objects.filter(project=project).count() == 30
+        assert set(labeled.values_list("label_source", flat=True)) == {"annotation"}
+        assert Annotation.objects.filter(project=project).count() == labeled.count()
         assert all(i.label == i.ground_truth for i in labeled)

@@ -1,16 +1,14 @@
 """`manage.py demo` (`make demo`): simulation campaigns through the real Label Studio with the oracle annotator.
 
-The default strategy and a random baseline run with the same seeds and budgets on the generated digits data set
-(a skewed pool with near-duplicates, a class-balanced test split); the report goes to var/reports/ and the last
-line printed is `RESULT {json}`. Both arms start from the same first batch (`--cold-start`, random by default,
-with the same seed): the cold-start method is an ablation of its own, not part of one arm.
+The product's default strategy (what a new project gets: BALD top-k, T = 20) and a random baseline run with the
+same seeds and budgets on scikit-learn's digits drawn i.i.d. (pool, validation and test from the same distribution:
+no skew, no planted duplicates, unless asked for); the report goes to var/reports/ and the last line printed is
+`RESULT {json}`. Both arms start from the same first batch (`--cold-start`, random by default, with the same seed):
+the cold-start method is an ablation of its own, not part of one arm. The evaluation sample is labeled by the
+oracle through Label Studio like any task, and its labels count: the curves are against labels spent.
 
-The default strategy is BALD with the `diverse` selection: each cycle the most uncertain candidates (10x the
-budget) thinned by a k-center pass over the model's deterministic embeddings, starting from the labeled set. Plain
-top-k BALD fills a batch with near-duplicates of one confusing item (the pool has bursts of them, as real pools
-do); the diversity pass spends each label on a different region. The 2026-11-30 figure in docs/benchmarks.md
-(labels_fraction_vs_random 0.287) was measured before issue 14's fixes (a k-means cold start for the strategy arm
-only, random's labels read at its last point instead of interpolated): it is not comparable with this run's.
+The project's learning-efficiency figures come from `bench/learning.py` (`docs/learning.md`): paired seeds over
+four datasets with intervals. This command is the quick, unattended end-to-end run of the whole loop.
 """
 
 from __future__ import annotations
@@ -26,8 +24,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandParser
 
 from campaigns.demo_data import DIGIT_LABELS, write_digits
-from campaigns.ingest.rows import split_for_key
-from campaigns.models import ColdStart, Project
+from campaigns.models import ColdStart, Cycle, Project
 from campaigns.services.demo_report import Arm, write_report
 from campaigns.services.items import items_import
 from campaigns.services.projects import project_create
@@ -45,8 +42,9 @@ class Command(BaseCommand):
         parser.add_argument("--seeds", type=int, default=3)
         parser.add_argument("--cycles", type=int, default=10)
         parser.add_argument("--budget", type=int, default=20, help="labels per cycle")
-        parser.add_argument("--heuristic", default="bald")
-        parser.add_argument("--strategy", default="diverse")
+        # One default everywhere: a new project's (Project.default_heuristic, Cycle.strategy's default).
+        parser.add_argument("--heuristic", default=Project._meta.get_field("default_heuristic").get_default())
+        parser.add_argument("--strategy", default=Cycle._meta.get_field("strategy").get_default())
         parser.add_argument("--mc-iterations", type=int, default=20)
         parser.add_argument(
             "--cold-start",
@@ -54,8 +52,8 @@ class Command(BaseCommand):
             choices=ColdStart.values,
             help="the first batch of every arm (the same items for both): its own ablation, never one arm's head start",
         )
-        parser.add_argument("--skew", type=float, default=0.9)
-        parser.add_argument("--duplicates", type=int, default=2)
+        parser.add_argument("--skew", type=float, default=0.0, help="thin digit d by 1 - skew*d/9 (0: i.i.d.)")
+        parser.add_argument("--duplicates", type=int, default=0, help="near-duplicates added per common digit")
         parser.add_argument("--epochs", type=int, default=30)
         parser.add_argument("--limit", type=int, default=None, help="use only this many digits (a quick smoke)")
         parser.add_argument("--out", type=Path, default=None, help="report folder (default var/reports/<time>)")
@@ -70,8 +68,7 @@ class Command(BaseCommand):
             skew=opts["skew"],
             size=16,
             duplicates=opts["duplicates"],
-            limit=opts["limit"],
-            balanced=lambda key: split_for_key(key, SPLITS) != "pool",
+            limit=opts["limit"],  # a skew, if asked for, thins every split alike: test keeps the pool's distribution
         )
         arms: dict[str, list[Any]] = {"strategy": [], "random": []}
         arm_params = comparison_arms(
@@ -113,7 +110,8 @@ class Command(BaseCommand):
             strategy=Arm(name, arms["strategy"]),
             baseline=Arm("random", arms["random"]),
             setup={
-                "dataset": "digits (skewed pool, near-duplicates, balanced test split)",
+                "dataset": f"digits (skew {opts['skew']}, {opts['duplicates']} near-duplicates; every split alike)",
+                "strategy": name,
                 "seeds": opts["seeds"],
                 "cycles": opts["cycles"],
                 "budget per cycle": opts["budget"],
