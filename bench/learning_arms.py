@@ -28,7 +28,7 @@ from engine.learning_protocol import FloatArray, IntArray
 # The default benchmarked, fixed before the final run: what a new project gets (Project.default_heuristic,
 # Project.default_mc_iterations, Cycle.strategy and its validated options). Cold start is not part of it here:
 # every arm starts from the same seeded random labels (the cold start would be an ablation of its own).
-DECLARED_DEFAULT: dict[str, Any] = {"heuristic": "bald", "strategy": "topk", "mc_iterations": 20, "options": {}}
+DECLARED_DEFAULT: dict[str, Any] = {"heuristic": "margin", "strategy": "topk", "mc_iterations": 20, "options": {}}
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ import numpy as np
 from django.db import transaction
 from django.db.models import F
 
-from campaigns.models import Cycle, Item, Project, SelectedItem
+from campaigns.models import Cycle, Heuristic, Item, Project, SelectedItem
 from campaigns.selectors import project_learning_curve
 from campaigns.services.closing import cycles_close_if_labeled
 from campaigns.services.cycles import cycle_create, cycle_transition
@@ -166,7 +166,7 @@ def project_compare_strategies(
     seeds: int = 3,
     cycles: int = 4,
     budget: int = 20,
-    heuristic: str = "bald",
+    heuristic: str = Heuristic.MARGIN,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> ComparisonReport:
     """Run each strategy and random with `seeds` paired seeds through the product's loop on sandboxes of the

@@ -65,7 +65,7 @@ class ProjectCreateForm(ServiceErrorsMixin, forms.Form):
     split_pool = forms.FloatField(label="Pool", min_value=0, max_value=1)
     default_budget = forms.IntegerField(label="Items per cycle (budget)", initial=100)
     default_heuristic = forms.ChoiceField(
-        choices=Heuristic.choices, initial=Heuristic.BALD, label="Uncertainty heuristic"
+        choices=Heuristic.choices, initial=Heuristic.MARGIN, label="Uncertainty heuristic"
     )
     default_mc_iterations = forms.IntegerField(
         label="MC dropout passes", initial=20, help_text="More passes give steadier scores and take longer."

@@ -124,7 +124,7 @@ def test_the_benchmarked_default_is_the_products() -> None:
     spec, source = product_default()
     assert source.startswith("campaigns.models"), source
     assert spec == DECLARED_DEFAULT
-    assert same_as(spec) == "bald"
+    assert same_as(spec) == "margin"
 
 
 def test_dpkg_records_are_parsed_with_their_long_description(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("project", help="project id or name")
         parser.add_argument("--strategies", default="topk", help="comma-separated, compared with random")
-        parser.add_argument("--heuristic", default=Heuristic.BALD, choices=Heuristic.values)
+        parser.add_argument("--heuristic", default=Heuristic.MARGIN, choices=Heuristic.values)
         parser.add_argument("--seeds", type=int, default=3)
         parser.add_argument("--cycles", type=int, default=4)
         parser.add_argument("--budget", type=int, default=20)
