@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery import current_app
+from celery import Task, current_app
+from celery.exceptions import NotRegistered
 from django.db import transaction
 
 from campaigns.states import CycleState
@@ -40,7 +41,17 @@ AUTO_ADVANCE_TASKS: dict[str, str] = {S.SCORED: CYCLE_SELECT, S.SELECTED: CYCLE_
 def enqueue_on_commit(task_name: str, **kwargs: Any) -> None:
     """Send task `task_name` (one of the names above) with `kwargs` once the current transaction commits (at once
     when no transaction is open)."""
-    transaction.on_commit(lambda: current_app.tasks[task_name].delay(**kwargs))
+    transaction.on_commit(lambda: registered_task(task_name).delay(**kwargs))
+
+
+def registered_task(task_name: str) -> Task:
+    """The task registered under `task_name`. A web process never imports `campaigns.tasks`, so the first lookup
+    there runs Celery's autodiscovery (the import_modules signal the worker sends at start), which registers it."""
+    try:
+        return current_app.tasks[task_name]
+    except NotRegistered:
+        current_app.loader.import_default_modules()
+        return current_app.tasks[task_name]
 
 
 def resume_task(*, stage: str, auto_advance: bool) -> str | None:

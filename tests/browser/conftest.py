@@ -65,8 +65,15 @@ def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
     context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")
     context.set_default_timeout(15_000)
     page = context.new_page()
+    # The Content-Security-Policy must not break the dashboard: Chromium reports every blocked script, style or
+    # connection on the console ("Refused to ... because it violates the following Content Security Policy").
+    violations: list[str] = []
+    page.on("console", lambda msg: violations.append(msg.text) if "Content Security Policy" in msg.text else None)
     yield page
     report = getattr(request.node, "report_call", None)
+    if report is not None and report.passed and violations:
+        context.close()
+        pytest.fail(f"the page broke its Content-Security-Policy: {violations[:3]}")
     if report is not None and report.failed:
         FAILURE_DIR.mkdir(parents=True, exist_ok=True)
         name = re.sub(r"[^A-Za-z0-9_.-]", "_", request.node.nodeid)[-150:]

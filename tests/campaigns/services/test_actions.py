@@ -4,6 +4,7 @@ tests/integrations/labelstudio/test_sync.py.)"""
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from typing import Any
 
@@ -85,3 +86,21 @@ def test_admin_actions_queue_resync_and_requeue(admin_client: Any, enqueued: lis
         ("cycle_resync", {"cycle_id": row.selection.cycle_id, "item_ids": [row.item_id]}),
         ("cycle_score", {"cycle_id": failed.pk}),
     ]
+
+
+def test_a_process_that_never_imported_the_tasks_module_can_still_send_them() -> None:
+    """The web process (gunicorn, runserver) never imports campaigns.tasks: the queue must find the tasks by name
+    all the same (a cycle started from the dashboard answered 500 'NotRegistered' without this)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import django, sys; django.setup(); "
+        "assert 'campaigns.tasks' not in sys.modules; "
+        "from campaigns.services import queue; "
+        "print(queue.registered_task(queue.CYCLE_TRAIN).name)"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "alweb.settings.test"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "campaigns.tasks.cycle_train"
