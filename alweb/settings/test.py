@@ -10,7 +10,14 @@ DATABASES["default"]["ATOMIC_REQUESTS"] = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/15")
 # The made-up Label Studio hosts the tests name (never reached: a test that calls one fakes the client).
-ALWEB_LS_ALLOWED_URLS = [LABEL_STUDIO_URL, "http://ls.example", "http://ls.example:8080", "https://ls.example"]
+# A worker process a test starts may be told of a real server it must allow (ALWEB_LS_ALLOWED_URLS in its env).
+ALWEB_LS_ALLOWED_URLS = [
+    *env.list("ALWEB_LS_ALLOWED_URLS", default=[]),
+    LABEL_STUDIO_URL,
+    "http://ls.example",
+    "http://ls.example:8080",
+    "https://ls.example",
+]
 # Each test process its own cache, whatever ALWEB_CACHE_URL says: tests clear it between tests (lockouts and
 # throttles must not leak from one test to the next) and must never clear a Redis others use.
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}

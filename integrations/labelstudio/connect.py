@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import hmac
 import logging
 import secrets
 from collections.abc import Iterator
@@ -136,11 +137,22 @@ def ml_backend_url(project: Project) -> str:
 FIND_PAGE_SIZE = 100
 
 
+def _markers(project: Project) -> list[str]:
+    """What alweb writes into the description of an LS project it creates for `project` (the first), and what it
+    accepts as proof that it did (all). Keyed with the server's SECRET_KEY: stable for the project (a rotated
+    webhook secret must not orphan its LS project), unguessable for users, different across alweb installs sharing
+    one LS. The second is the older marker, derived from the webhook secret, still accepted for projects made then."""
+    stable = hmac.new(settings.SECRET_KEY.encode(), f"alweb-ls-project:{project.pk}".encode(), hashlib.sha256)
+    legacy = hashlib.sha256(f"{project.pk}:{project.ls_webhook_secret}".encode())
+    return [f"alweb-{stable.hexdigest()[:16]}", f"alweb-{legacy.hexdigest()[:16]}"]
+
+
 def _marker(project: Project) -> str:
-    # Stable for this alweb project and unguessable across alweb installs sharing one LS: lets a retried create
-    # adopt the LS project an interrupted attempt made instead of making a second one.
-    digest = hashlib.sha256(f"{project.pk}:{project.ls_webhook_secret}".encode()).hexdigest()[:16]
-    return f"alweb-{digest}"
+    return _markers(project)[0]
+
+
+def _created_by_alweb(project: Project, description: str) -> bool:
+    return any(marker in description for marker in _markers(project))
 
 
 def _title(project: Project) -> str:
@@ -152,13 +164,12 @@ def _find_created(client: lsc.LabelStudio, project: Project) -> int | None:
     """The LS project an earlier attempt created for this alweb project, if any. Every page of the title matches is
     read: other alweb installs sharing this LS name their projects "(alweb <same pk>)" too."""
     suffix = f"(alweb {project.pk})"
-    marker = _marker(project)
     page = 1
     while True:
         params = {"title": suffix, "page_size": FIND_PAGE_SIZE, "page": page, "include": "id,description"}
         found = lsc._request(client, "GET", "api/projects/", params=params)
         rows = found.get("results", []) if isinstance(found, dict) else found
-        hit = next((int(r["id"]) for r in rows if marker in (r.get("description") or "")), None)
+        hit = next((int(r["id"]) for r in rows if _created_by_alweb(project, r.get("description") or "")), None)
         if hit is not None or not isinstance(found, dict) or not found.get("next"):
             return hit
         page += 1
@@ -225,7 +236,7 @@ def _link(client: lsc.LabelStudio, project: Project, ls_project_id: int, *, own_
                 {"ls_project_id": f"Label Studio has no project {ls_project_id} visible to this API key"}
             ) from exc
         raise
-    if not own_key and _marker(project) not in info.description:
+    if not own_key and not _created_by_alweb(project, info.description or ""):
         # Checked before the labeling config: its problems would list another project's labels.
         raise ValidationError({"ls_project_id": LINK_NEEDS_OWN_KEY})
     try:
@@ -287,7 +298,7 @@ def labelstudio_project_release(*, project: Project, mode: str = RELEASE_TASKS) 
     with ls_errors():
         if mode == RELEASE_PROJECT:
             info = lsc.get_project(client, project.ls_project_id)
-            if _marker(project) not in info.description:
+            if not _created_by_alweb(project, info.description or ""):
                 raise ValidationError(
                     {"label_studio": "alweb did not create this Label Studio project: only its tasks can be deleted"}
                 )

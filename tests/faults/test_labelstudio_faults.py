@@ -104,7 +104,10 @@ def test_label_studio_killed_mid_sync_and_restarted_the_cycle_completes(
     Project.objects.filter(pk=project.pk).update(ls_url=ls_server.url, ls_api_key=ls_server.pat)
     celery_worker.stop()
     celery_worker.env.update(
-        ALWEB_TASK_RETRY_BACKOFF="1", ALWEB_TASK_MAX_RETRIES="10", ALWEB_BASE_URL="http://127.0.0.1:9"
+        ALWEB_TASK_RETRY_BACKOFF="1",
+        ALWEB_TASK_MAX_RETRIES="10",
+        ALWEB_BASE_URL="http://127.0.0.1:9",
+        ALWEB_LS_ALLOWED_URLS=ls_server.url,  # the project names this server: the worker must allow it
     )
     celery_worker.start()
     cycle = cold_cycle(Project.objects.get(pk=project.pk), budget=n)

@@ -49,4 +49,5 @@ def test_worker_trains_and_scores_then_a_person_selects(tmp_path: Path, celery_w
     assert done.progress["stage"] == "scoring" and done.progress["done"] == pool
     assert ModelVersion.objects.get(project=project).is_champion
     selection = selection_make(cycle=done)
-    assert selection.size == 15
+    # The budget's 15 training picks, plus the evaluation sample sent with the first selection.
+    assert selection.items.filter(purpose="training").count() == 15
