@@ -163,7 +163,7 @@ VALID = {"name": "p", "task_type": "text_classification", "labels": ["a", "b"]}
         ({"default_budget": float("inf")}, "default_budget"),
         ({"default_mc_iterations": 0}, "default_mc_iterations"),
         ({"default_mc_iterations": 1001}, "default_mc_iterations"),
-        ({"default_mc_iterations": 1}, "default_mc_iterations"),  # with the default heuristic, BALD
+        ({"default_mc_iterations": 1, "default_heuristic": "bald"}, "default_mc_iterations"),  # BALD needs >= 2 passes
         ({"default_mc_iterations": 1, "default_heuristic": "power_bald"}, "default_mc_iterations"),
         ({"default_mc_iterations": None}, "default_mc_iterations"),
         ({"default_heuristic": "coinflip"}, "default_heuristic"),

@@ -26,7 +26,7 @@ from campaigns.states import CycleState
 def test_cycles_are_numbered_and_only_one_is_open(make_project: Any) -> None:
     project = make_project()
     first = cycle_create(project=project, budget=10)
-    assert (first.number, first.state, first.heuristic, first.mc_iterations) == (1, "created", "bald", 20)
+    assert (first.number, first.state, first.heuristic, first.mc_iterations) == (1, "created", "margin", 20)
     with pytest.raises(CycleConflict, match="already has an open cycle \\(1, created\\)"):
         cycle_create(project=project)
     cycle_cancel(cycle=first)
