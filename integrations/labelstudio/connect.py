@@ -139,10 +139,15 @@ FIND_PAGE_SIZE = 100
 
 def _markers(project: Project) -> list[str]:
     """What alweb writes into the description of an LS project it creates for `project` (the first), and what it
-    accepts as proof that it did (all). Keyed with the server's SECRET_KEY: stable for the project (a rotated
-    webhook secret must not orphan its LS project), unguessable for users, different across alweb installs sharing
-    one LS. The second is the older marker, derived from the webhook secret, still accepted for projects made then."""
-    stable = hmac.new(settings.SECRET_KEY.encode(), f"alweb-ls-project:{project.pk}".encode(), hashlib.sha256)
+    accepts as proof that it did (all). Keyed with the server's SECRET_KEY over the project's id and creation time:
+    stable for the project (a rotated webhook secret must not orphan its LS project), unguessable for users,
+    different across alweb installs (and databases) sharing one LS. The second is the older marker, derived from
+    the webhook secret, still accepted for projects made then."""
+    # The creation time joins the id: a database rebuilt from scratch reuses ids, and must not adopt the LS
+    # projects an earlier database's projects left on a shared Label Studio.
+    created = project.created_at.isoformat() if project.created_at else ""
+    message = f"alweb-ls-project:{project.pk}:{created}".encode()
+    stable = hmac.new(settings.SECRET_KEY.encode(), message, hashlib.sha256)
     legacy = hashlib.sha256(f"{project.pk}:{project.ls_webhook_secret}".encode())
     return [f"alweb-{stable.hexdigest()[:16]}", f"alweb-{legacy.hexdigest()[:16]}"]
 
