@@ -174,7 +174,9 @@ def _find_created(client: lsc.LabelStudio, project: Project) -> int | None:
         params = {"title": suffix, "page_size": FIND_PAGE_SIZE, "page": page, "include": "id,description"}
         found = lsc._request(client, "GET", "api/projects/", params=params)
         rows = found.get("results", []) if isinstance(found, dict) else found
-        hit = next((int(r["id"]) for r in rows if _created_by_alweb(project, r.get("description") or "")), None)
+        # Only the current marker adopts: an interrupted create of this very project wrote it. (The older marker,
+        # still accepted to relink, would let a rebuilt database adopt an earlier one's project of the same id.)
+        hit = next((int(r["id"]) for r in rows if _marker(project) in (r.get("description") or "")), None)
         if hit is not None or not isinstance(found, dict) or not found.get("next"):
             return hit
         page += 1
