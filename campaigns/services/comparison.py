@@ -22,7 +22,7 @@ import numpy as np
 from django.db import transaction
 from django.db.models import F
 
-from campaigns.models import Cycle, Heuristic, Item, Project, SelectedItem
+from campaigns.models import ColdStart, Cycle, Heuristic, Item, Project, SelectedItem
 from campaigns.selectors import project_learning_curve
 from campaigns.services.closing import cycles_close_if_labeled
 from campaigns.services.cycles import cycle_create, cycle_transition
@@ -142,6 +142,9 @@ def _run_arm(sandbox: Project, *, strategy: str, heuristic: str, cycles: int, bu
             budget=budget,
             heuristic=heuristic,
             strategy=strategy,
+            # The same first batch for every arm: a strategy's own cold start (k-means for diverse) would credit it
+            # with a different initial labeled set; the cold start is an ablation of its own.
+            strategy_params={"cold_start": ColdStart.RANDOM.value},
             auto_advance=False,
         )
         cycle_run_training(cycle_id=cycle.pk, chain=False)
