@@ -44,6 +44,9 @@ demo: $(STAMP) ls-venv
 	$(PY) manage.py migrate --noinput -v 0
 	$(PY) manage.py demo $(DEMO_ARGS)
 
+# A fresh test database every run: CI runs on the machine's Postgres as a session left it, and a test database
+# reused from a run killed mid-way (committed rows from a transactional test) fails unrelated tests.
+PYTEST_ARGS ?= --create-db
 test: $(STAMP) ls-venv services browser-deps
 	$(PY) manage.py makemigrations --check --dry-run --settings=alweb.settings.test
 	$(PY) -m pytest $(PYTEST_ARGS)
