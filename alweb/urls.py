@@ -3,12 +3,13 @@ from __future__ import annotations
 from django.contrib import admin
 from django.urls import include, path
 
-from campaigns.media_views import media_signed
+from campaigns.media_views import media_item, media_signed
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include("campaigns.api.urls")),
     path("m/<str:token>/", media_signed, name="media-signed"),
+    path("m/i/<int:item_id>/<str:signature>/", media_item, name="media-item"),
     path("labelstudio/", include("integrations.labelstudio.urls")),
     path("accounts/", include("django.contrib.auth.urls")),
     path("", include("campaigns.web.urls")),

@@ -13,6 +13,7 @@ from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
 
 from campaigns.models import Membership, Project
+from campaigns.services.media import project_revoke_media_links
 from campaigns.services.projects import (
     UPDATABLE_FIELDS,
     check_project_unique,
@@ -150,7 +151,7 @@ class ProjectAdmin(admin.ModelAdmin):
         ),
     ]
 
-    actions = ["connect_ml_backend"]
+    actions = ["connect_ml_backend", "revoke_media_links"]
 
     @admin.display(boolean=True, description="LS key set")
     def key_is_set(self, obj: Project) -> bool:
@@ -168,6 +169,13 @@ class ProjectAdmin(admin.ModelAdmin):
                 self.message_user(request, f"{project}: not connected: {text}", level=messages.ERROR)
             else:
                 self.message_user(request, f"{project}: connected as ML backend {backend} ({ml_backend_url(project)})")
+
+    @admin.action(description="Revoke the media links handed to Label Studio")
+    def revoke_media_links(self, request: HttpRequest, queryset: QuerySet[Project]) -> None:
+        for project in queryset:
+            project_revoke_media_links(project=project)
+        done = queryset.count()
+        self.message_user(request, f"Media links revoked for {done} project(s); the next sync sends new ones.")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

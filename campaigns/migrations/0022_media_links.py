@@ -1,8 +1,13 @@
-# Reserved for one change in flight (filled in by the change that owns it); empty until then, which Django allows.
-from django.db import migrations
+from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
     dependencies = [("campaigns", "0021_detection")]
 
-    operations: list[migrations.operations.base.Operation] = []
+    operations = [
+        migrations.AddField(
+            model_name="project",
+            name="media_links_epoch",
+            field=models.PositiveIntegerField(default=0),
+        ),
+    ]

@@ -88,6 +88,9 @@ class Project(models.Model):
     ls_linked = models.BooleanField(default=False)
     ls_webhook_secret = models.CharField(max_length=64, blank=True, default="")
     ls_pulled_until = models.DateTimeField(null=True, blank=True, help_text="High-water mark of the last pull.")
+    # Signed into every stable media link of the project's items (campaigns.services.media): raising it revokes
+    # every link handed out so far; the next sync sends new ones.
+    media_links_epoch = models.PositiveIntegerField(default=0)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="owned_projects")
     members = models.ManyToManyField(
         settings.AUTH_USER_MODEL, through="Membership", related_name="projects", blank=True

@@ -98,7 +98,11 @@ def _column(model: type[models.Model], name: str) -> str:
 
 def task_payload(ctx: SyncContext, si: SelectedItem) -> convert.TaskPayload:
     item = si.item
-    value = item.text if ctx.project.task_type == TaskType.TEXT_CLASSIFICATION else item_media_url(item)
+    value = (
+        item.text
+        if ctx.project.task_type == TaskType.TEXT_CLASSIFICATION
+        else item_media_url(item, project=ctx.project)
+    )
     data: dict[str, Any] = {ctx.info.data_key: value, "alweb_key": item.key, "alweb_item": item.pk}
     data[BATCH_KEY] = si.sync_batch
     if si.purpose == Purpose.EVALUATION:

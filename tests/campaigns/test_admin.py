@@ -227,3 +227,14 @@ def test_connect_as_ml_backend_action_says_what_it_did(admin_client: Any, data: 
     page = admin_client.post(url, body, follow=True).content.decode()
     # Not linked to a Label Studio project yet: said with the reason, nothing else happens.
     assert "not connected" in page and "connect the project to Label Studio first" in page
+
+
+def test_revoke_media_links_action_raises_the_projects_epoch(admin_client: Any, data: dict[str, Any]) -> None:
+    """Issue 17 item 5: a leaked task link is revoked from the admin; the next sync hands out new ones."""
+    project = data["project"]
+    before = project.media_links_epoch
+    body = {"action": "revoke_media_links", "_selected_action": [project.pk]}
+    page = admin_client.post(reverse("admin:campaigns_project_changelist"), body, follow=True).content.decode()
+    assert "Media links revoked for 1 project" in page
+    project.refresh_from_db()
+    assert project.media_links_epoch == before + 1

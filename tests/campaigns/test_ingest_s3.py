@@ -14,11 +14,12 @@ import boto3
 import pytest
 import requests
 from django.core.files.storage import default_storage, storages
-from django.test import override_settings
+from django.test import Client, override_settings
 
 from campaigns.ingest.rows import ItemImportError
 from campaigns.models import Item
 from campaigns.services.items import items_import
+from campaigns.services.media import item_media_url
 from tests.campaigns.test_ingest import png, write_csv
 
 pytestmark = [pytest.mark.django_db, pytest.mark.integration]
@@ -98,6 +99,21 @@ def test_images_go_to_s3_and_presigned_urls_serve_them(make_project: Any, tmp_pa
     url = default_storage.url(item.media.name)
     assert "Signature" in url or "X-Amz-Signature" in url
     assert requests.get(url, timeout=5).content == png()
+
+
+def test_a_tasks_stable_link_redirects_to_a_freshly_presigned_url(
+    make_project: Any, tmp_path: Path, s3_bucket: Any, settings: Any
+) -> None:
+    project = make_project(task_type="image_classification", labels=["cat", "dog"])
+    (tmp_path / "a.png").write_bytes(png())
+    items_import(project=project, path=write_csv(tmp_path / "i.csv", "image\na.png\n"))
+    item = Item.objects.get()
+    path = item_media_url(item).removeprefix(settings.ALWEB_BASE_URL)
+    first = Client().get(path)
+    assert first.status_code == 302 and "no-store" in first["Cache-Control"]
+    assert "Signature" in first["Location"] or "X-Amz-Signature" in first["Location"]
+    assert requests.get(first["Location"], timeout=5).content == png()
+    assert Client().get(path[:-4] + "abcd/").status_code == 404
 
 
 def test_failed_import_leaves_nothing_in_the_bucket(make_project: Any, tmp_path: Path, s3_bucket: Any) -> None:

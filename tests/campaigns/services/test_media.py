@@ -1,4 +1,5 @@
-"""Signed media URLs: serve the file, refuse forged, tampered and expired links."""
+"""Media links: a stable per-item link for Label Studio tasks (never expires, cannot be forged, revocable) and
+expiring signed links for downloads."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from django.test import Client
 
 from campaigns.models import Item
 from campaigns.services.items import items_import
-from campaigns.services.media import item_media_url
+from campaigns.services.media import item_media_url, project_revoke_media_links, signed_storage_url
 from tests.campaigns.test_ingest import png, write_csv
 
 pytestmark = pytest.mark.django_db
@@ -24,17 +25,46 @@ def image_item(make_project: Any, tmp_path: Path) -> Item:
     return Item.objects.get(project=project)
 
 
-def test_signed_url_serves_the_image_to_anyone_holding_it(image_item: Item, settings: Any) -> None:
+def test_item_link_serves_the_image_to_anyone_holding_it_whatever_its_age(image_item: Item, settings: Any) -> None:
     url = item_media_url(image_item)
-    assert url.startswith(settings.ALWEB_BASE_URL + "/m/")
+    assert url.startswith(settings.ALWEB_BASE_URL + f"/m/i/{image_item.pk}/")
+    assert item_media_url(image_item) == url  # stable: every sync sends the same link
+    settings.ALWEB_MEDIA_URL_TTL = -1  # expiring signatures are all too old now; a task's link is not
     response = Client().get(url.removeprefix(settings.ALWEB_BASE_URL))
     assert response.status_code == 200 and response["Content-Type"] == "image/png"
+    assert "private" in response["Cache-Control"]
     assert b"".join(response.streaming_content) == png()
 
 
-def test_forged_tampered_and_expired_links_are_refused(image_item: Item, settings: Any, monkeypatch: Any) -> None:
+def test_forged_moved_and_revoked_item_links_are_refused(image_item: Item, settings: Any) -> None:
     path = item_media_url(image_item).removeprefix(settings.ALWEB_BASE_URL)
     client = Client()
+    assert client.get(path[:-4] + "abcd/").status_code == 404
+    # Another item's id under this item's signature: the signature covers the id.
+    other = Item.objects.create(project=image_item.project, key="b", split="pool", media=image_item.media.name)
+    assert client.get(path.replace(f"/m/i/{image_item.pk}/", f"/m/i/{other.pk}/")).status_code == 404
+    # The item's file replaced: the old link no longer grants anything.
+    image_item.media.name = "items/elsewhere.png"
+    image_item.save(update_fields=["media"])
+    assert client.get(path).status_code == 404
+    image_item.refresh_from_db()
+    # Revoked: raising the project's epoch invalidates every link handed out so far; the new link works.
+    original = Item.objects.get(pk=image_item.pk)
+    original.media.name = other.media.name
+    original.save(update_fields=["media"])
+    path = item_media_url(original).removeprefix(settings.ALWEB_BASE_URL)
+    assert client.get(path).status_code == 200
+    project = original.project
+    project_revoke_media_links(project=project)
+    assert client.get(path).status_code == 404
+    fresh = Item.objects.select_related("project").get(pk=original.pk)
+    assert client.get(item_media_url(fresh).removeprefix(settings.ALWEB_BASE_URL)).status_code == 200
+
+
+def test_download_links_expire(image_item: Item, settings: Any) -> None:
+    path = signed_storage_url(image_item.media.name, i=image_item.pk).removeprefix(settings.ALWEB_BASE_URL)
+    client = Client()
+    assert client.get(path).status_code == 200
     assert client.get(path[:-3] + "abc/").status_code == 404
     assert client.get("/m/eyJpIjoxfQ:1abc:forged/").status_code == 404
     settings.ALWEB_MEDIA_URL_TTL = -1  # every signature is now too old

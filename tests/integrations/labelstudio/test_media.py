@@ -1,4 +1,5 @@
-"""Item images reach Label Studio through signed, expiring URLs served by a live alweb."""
+"""Item images reach Label Studio through stable, signed per-item links served by a live alweb: a task's image
+keeps loading however old the task is."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import requests
 from django.core.files.storage import default_storage
 
 from campaigns.models import Item
+from campaigns.services.media import project_revoke_media_links
 from integrations.labelstudio import client as lsc
 from integrations.labelstudio.client import LabelStudio
 from integrations.labelstudio.sync import cycle_sync_to_labelstudio
@@ -27,7 +29,7 @@ def test_label_studio_loads_item_images_from_signed_urls(
     assert len(tasks) == 3
     for task in tasks:
         url = task["data"]["image"]
-        assert url.startswith(f"{ls_live.url}/m/")  # what LS hands to the annotator's browser
+        assert url.startswith(f"{ls_live.url}/m/i/")  # what LS hands to the annotator's browser
         item = Item.objects.get(pk=task["data"]["alweb_item"])
         response = requests.get(url, timeout=10)
         assert response.status_code == 200 and response.headers["content-type"] == "image/png"
@@ -55,5 +57,10 @@ def test_label_studio_loads_item_images_from_signed_urls(
     with default_storage.open(item.media.name, "rb") as fh:
         assert copy.content == fh.read()
 
-    settings.ALWEB_MEDIA_URL_TTL = -1  # every signature is now too old
-    assert requests.get(url, timeout=10).status_code == 404
+    # Days later: expiring signatures are all too old, yet the task's image (as Label Studio hands it out now)
+    # still loads; revoking the project's links stops it, and a resync is what hands out new ones.
+    settings.ALWEB_MEDIA_URL_TTL = -1
+    task = lsc._raw(ls_pat_client, "GET", f"api/tasks/{tasks[0]['id']}").json()
+    assert requests.get(task["data"]["image"], timeout=10).status_code == 200
+    project_revoke_media_links(project=project)
+    assert requests.get(task["data"]["image"], timeout=10).status_code == 404
