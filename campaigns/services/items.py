@@ -21,6 +21,7 @@ from campaigns.ingest.parquet import read_parquet
 from campaigns.ingest.rows import ItemImportError, ItemRow, LabelSpec, check_row
 from campaigns.ingest.tabular import RowBuilder, read_csv, read_jsonl
 from campaigns.ingest.tiling import tile_rows
+from campaigns.ingest.zipped import TABLE_FORMATS, read_table_zip, table_in_zip
 from campaigns.models import Project
 from campaigns.services.item_writer import ItemWriter
 
@@ -58,19 +59,46 @@ def _label_as_ground_truth(rows: Iterator[ItemRow]) -> Iterator[ItemRow]:
         yield row
 
 
+def _table_rows(spec: LabelSpec, path: Path, fmt: str, *, file: str, labels_as: str) -> Iterator[ItemRow]:
+    builder = RowBuilder(
+        spec=spec,
+        base_dir=path.parent,  # image paths are relative to the table
+        file=file,
+        max_chars=settings.ALWEB_IMPORT_MAX_FIELD_CHARS,
+        max_pixels=settings.ALWEB_IMPORT_MAX_IMAGE_PIXELS,
+    )
+    rows = {"csv": read_csv, "jsonl": read_jsonl, "parquet": read_parquet}[fmt](path, builder)
+    return _label_as_ground_truth(rows) if labels_as == "ground_truth" else rows
+
+
+def _zipped_table_rows(spec: LabelSpec, path: Path, fmt: str, *, labels_as: str) -> Iterator[ItemRow] | None:
+    """A zip holding a table and its images, read as that table; None for a zip without a table (images)."""
+    max_zip_bytes = settings.ALWEB_IMPORT_MAX_ZIP_BYTES
+    found = table_in_zip(path, max_zip_bytes=max_zip_bytes)
+    if found is None:
+        if fmt in TABLE_FORMATS.values():
+            raise ItemImportError(path.name, None, f"format {fmt} was asked for, but the zip holds no table")
+        return None
+    member, table_fmt = found
+    if fmt in TABLE_FORMATS.values() and fmt != table_fmt:
+        raise ItemImportError(path.name, None, f"format {fmt} was asked for, but the zip's table is {member}")
+    return read_table_zip(
+        path,
+        member,
+        max_zip_bytes=max_zip_bytes,
+        read=lambda table, file: _table_rows(spec, table, table_fmt, file=file, labels_as=labels_as),
+    )
+
+
 def _rows(project: Project, path: Path, fmt: str, *, label_from_dir: bool, labels_as: str) -> Iterator[ItemRow]:
     spec = label_spec_for(project)
     max_pixels = settings.ALWEB_IMPORT_MAX_IMAGE_PIXELS
+    if fmt in ("csv", "jsonl", "parquet", "images") and path.is_file() and zipfile.is_zipfile(path):
+        zipped = _zipped_table_rows(spec, path, fmt, labels_as=labels_as)
+        if zipped is not None:
+            return zipped
     if fmt in ("csv", "jsonl", "parquet"):
-        builder = RowBuilder(
-            spec=spec,
-            base_dir=path.parent,
-            file=path.name,
-            max_chars=settings.ALWEB_IMPORT_MAX_FIELD_CHARS,
-            max_pixels=max_pixels,
-        )
-        rows = {"csv": read_csv, "jsonl": read_jsonl, "parquet": read_parquet}[fmt](path, builder)
-        return _label_as_ground_truth(rows) if labels_as == "ground_truth" else rows
+        return _table_rows(spec, path, fmt, file=path.name, labels_as=labels_as)
     if project.task_type == "text_classification":
         raise ItemImportError(path.name, None, f"a text project cannot import {fmt}: use csv or jsonl")
     if fmt == "coco":
@@ -111,7 +139,8 @@ def items_import(
     batch_size: int | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> ImportResult:
-    """Import items from a CSV, JSONL, COCO JSON, folder or zip of images into `project`.
+    """Import items from a CSV, JSONL, Parquet or COCO JSON file, a folder or zip of images, or a zip holding one
+    table and the images it names (relative to the table), into `project`.
 
     All or nothing: the first bad row raises ItemImportError (file, line, reason), the transaction rolls back and
     the media files this import stored are deleted. Keys already in the project are left unchanged.

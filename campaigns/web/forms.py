@@ -153,7 +153,10 @@ class ProjectCreateForm(ServiceErrorsMixin, forms.Form):
 class ItemImportForm(forms.Form):
     file = forms.FileField(
         label="File",
-        help_text="CSV, JSON lines, or a zip of images (with YOLO labels or a COCO JSON file for detection).",
+        help_text=(
+            "CSV, JSON lines or Parquet; a zip of images (with YOLO labels or a COCO JSON file for detection); or a "
+            "zip holding one CSV/JSON lines file and the images it names."
+        ),
     )
     fmt = forms.ChoiceField(
         required=False,
@@ -162,6 +165,7 @@ class ItemImportForm(forms.Form):
             ("", "Guess from the file name"),
             ("csv", "CSV"),
             ("jsonl", "JSON lines"),
+            ("parquet", "Parquet"),
             ("images", "Zip of images"),
             ("coco", "COCO JSON"),
         ],

@@ -203,6 +203,26 @@ def test_zip_of_images_imports_and_zip_attacks_are_refused(
     assert Item.objects.count() == 2
 
 
+def test_a_zipped_tables_images_stay_inside_the_zip_and_one_table_per_zip(
+    image_project: Any, tmp_path: Path, media_root: Path
+) -> None:
+    outside = make_zip(tmp_path / "out.zip", {"t/data.csv": b"image,label\n../../etc/x.png,cat\n", "t/a.png": png()})
+    with pytest.raises(ItemImportError, match="leaves the import folder") as err:
+        items_import(project=image_project, path=outside)
+    assert err.value.file == "out.zip/t/data.csv" and err.value.line == 2
+    missing = make_zip(tmp_path / "missing.zip", {"data.csv": b"image,label\nnope.png,cat\n", "a.png": png()})
+    with pytest.raises(ItemImportError, match=r"nope\.png"):
+        items_import(project=image_project, path=missing)
+    two = make_zip(tmp_path / "two.zip", {"a.csv": b"image\na.png\n", "b.jsonl": b"", "a.png": png()})
+    with pytest.raises(ItemImportError, match=r"more than one table in the zip \(a.csv, b.jsonl\)"):
+        items_import(project=image_project, path=two)
+    images_only = make_zip(tmp_path / "img.zip", {"a.png": png()})
+    with pytest.raises(ItemImportError, match="format csv was asked for, but the zip holds no table"):
+        items_import(project=image_project, path=images_only, fmt="csv")
+    assert Item.objects.count() == 0
+    assert items_import(project=image_project, path=images_only).created == 1
+
+
 def test_yolo_folder_and_tiling_for_detection(detection_project: Any, tmp_path: Path, media_root: Path) -> None:
     (tmp_path / "ds" / "images").mkdir(parents=True)
     (tmp_path / "ds" / "labels").mkdir()
@@ -284,6 +304,10 @@ def test_command_reports_success_and_errors(text_project: Any, tmp_path: Path) -
     bad = write_csv(tmp_path / "bad.csv", "key,text,label\nc,x,nope\n")
     with pytest.raises(CommandError, match=r"nothing was imported: bad.csv:2: label: unknown label 'nope'"):
         call_command("import_items", text_project.name, str(bad), stdout=out, stderr=io.StringIO())
+    # Issue 17 item 10: the summary starts a line of its own after the progress bar, on a shared terminal too.
+    shared = io.StringIO()
+    call_command("import_items", str(text_project.pk), str(path), stdout=shared, stderr=shared)
+    assert "rows/s]\n2 rows: 0 new items, 2 already present" in shared.getvalue()
     with pytest.raises(CommandError, match="no project"):
         call_command("import_items", "nope", str(path))
     with pytest.raises(CommandError, match="--tile"):

@@ -105,6 +105,39 @@ def test_zip_of_images_with_labels_from_folders_and_tiles(as_owner: Any, owner: 
     assert sorted(Item.objects.filter(project=project).values_list("label", flat=True)) == ["cat", "cat", "dog", "dog"]
 
 
+@pytest.mark.parametrize("table", ["data.csv", "data.jsonl"])
+def test_a_zip_holding_a_table_and_its_images_imports_the_tables_labels(
+    as_owner: Any, owner: Any, media_root: Path, table: str
+) -> None:
+    """Issue 17 item 8: cls.zip with data.csv and images/ imported as plain images lost every label."""
+    project = ProjectFactory(owner=owner, task_type="image_classification", labels=["cat", "dog"])
+    rows = [(f"img{i}", f"images/{i}.png", "cat" if i % 2 else "dog") for i in range(6)]
+    if table.endswith(".csv"):
+        text = "key,image,label\n" + "".join(f"{k},{p},{lab}\n" for k, p, lab in rows)
+    else:
+        text = "".join(f'{{"key": "{k}", "image": "{p}", "label": "{lab}"}}\n' for k, p, lab in rows)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr(f"cls/{table}", text)
+        for i in range(6):
+            zf.writestr(f"cls/images/{i}.png", png((i * 40, 10, 10)))
+    response = as_owner.post(url(project), {"file": upload("cls.zip", buf.getvalue())}, format="multipart")
+    assert response.status_code == 200, response.json()
+    assert response.json()["labeled"] == 6 and response.json()["files_stored"] == 6
+    items = {i.key: i for i in Item.objects.filter(project=project)}
+    assert {k: items[k].label for k, _, _ in rows} == {k: lab for k, _, lab in rows}
+    assert all(item.media for item in items.values())
+    # Asked for explicitly, the same zip imports as its table; asked for another table format, it is refused.
+    fmt = "csv" if table.endswith(".csv") else "jsonl"
+    again = as_owner.post(url(project), {"file": upload("cls.zip", buf.getvalue()), "format": fmt}, format="multipart")
+    assert again.status_code == 200 and again.json()["unchanged"] == 6
+    other = "jsonl" if fmt == "csv" else "csv"
+    wrong = as_owner.post(
+        url(project), {"file": upload("cls.zip", buf.getvalue()), "format": other}, format="multipart"
+    )
+    assert wrong.status_code == 400 and f"the zip's table is cls/{table}" in str(wrong.json())
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [

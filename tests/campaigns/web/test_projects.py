@@ -3,13 +3,16 @@ page's counts, links and charts, the live cycles timeline, and starting a cycle.
 
 from __future__ import annotations
 
+import io
 import re
+import zipfile
 from html import unescape
 from typing import Any
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
+from PIL import Image
 
 from campaigns.models import Cycle, Item, Membership, Project
 from campaigns.services.cycles import cycle_create, cycle_progress, cycle_transition
@@ -17,7 +20,7 @@ from campaigns.states import CycleState
 from models_registry.models import ModelVersion
 from tests.campaigns.web.builders import scored_cycle
 from tests.campaigns.web.conftest import HTMX, LS_KEY
-from tests.factories import ItemFactory
+from tests.factories import ItemFactory, ProjectFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -126,6 +129,24 @@ def test_import_with_a_bad_row_names_file_line_and_reason_and_imports_nothing(as
     assert "unknown label &#x27;angry&#x27;" in page
     assert errors_of(page, "file") and "Nothing was imported" in errors_of(page, "file")[0]
     assert not Item.objects.filter(project=project).exists()
+
+
+def test_import_a_zip_of_a_csv_and_its_images(as_owner: Any, owner: Any, media_root: Any) -> None:
+    """Issue 17 item 8, from the dashboard: the zip's CSV is found and its image paths resolve inside the zip."""
+    image_project = ProjectFactory(owner=owner, task_type="image_classification", labels=["cat", "dog"])
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("data.csv", "image,label\nimages/a.png,cat\nimages/b.png,dog\n")
+        for name, color in (("a", (200, 0, 0)), ("b", (0, 200, 0))):
+            png = io.BytesIO()
+            Image.new("RGB", (20, 20), color).save(png, format="PNG")
+            zf.writestr(f"images/{name}.png", png.getvalue())
+    upload_zip = SimpleUploadedFile("cls.zip", buf.getvalue(), content_type="application/zip")
+    url = reverse("dashboard:project-import", args=[image_project.pk])
+    response = as_owner.post(url, {"file": upload_zip}, follow=True)
+    assert "Imported 2 rows: 2 new items, 0 already there, 2 labels applied." in response.content.decode()
+    labels = dict(Item.objects.filter(project=image_project).values_list("key", "label"))
+    assert labels == {"images/a.png": "cat", "images/b.png": "dog"}
 
 
 def test_import_without_a_file_is_a_field_error(as_owner: Any, project: Any) -> None:
