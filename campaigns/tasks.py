@@ -16,6 +16,8 @@ from django.db import InterfaceError, OperationalError
 from campaigns.services import pipeline
 from campaigns.services.cycles import cycle_fail
 from campaigns.services.exports import export_fail, export_run
+from campaigns.services.label_quality import label_quality_fail, label_quality_run
+from integrations.labelstudio.review_sync import reviews_run_sync
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +122,28 @@ class ExportTask(RetryingTask):
 @shared_task(base=ExportTask, bind=True, name="campaigns.tasks.project_export")
 def project_export(self: Task, export_id: int) -> None:
     export_run(export_id=export_id)
+
+
+class LabelQualityTask(RetryingTask):
+    """Marks the label-quality run failed, with the reason, once it gives up; the cycle is not affected."""
+
+    def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
+        model_version_id = task_arg(args, kwargs, "model_version_id", 0)
+        if model_version_id is not None:
+            label_quality_fail(model_version_id=model_version_id, reason=f"{type(exc).__name__}: {exc}")
+        log.error("label quality of model version %s failed: %s", model_version_id, exc)
+
+
+@shared_task(base=LabelQualityTask, bind=True, name="campaigns.tasks.label_quality")
+def label_quality(self: Task, model_version_id: int) -> None:
+    """Suspected label errors after a training (K-fold out-of-fold probabilities, then cleanlab)."""
+    label_quality_run(model_version_id=model_version_id)
+
+
+@shared_task(base=RetryingTask, bind=True, name="campaigns.tasks.review_sync")
+def review_sync(self: Task, project_id: int) -> None:
+    """Send the project's open reviews not yet in Label Studio there, as review tasks."""
+    reviews_run_sync(project_id=project_id)
 
 
 @shared_task(name="campaigns.tasks.pull_all_projects")

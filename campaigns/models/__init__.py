@@ -448,3 +448,11 @@ class TrainingSetItem(models.Model):
 from campaigns.models.exports import Export as Export  # noqa: E402
 from campaigns.models.exports import ExportFormat as ExportFormat  # noqa: E402
 from campaigns.models.exports import ExportState as ExportState  # noqa: E402
+from campaigns.models.label_review import LabelChange as LabelChange  # noqa: E402
+from campaigns.models.label_review import LabelQualityRun as LabelQualityRun  # noqa: E402
+from campaigns.models.label_review import LabelReview as LabelReview  # noqa: E402
+from campaigns.models.label_review import LabelSource as LabelSource  # noqa: E402
+from campaigns.models.label_review import LabelSuspect as LabelSuspect  # noqa: E402
+from campaigns.models.label_review import ReviewState as ReviewState  # noqa: E402
+from campaigns.models.label_review import ReviewSync as ReviewSync  # noqa: E402
+from campaigns.models.label_review import RunState as RunState  # noqa: E402

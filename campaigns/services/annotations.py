@@ -17,7 +17,8 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from campaigns.models import Annotation, Item, Project
+from campaigns.models import Annotation, Item, LabelSource, Project
+from campaigns.services.label_history import LabelSet, label_changes_record
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,21 +141,30 @@ def items_resolve_labels(*, item_ids: set[int]) -> int:
     for a in Annotation.objects.filter(item_id__in=item_ids).order_by("ls_created_at", "ls_annotation_id"):
         by_item[a.item_id].append(a)
     changed = []
+    history: dict[str, list[LabelSet]] = defaultdict(list)
     for item in Item.objects.filter(pk__in=item_ids):
         annotations = by_item.get(item.pk, [])
         label, agreement = resolve(annotations)
         errors = [a.error for a in annotations if a.error and a.deleted_at is None]
         if item.label_source == "import" and label is None:
             continue  # an imported label stays until an annotator gives another
+        source: str = LabelSource.ANNOTATION
+        if item.label_source == LabelSource.REVIEW:
+            label, source = item.label, LabelSource.REVIEW  # a reviewer's decision overrides the answers it reviewed
         new = {
             "label": label,
-            "label_source": "annotation" if label is not None else "",
+            "label_source": source if label is not None else "",
             "label_error": errors[-1] if errors else "",
             "metadata": {**item.metadata, "agreement": agreement} if agreement is not None else item.metadata,
         }
         if any(getattr(item, k) != v for k, v in new.items()):
+            if item.label != new["label"]:
+                who = ", ".join(sorted({a.annotator for a in annotations if a.value == label and a.annotator}))
+                history[source].append(LabelSet(item.pk, item.label, label, who))
             for k, v in new.items():
                 setattr(item, k, v)
             changed.append(item)
     Item.objects.bulk_update(changed, ["label", "label_source", "label_error", "metadata"], batch_size=1000)
+    for source, changes in history.items():
+        label_changes_record(changes=changes, source=source)
     return len(changed)

@@ -20,17 +20,18 @@ from typing import Any
 
 import numpy as np
 from django.db import transaction
-from django.db.models import F
 
-from campaigns.models import ColdStart, Cycle, Heuristic, Item, Project, SelectedItem
+from campaigns.models import ColdStart, Cycle, Heuristic, Item, LabelSource, Project, SelectedItem
 from campaigns.selectors import project_learning_curve
 from campaigns.services.closing import cycles_close_if_labeled
 from campaigns.services.cycles import cycle_create, cycle_transition
+from campaigns.services.label_history import item_labels_set
 from campaigns.services.pipeline import cycle_run_closing_training, cycle_run_scoring, cycle_run_training
 from campaigns.services.projects import project_delete
 from campaigns.services.selection import selection_make
 from campaigns.states import CycleState
 from engine import learning_protocol as lp
+from engine.label_quality import noisy_answer
 
 log = logging.getLogger(__name__)
 S = CycleState
@@ -120,13 +121,20 @@ def sandbox_create(*, source: Project, name: str) -> Project:
     return sandbox
 
 
-def oracle_answer_in_process(*, cycle: Cycle) -> int:
+def oracle_answer_in_process(*, cycle: Cycle, noise_rate: float = 0.0, noise_seed: int = 0) -> int:
     """The simulated annotator without Label Studio: every selected item gets its answer key as its label (what the
-    Label Studio oracle's annotations resolve to), then the cycle closes. Returns how many were answered."""
+    Label Studio oracle's annotations resolve to), then the cycle closes. Returns how many were answered.
+
+    `noise_rate`: a share of classification answers flipped to another class, seeded by `noise_seed` and the item's
+    key (the same item gets the same answer in every arm of a comparison), as a careless annotator would."""
     selected = SelectedItem.objects.filter(selection__cycle=cycle, item__label__isnull=True).values("item_id")
-    answered = Item.objects.filter(pk__in=selected, ground_truth__isnull=False).update(
-        label=F("ground_truth"), label_source="simulation"
-    )
+    truth = Item.objects.filter(pk__in=selected, ground_truth__isnull=False).values_list("pk", "key", "ground_truth")
+    labels = list(cycle.project.labels)
+    answers = {  # boxes (detection) are answered as they are: the noise flips classes
+        pk: noisy_answer(t, labels, rate=noise_rate, seed=noise_seed, key=key) if isinstance(t, str) else t
+        for pk, key, t in truth
+    }
+    answered = item_labels_set(labels=answers, source=LabelSource.SIMULATION, annotator="oracle")
     cycle_transition(cycle_id=cycle.pk, to=S.SYNCING, from_states=[S.SELECTED])
     cycle_transition(cycle_id=cycle.pk, to=S.LABELING, from_states=[S.SYNCING])
     cycles_close_if_labeled(project=cycle.project)
@@ -154,7 +162,7 @@ def _run_arm(sandbox: Project, *, strategy: str, heuristic: str, cycles: int, bu
         oracle_answer_in_process(cycle=Cycle.objects.select_related("project").get(pk=cycle.pk))
     last = Cycle.objects.filter(project=sandbox, state=S.CLOSED).order_by("-number").first()
     if last is not None:
-        cycle_run_closing_training(cycle_id=last.pk)
+        cycle_run_closing_training(cycle_id=last.pk, chain=False)
 
 
 def _curve(project: Project) -> tuple[list[float], list[float]]:

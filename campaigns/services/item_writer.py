@@ -9,7 +9,7 @@ with its row and left as it is. Media bytes are stored content-addressed, so re-
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from django.core.files.base import ContentFile
@@ -18,7 +18,8 @@ from django.db import connection
 from django.utils import timezone
 
 from campaigns.ingest.rows import ItemRow, split_for_key
-from campaigns.models import Item
+from campaigns.models import Item, LabelSource
+from campaigns.services.label_history import LabelSet, label_changes_record
 
 _COLUMNS = (
     "project_id, key, split, state, text, media, url, media_width, media_height, label, label_source, "
@@ -124,6 +125,9 @@ class ItemWriter:
                 ["label", "label_source"],
                 batch_size=1000,
             )
+            label_changes_record(
+                changes=[LabelSet(pk, None, value) for pk, value in to_label.items()], source=LabelSource.IMPORT
+            )
             self.labeled_existing += len(to_label)
 
     def _copy(self, values: list[tuple[Any, ...]]) -> int:
@@ -143,13 +147,16 @@ class ItemWriter:
             with raw.copy(f"COPY {_TEMP} ({_COLUMNS}) FROM STDIN") as copy:
                 for v in values:
                     copy.write_row((*v[:9], _json(v[9]), v[10], _json(v[11]), json.dumps(v[12]), *v[13:]))
+            # RETURNING what was inserted: the labeled rows among them get their history rows next.
             cursor.execute(
                 f"INSERT INTO {Item._meta.db_table} ({_COLUMNS}) SELECT {_COLUMNS} FROM {_TEMP}"
-                " ON CONFLICT (project_id, key) DO NOTHING"
+                " ON CONFLICT (project_id, key) DO NOTHING RETURNING id, label::text"
             )
-            created = cursor.rowcount
+            rows = cursor.fetchall()
             cursor.execute(f"TRUNCATE {_TEMP}")
-        return created
+        # As text: Django's Postgres backend hands raw jsonb back undecoded, so decode it here, the same way always.
+        _record_imported((pk, json.loads(label)) for pk, label in rows if label is not None)
+        return len(rows)
 
     def _bulk_create(self, values: list[tuple[Any, ...]]) -> int:
         if not values:
@@ -159,12 +166,26 @@ class ItemWriter:
         Item.objects.bulk_create(
             [Item(**dict(zip(names, v, strict=True))) for v in values], batch_size=1000, ignore_conflicts=True
         )
+        # ignore_conflicts gives no ids back: the rows inserted now are the labeled ones stamped with this batch's
+        # created_at (every value of a batch carries the same one).
+        labeled = [v[1] for v in values if v[9] is not None]
+        if labeled:
+            _record_imported(
+                Item.objects.filter(project_id=self.project_id, key__in=labeled, created_at=values[0][15])
+                .exclude(label__isnull=True)
+                .values_list("pk", "label")
+            )
         return Item.objects.filter(project_id=self.project_id).count() - before
 
     def discard_files(self) -> None:
         for name in self.stored_files:
             default_storage.delete(name)
         self.stored_files.clear()
+
+
+def _record_imported(rows: Iterable[tuple[int, Any]]) -> None:
+    """History of the labels new items came with: each goes from nothing to its imported label."""
+    label_changes_record(changes=(LabelSet(pk, None, label) for pk, label in rows), source=LabelSource.IMPORT)
 
 
 def _json(value: Any) -> str | None:

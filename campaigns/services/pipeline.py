@@ -12,12 +12,14 @@ import logging
 import time
 
 from django.db import transaction
+from django.db.models import Q
 
-from campaigns.models import Cycle, Project, SyncState
+from campaigns.models import Cycle, Project, ReviewState, SyncState
 from campaigns.selectors import items_labeled, selected_items_of_cycle
 from campaigns.services import queue
 from campaigns.services.closing import cycles_close_if_labeled
 from campaigns.services.cycles import InvalidTransition, cycle_progress, cycle_transition
+from campaigns.services.label_quality import label_quality_queue
 from campaigns.services.scoring import cycle_score_pool
 from campaigns.services.selection import selection_make
 from campaigns.services.training import TrainingError, external_champion, model_train_for_cycle
@@ -68,7 +70,8 @@ def cycle_run_training(*, cycle_id: int, chain: bool = True) -> None:
     claimed = _claim(cycle_id, S.TRAINING, [S.CREATED])
     if claimed is None:
         return
-    if claimed.model_version is None or claimed.model_version.status != "ready":
+    model_version = claimed.model_version
+    if model_version is None or model_version.status != "ready":
         model_version = model_train_for_cycle(cycle=claimed)
         Cycle.objects.filter(pk=cycle_id).update(model_version=model_version)
         # Early stopping ends training before its planned epochs: the bar ends full at the epochs actually run.
@@ -78,9 +81,11 @@ def cycle_run_training(*, cycle_id: int, chain: bool = True) -> None:
         cycle_transition(cycle_id=cycle_id, to=S.SCORING, from_states=[S.TRAINING])
         if chain:
             queue.enqueue_on_commit(queue.CYCLE_SCORE, cycle_id=cycle_id)
+            # Suspected label errors, in a task of their own: the cycle does not wait for them.
+            label_quality_queue(model_version=model_version, cycle=claimed)
 
 
-def cycle_run_closing_training(*, cycle_id: int) -> ModelVersion | None:
+def cycle_run_closing_training(*, cycle_id: int, chain: bool = True) -> ModelVersion | None:
     """After a cycle closes: train on every label so far, so the learning curve ends at the labels actually spent
     (the next cycle starts from this model when nothing changed meanwhile). Nothing for a project scored by an
     external model, or with too few labels; a training error is logged, never a reason to reopen the cycle."""
@@ -88,10 +93,14 @@ def cycle_run_closing_training(*, cycle_id: int) -> ModelVersion | None:
     if cycle is None or external_champion(project=cycle.project) is not None:
         return None
     try:
-        return model_train_for_cycle(cycle=cycle, closing=True)
+        model_version = model_train_for_cycle(cycle=cycle, closing=True)
     except TrainingError as exc:
         log.info("cycle %s closed: no closing model (%s)", cycle_id, exc)
         return None
+    if chain:  # `chain` false: a simulation running the steps itself, whose sandbox is gone before a task runs
+        with transaction.atomic():
+            label_quality_queue(model_version=model_version, cycle=cycle)
+    return model_version
 
 
 def cycle_run_scoring(*, cycle_id: int) -> None:
@@ -132,12 +141,11 @@ def cycle_run_sync(*, cycle_id: int) -> None:
 
 
 def projects_to_pull() -> list[int]:
-    """Projects with a Label Studio project and a cycle waiting for labels."""
-    return list(
-        Project.objects.filter(ls_project_id__isnull=False, cycles__state__in=WAITING_FOR_LABELS)
-        .values_list("pk", flat=True)
-        .distinct()
+    """Projects with a Label Studio project and a cycle waiting for labels, or a label in review there."""
+    waiting = Q(cycles__state__in=WAITING_FOR_LABELS) | Q(
+        label_reviews__state=ReviewState.OPEN, label_reviews__ls_task_id__isnull=False
     )
+    return list(Project.objects.filter(waiting, ls_project_id__isnull=False).values_list("pk", flat=True).distinct())
 
 
 def project_run_pull(*, project_id: int, task_ids: list[int] | None = None) -> None:

@@ -25,6 +25,8 @@ CYCLE_RESYNC = "campaigns.tasks.cycle_resync"
 CYCLE_TRAIN_CLOSING = "campaigns.tasks.cycle_train_closing"
 PROJECT_PULL = "campaigns.tasks.project_pull"
 PROJECT_EXPORT = "campaigns.tasks.project_export"
+LABEL_QUALITY = "campaigns.tasks.label_quality"
+REVIEW_SYNC = "campaigns.tasks.review_sync"
 
 # The task that carries a cycle on from each stage a retry or a requeue can put it back in. Stages missing here wait
 # for a person (scored without auto-advance, selected without it) or for annotators (labeling): nothing to send.

@@ -12,6 +12,7 @@ import random
 from typing import Any
 
 from campaigns.models import Cycle, Item, Project, SelectedItem, SyncState, TaskType
+from engine.label_quality import noisy_answer
 from integrations.labelstudio import client as lsc
 from integrations.labelstudio import convert
 from integrations.labelstudio.connect import labelstudio_client, labelstudio_config_info, ls_errors
@@ -22,8 +23,9 @@ log = logging.getLogger(__name__)
 _FALLBACK_SIZE = 1000
 
 
-def oracle_annotate(*, cycle: Cycle, seed: int = 0) -> int:
-    """Annotate exactly the cycle's synced tasks from Item.ground_truth; returns how many it answered now."""
+def oracle_annotate(*, cycle: Cycle, seed: int = 0, noise_rate: float = 0.0) -> int:
+    """Annotate exactly the cycle's synced tasks from Item.ground_truth; returns how many it answered now.
+    `noise_rate`: a seeded share of classification answers flipped to another class (a careless annotator)."""
     project = Project.objects.get(pk=cycle.project_id)  # fresh: the sync may have just connected it
     rows = list(
         SelectedItem.objects.filter(selection__cycle=cycle, sync_state=SyncState.SYNCED)
@@ -51,7 +53,7 @@ def oracle_annotate(*, cycle: Cycle, seed: int = 0) -> int:
                 continue
             client.annotations.create(
                 id=task_id,
-                result=_result(si.item, project.task_type, info),
+                result=_result(si.item, project.task_type, info, noise=(noise_rate, seed)),
                 lead_time=lead_time,
                 request_options=lsc.NO_RETRY,
             )
@@ -65,10 +67,14 @@ def _author(annotation: dict[str, Any]) -> Any:
     return user.get("id") if isinstance(user, dict) else user
 
 
-def _result(item: Item, task_type: str, info: LabelConfigInfo) -> list[convert.ResultRegion]:
+def _result(
+    item: Item, task_type: str, info: LabelConfigInfo, *, noise: tuple[float, int] = (0.0, 0)
+) -> list[convert.ResultRegion]:
     truth = item.ground_truth
     if task_type != TaskType.OBJECT_DETECTION:
-        return convert.choice_result(str(truth), from_name=info.from_name, to_name=info.to_name)
+        rate, seed = noise
+        answer = noisy_answer(str(truth), info.labels, rate=rate, seed=seed, key=item.key)
+        return convert.choice_result(answer, from_name=info.from_name, to_name=info.to_name)
     width = item.media_width or _FALLBACK_SIZE
     height = item.media_height or _FALLBACK_SIZE
     boxes = [

@@ -25,6 +25,7 @@ from django.utils.dateparse import parse_datetime
 
 from campaigns.models import Annotation, Project, TaskType
 from campaigns.services.annotations import AnnotationRecord, annotations_apply
+from campaigns.services.reviews import reviews_apply_pulled
 from integrations.labelstudio import client as lsc
 from integrations.labelstudio import convert
 from integrations.labelstudio.connect import (
@@ -102,6 +103,8 @@ def _apply(project: Project, info: LabelConfigInfo, tasks: list[dict[str, Any]],
         project=project, ls_task_id__in=[int(t["id"]) for t in tasks], deleted_at__isnull=True
     ).values_list("ls_annotation_id", flat=True)
     deleted = [a for a in alive if a not in listed]
+    # Answers on review tasks are decisions on a label under review, not annotations of the item's own task.
+    records = reviews_apply_pulled(project=project, records=records)
     applied = annotations_apply(project=project, records=records, deleted_ids=deleted)
     result.tasks += len(tasks)
     result.created += applied.created

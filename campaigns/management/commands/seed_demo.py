@@ -18,8 +18,9 @@ from django.db import transaction
 
 from campaigns.demo_data import DIGIT_LABELS, TOPIC_LABELS, write_digits, write_topics
 from campaigns.ingest.rows import split_for_key
-from campaigns.models import Item, Project
+from campaigns.models import Item, LabelSource, Project
 from campaigns.services.items import items_import
+from campaigns.services.label_history import item_labels_set
 from campaigns.services.projects import project_create
 from integrations.labelstudio.connect import labelstudio_connect_project
 
@@ -79,6 +80,8 @@ class Command(BaseCommand):
         picked: list[Item] = []
         for label in project.labels:
             picked += list(Item.objects.filter(project=project, split="pool", ground_truth=label).order_by("pk")[:3])
-        for item in picked[:SEED_LABELS]:
-            item.label, item.label_source = item.ground_truth, "import"
-        Item.objects.bulk_update(picked[:SEED_LABELS], ["label", "label_source"])
+        item_labels_set(
+            labels={item.pk: item.ground_truth for item in picked[:SEED_LABELS]},
+            source=LabelSource.IMPORT,
+            reason="seed_demo: a first labeling pass from the ground truth",
+        )
