@@ -125,3 +125,32 @@ def image_summary(boxes: Sequence[Box]) -> tuple[Any, float]:
         return None, 0.0
     best = max(boxes, key=_conf)
     return best.label, _conf(best)
+
+
+def box_fractions(boxes: Sequence[Box], *, width: float, height: float) -> list[dict[str, Any]]:
+    """Boxes as stored on a score and sent as pre-annotations: ``{label, x, y, w, h, score}`` with the top-left corner
+    and size as fractions of the image (the shape of a detection label, so a prediction and an answer compare
+    directly). ``bbox`` is read in pixels of the ``width`` x ``height`` image the detector saw; a box without one, or
+    with no area left inside the image, cannot be drawn and is left out."""
+    out: list[dict[str, Any]] = []
+    for b in boxes:
+        if b.bbox is None:
+            continue
+        x, y, w, h = (float(v) for v in b.bbox)
+        if not all(math.isfinite(v) for v in (x, y, w, h)):
+            continue
+        x0, y0 = min(max(x / width, 0.0), 1.0), min(max(y / height, 0.0), 1.0)
+        x1, y1 = min(max((x + w) / width, 0.0), 1.0), min(max((y + h) / height, 0.0), 1.0)
+        if x1 <= x0 or y1 <= y0:
+            continue
+        out.append(
+            {
+                "label": str(b.label),
+                "x": round(x0, 6),
+                "y": round(y0, 6),
+                "w": round(x1 - x0, 6),
+                "h": round(y1 - y0, 6),
+                "score": round(_conf(b), 6),
+            }
+        )
+    return out

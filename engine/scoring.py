@@ -268,6 +268,8 @@ class ScoreChunk:
     finite: NDArray[np.bool_]
     embeddings: NDArray[np.float32] | None = None
     samples: NDArray[np.float32] | None = field(default=None, repr=False)
+    # Detection: per item, the predicted boxes as fractions of the image (engine.detection.box_fractions).
+    boxes: list[list[dict[str, Any]]] | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -365,6 +367,7 @@ def concat_chunks(chunks: Iterable[ScoreChunk]) -> ScoreChunk:
         finite=cat("finite"),
         embeddings=cat("embeddings"),
         samples=cat("samples"),
+        boxes=None if any(c.boxes is None for c in parts) else [b for c in parts for b in c.boxes or []],
     )
 
 

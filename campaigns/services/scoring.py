@@ -92,10 +92,16 @@ def score_chunk(*, cycle: Cycle, chunk: int, model: object) -> int:
                     heuristic=result.heuristic,  # what really produced it (external models may substitute)
                     predicted_label=labels[int(lbl)] if lbl >= 0 else "",
                     confidence=float(c),
+                    boxes=boxes,
                     chunk=chunk,
                 )
-                for item_id, u, lbl, c in zip(
-                    result.ids, result.uncertainty, result.labels, result.confidence, strict=True
+                for item_id, u, lbl, c, boxes in zip(
+                    result.ids,
+                    result.uncertainty,
+                    result.labels,
+                    result.confidence,
+                    result.boxes if result.boxes is not None else [None] * len(result.ids),
+                    strict=True,
                 )
             ],
             batch_size=5000,

@@ -15,7 +15,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from numpy.typing import NDArray
 
-from campaigns.models import ColdStart, Cycle, Purpose, Score, SelectedItem, Selection, Strategy
+from campaigns.models import ColdStart, Cycle, Purpose, Score, SelectedItem, Selection, Strategy, TaskType
 from campaigns.selectors import (
     items_labeled,
     items_pool,
@@ -198,6 +198,15 @@ def selection_preview(*, cycle: Cycle, params: SelectionParams, show: int = 20) 
     }
 
 
+def _boxes_of(cycle: Cycle, picks: list[Pick]) -> dict[int, Any]:
+    """The predicted boxes of the picked items (detection), read only for the picks: a pool's boxes are far bigger
+    than its scores, and every strategy reads scores without them."""
+    ids = [p.item_id for p in picks if p.uncertainty is not None]
+    if not ids or cycle.project.task_type != TaskType.OBJECT_DETECTION:
+        return {}
+    return dict(Score.objects.filter(cycle=cycle, item_id__in=ids, boxes__isnull=False).values_list("item_id", "boxes"))
+
+
 def selection_make(*, cycle: Cycle, params: SelectionParams | None = None) -> Selection:
     """Select and store, once (with the cycle's own parameters when `params` is None). A second call (a redelivered
     task, a double click) returns the existing selection if the cycle already selected, and raises
@@ -215,6 +224,7 @@ def selection_make(*, cycle: Cycle, params: SelectionParams | None = None) -> Se
     picks = _pick(cycle, params, notes=notes)
     # The evaluation sample rides along (validation/test items no model chose), on top of the budget.
     evaluation = evaluation_picks(project=cycle.project)
+    boxes = _boxes_of(cycle, picks)
     try:
         with transaction.atomic():
             cycle_transition(
@@ -255,6 +265,7 @@ def selection_make(*, cycle: Cycle, params: SelectionParams | None = None) -> Se
                         uncertainty=p.uncertainty,
                         predicted_label=p.predicted_label,
                         confidence=p.confidence,
+                        boxes=boxes.get(p.item_id),
                     )
                     for rank, p in enumerate(picks)
                 ]

@@ -26,6 +26,7 @@ from campaigns.services.features import image_config, item_inputs
 from campaigns.services.model_config import model_config_problem
 from campaigns.services.training_sets import HASH_PARAM, SIZE_PARAM, training_set_hash, training_set_record
 from engine.architectures import ImageCNN, TextHead, load_backbone
+from engine.detection import box_fractions
 from engine.external import PyFuncClassifier, PyFuncDetector
 from engine.metrics import bootstrap_interval
 from engine.scoring import Batch, ScoreChunk, concat_chunks, score_chunks, score_model
@@ -346,7 +347,8 @@ def model_score(
     """Scores for one chunk of inputs: MC dropout with penultimate embeddings (diversity-aware selection) for alweb's
     models; the pyfunc's probabilities or boxes for external ones."""
     if isinstance(model, PyFuncDetector):
-        return _detection_as_chunk(next(iter(model.score_chunks([Batch(inputs, ids=ids)]))), labels or [])
+        chunk = next(iter(model.score_chunks([Batch(inputs, ids=ids)])))
+        return _detection_as_chunk(chunk, labels or [], size=(inputs.shape[-1], inputs.shape[-2]))
     if isinstance(model, PyFuncClassifier):
         # One probability vector per item: BALD would be 0 everywhere, so a single-sample heuristic stands in.
         single = heuristic if heuristic in ("entropy", "margin", "least_confidence", "random") else "entropy"
@@ -357,8 +359,9 @@ def model_score(
     )
 
 
-def _detection_as_chunk(chunk: Any, labels: list[str]) -> ScoreChunk:
-    """A detector's per-image result in the engine's shape: label = the most confident box's, if a project label."""
+def _detection_as_chunk(chunk: Any, labels: list[str], *, size: tuple[int, int]) -> ScoreChunk:
+    """A detector's per-image result in the engine's shape: label = the most confident box's, if a project label;
+    its boxes read in pixels of the `size` (width, height) input it was given, kept as fractions of the image."""
     index = {label: i for i, label in enumerate(labels)}
     predicted = np.asarray([index.get(str(lbl), -1) if lbl is not None else -1 for lbl in chunk.labels])
     n = len(chunk.ids)
@@ -372,4 +375,5 @@ def _detection_as_chunk(chunk: Any, labels: list[str]) -> ScoreChunk:
         labels=predicted.astype(np.int64),
         confidence=np.asarray(chunk.confidence, dtype=np.float32),
         finite=np.ones(n, dtype=bool),
+        boxes=[box_fractions(boxes, width=size[0], height=size[1]) for boxes in chunk.boxes],
     )

@@ -152,6 +152,39 @@ def boxes_result(
     return regions
 
 
+# Items without stored pixel sizes: percentages only need a consistent reference size.
+FALLBACK_SIZE = 1000
+
+
+def fraction_boxes_result(
+    boxes: Sequence[Mapping[str, Any]],
+    *,
+    image_width: int | None,
+    image_height: int | None,
+    known_labels: Iterable[str],
+    from_name: str = FROM_NAME,
+    to_name: str = "image",
+) -> list[ResultRegion]:
+    """`boxes_result` for alweb's boxes (`{label, x, y, w, h, score?}`, fractions of the image: a detection label or
+    a predicted box). A box whose label the labeling config does not know, or with no area, is left out: Label
+    Studio would show it as a region nobody can edit or accept."""
+    width, height = image_width or FALLBACK_SIZE, image_height or FALLBACK_SIZE
+    known = set(known_labels)
+    kept = [
+        Box(
+            str(b["label"]),
+            float(b["x"]) * width,
+            float(b["y"]) * height,
+            float(b["w"]) * width,
+            float(b["h"]) * height,
+            float(b["score"]) if isinstance(b.get("score"), int | float) else None,
+        )
+        for b in boxes
+        if str(b.get("label")) in known and float(b.get("w", 0)) > 0 and float(b.get("h", 0)) > 0
+    ]
+    return boxes_result(kept, image_width=width, image_height=height, from_name=from_name, to_name=to_name)
+
+
 def prediction(
     result: list[ResultRegion], *, uncertainty: float, model_version: str, task_id: int | None = None
 ) -> PredictionPayload:

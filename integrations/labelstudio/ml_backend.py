@@ -21,6 +21,7 @@ from campaigns.services.actions import NothingToSelect, cycle_start
 from campaigns.services.cycles import CycleConflict
 from campaigns.services.features import FeatureError, image_array, image_config, text_embeddings, text_encoder
 from campaigns.services.training import model_load, model_score
+from engine.scoring import ScoreChunk
 from integrations.labelstudio import convert
 from integrations.labelstudio.label_config import LabelConfigError, LabelConfigInfo, info_for, parse_label_config
 from integrations.labelstudio.sync import ls_model_version
@@ -112,8 +113,8 @@ def _inputs(project: Project, info: LabelConfigInfo, tasks: Sequence[Mapping[str
 def ml_predict(*, project: Project, tasks: Sequence[Mapping[str, Any]], label_config: Any = None) -> dict[str, Any]:
     """LS's /predict answer: one result per task, in order (an empty `results` list when there is no model)."""
     mv = champion(project)
-    if mv is None or project.task_type == TaskType.OBJECT_DETECTION or not tasks:
-        # No model yet (or detection, which alweb scores but does not box): LS creates nothing.
+    if mv is None or not tasks:
+        # No model yet: LS creates nothing.
         return {"results": []}
 
     version = ls_model_version(version=mv.version, cycle_number=0)
@@ -129,7 +130,11 @@ def ml_predict(*, project: Project, tasks: Sequence[Mapping[str, Any]], label_co
             iterations=project.default_mc_iterations,
             heuristic=project.default_heuristic,
             seed=0,
+            labels=list(project.labels),
         )
+        if scored.boxes is not None:
+            _box_results(project, info, tasks, scored, results, version)
+            return {"results": results}
         labels = list(project.labels)
         for n, u, lbl in zip(scored.ids, scored.uncertainty, scored.labels, strict=True):
             if lbl < 0:
@@ -141,6 +146,33 @@ def ml_predict(*, project: Project, tasks: Sequence[Mapping[str, Any]], label_co
                 "model_version": version,
             }
     return {"results": results}
+
+
+def _box_results(
+    project: Project,
+    info: LabelConfigInfo,
+    tasks: Sequence[Mapping[str, Any]],
+    scored: ScoreChunk,
+    results: list[dict[str, Any]],
+    version: str,
+) -> None:
+    """A detector's answer: its boxes as rectanglelabels regions, sized by the item's image (fills `results`)."""
+    assert scored.boxes is not None
+    items = _items_for(project, tasks)
+    for n, u, boxes in zip(scored.ids, scored.uncertainty, scored.boxes, strict=True):
+        item = items[n]
+        results[n] = {
+            "result": convert.fraction_boxes_result(
+                boxes,
+                image_width=item.media_width if item is not None else None,
+                image_height=item.media_height if item is not None else None,
+                known_labels=info.labels,
+                from_name=info.from_name,
+                to_name=info.to_name,
+            ),
+            "score": convert.uncertainty_to_ls_score(float(u)),
+            "model_version": version,
+        }
 
 
 def ml_start_training(*, project: Project) -> dict[str, Any]:

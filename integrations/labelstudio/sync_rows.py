@@ -122,7 +122,17 @@ def prediction_payload(ctx: SyncContext, si: SelectedItem, *, task_id: int | Non
         uncertainty = (ctx.selection.size - si.rank) / max(ctx.selection.size, 1)
     result: list[convert.ResultRegion] = []
     label = si.predicted_label
-    if ctx.project.task_type != TaskType.OBJECT_DETECTION and label and label in ctx.info.labels:
+    if ctx.project.task_type == TaskType.OBJECT_DETECTION:
+        # The model's boxes as regions the annotator corrects or accepts (none for the evaluation sample or a cold
+        # start: the selection kept no boxes for them).
+        result = convert.fraction_boxes_result(
+            si.boxes or [],
+            image_width=si.item.media_width,
+            image_height=si.item.media_height,
+            known_labels=ctx.info.labels,
+            from_name=ctx.info.from_name,
+            to_name=ctx.info.to_name,
+        )
+    elif label and label in ctx.info.labels:
         result = convert.choice_result(label, from_name=ctx.info.from_name, to_name=ctx.info.to_name)
-    # Detection: the selection keeps an image score, not boxes, so the prediction carries the score only.
     return convert.prediction(result, uncertainty=uncertainty, model_version=ctx.version, task_id=task_id)

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from engine.detection import Box, box_uncertainties, image_summary, image_uncertainty, score_images
+from engine.detection import Box, box_fractions, box_uncertainties, image_summary, image_uncertainty, score_images
 
 
 def test_min_and_mean_confidence() -> None:
@@ -43,3 +43,17 @@ def test_empty_images_and_non_finite_confidences() -> None:
     assert image_summary([Box("a", 0.2), Box("b", 0.7)]) == ("b", 0.7)
     with pytest.raises(ValueError):
         box_uncertainties([Box("a", 0.2)], "bogus")  # type: ignore[arg-type]
+
+
+def test_box_fractions_read_pixels_of_the_input_and_drop_what_cannot_be_drawn() -> None:
+    boxes = [
+        Box("cat", 0.7, bbox=(8, 4, 16, 8)),
+        Box("dog", float("nan"), bbox=(24, 28, 16, 8)),  # leaves the 32x32 image: clipped to what is inside
+        Box("cat", 0.9),  # no bbox
+        Box("cat", 0.9, bbox=(40, 0, 4, 4)),  # entirely outside
+        Box("cat", 0.9, bbox=(0, 0, float("inf"), 4)),
+    ]
+    assert box_fractions(boxes, width=32, height=32) == [
+        {"label": "cat", "x": 0.25, "y": 0.125, "w": 0.5, "h": 0.25, "score": 0.7},
+        {"label": "dog", "x": 0.75, "y": 0.875, "w": 0.25, "h": 0.125, "score": 0.0},
+    ]

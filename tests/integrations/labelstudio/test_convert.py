@@ -15,6 +15,7 @@ from integrations.labelstudio.convert import (
     UnknownLabelError,
     boxes_result,
     choice_result,
+    fraction_boxes_result,
     ls_score_to_uncertainty,
     prediction,
     result_to_boxes,
@@ -156,3 +157,23 @@ def test_boxes_result_refuses_bad_input() -> None:
         boxes_result([Box("cat", 0, 0, 0, 10)], image_width=100, image_height=100)
     with pytest.raises(ValueError):
         boxes_result([Box("cat", 0, 0, 10, 10)], image_width=0, image_height=100)
+
+
+def test_fraction_boxes_keep_known_labels_and_their_scores() -> None:
+    boxes = [
+        {"label": "cat", "x": 0.1, "y": 0.2, "w": 0.5, "h": 0.25, "score": 0.8},
+        {"label": "zebra", "x": 0.1, "y": 0.2, "w": 0.5, "h": 0.25, "score": 0.9},  # not in the config
+        {"label": "dog", "x": 0.5, "y": 0.5, "w": 0.0, "h": 0.25},  # no area
+        {"label": "dog", "x": 0.0, "y": 0.0, "w": 1.0, "h": 1.0},  # a label: no score
+    ]
+    regions = fraction_boxes_result(boxes, image_width=40, image_height=30, known_labels=LABELS)
+    assert [r["value"]["rectanglelabels"] for r in regions] == [["cat"], ["dog"]]
+    assert (regions[0]["score"], "score" in regions[1]) == (0.8, False)
+    assert result_to_boxes(regions, known_labels=LABELS) == [
+        Box("cat", pytest.approx(4.0), pytest.approx(6.0), pytest.approx(20.0), pytest.approx(7.5), 0.8),
+        Box("dog", 0.0, 0.0, 40.0, 30.0, None),
+    ]
+    # Without a stored image size the percentages are the same, on a reference size.
+    unsized = fraction_boxes_result(boxes[:1], image_width=None, image_height=None, known_labels=LABELS)
+    assert unsized[0]["value"]["x"] == pytest.approx(regions[0]["value"]["x"])
+    assert unsized[0]["original_width"] == 1000
