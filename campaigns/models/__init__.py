@@ -331,6 +331,9 @@ class Score(models.Model):
     heuristic = models.CharField(max_length=40)
     predicted_label = models.CharField(max_length=200, blank=True, default="")
     confidence = models.FloatField(null=True, blank=True)
+    # Detection only: the boxes the model predicted, [{label, x, y, w, h, score}] with x, y, w, h fractions of the
+    # image (top-left corner; the shape of a detection label), so annotators get them as pre-annotations.
+    boxes = models.JSONField(null=True, blank=True)
     # Which scoring chunk wrote this row: a redelivered scoring task skips chunks already present.
     chunk = models.PositiveIntegerField(default=0)
 
@@ -386,6 +389,7 @@ class SelectedItem(models.Model):
     uncertainty = models.FloatField(null=True, blank=True)
     predicted_label = models.CharField(max_length=200, blank=True, default="")
     confidence = models.FloatField(null=True, blank=True)
+    boxes = models.JSONField(null=True, blank=True)  # the Score's predicted boxes (detection), synced to LS
     purpose = models.CharField(max_length=16, choices=Purpose.choices, default=Purpose.TRAINING)
     # Sync state is the only mutable part: rank and score are what the selection decided.
     sync_state = models.CharField(max_length=8, choices=SyncState.choices, default=SyncState.PENDING)

@@ -19,8 +19,6 @@ from integrations.labelstudio.connect import labelstudio_client, labelstudio_con
 from integrations.labelstudio.label_config import LabelConfigInfo
 
 log = logging.getLogger(__name__)
-# Items without stored pixel sizes: percentages only need a consistent reference size.
-_FALLBACK_SIZE = 1000
 
 
 def oracle_annotate(*, cycle: Cycle, seed: int = 0, noise_rate: float = 0.0) -> int:
@@ -75,12 +73,11 @@ def _result(
         rate, seed = noise
         answer = noisy_answer(str(truth), info.labels, rate=rate, seed=seed, key=item.key)
         return convert.choice_result(answer, from_name=info.from_name, to_name=info.to_name)
-    width = item.media_width or _FALLBACK_SIZE
-    height = item.media_height or _FALLBACK_SIZE
-    boxes = [
-        convert.Box(str(b["label"]), b["x"] * width, b["y"] * height, b["w"] * width, b["h"] * height)
-        for b in truth or []
-    ]
-    return convert.boxes_result(
-        boxes, image_width=width, image_height=height, from_name=info.from_name, to_name=info.to_name
+    return convert.fraction_boxes_result(
+        truth or [],
+        image_width=item.media_width,
+        image_height=item.media_height,
+        known_labels=info.labels,
+        from_name=info.from_name,
+        to_name=info.to_name,
     )
