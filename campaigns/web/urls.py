@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from campaigns.web import cycle_views, export_views, views
+from campaigns.web import cycle_views, export_views, labelstudio_views, views
 
 app_name = "dashboard"
 
@@ -19,6 +19,7 @@ urlpatterns = [
     path("projects/<int:pk>/cycles/", views.project_cycles_view, name="project-cycles"),
     path("projects/<int:pk>/cycles/start/", views.cycle_start_view, name="cycle-start"),
     path("projects/<int:pk>/pull/", cycle_views.project_pull_view, name="project-pull"),
+    path("projects/<int:pk>/ml-backend/", labelstudio_views.ml_backend_connect_view, name="ml-backend-connect"),
     path("projects/<int:pk>/exports/", export_views.export_start_view, name="export-start"),
     path("projects/<int:pk>/exports/<int:export_id>/", export_views.export_status_view, name="export-status"),
     path(cycle, cycle_views.cycle_detail_view, name="cycle-detail"),

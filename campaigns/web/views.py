@@ -22,6 +22,7 @@ from campaigns.states import OPEN_CYCLE_STATES, WAITING_FOR_LABELS
 from campaigns.web.access import is_htmx, login_required, member, member_project
 from campaigns.web.export_views import export_card
 from campaigns.web.forms import CycleStartForm, ItemImportForm, ProjectCreateForm
+from campaigns.web.labelstudio_views import ml_backend_card
 from campaigns.web.presenters import poll_seconds, progress_view
 
 # A form the services refused is re-rendered with this status: the page still shows, and scripts and tests can
@@ -161,6 +162,7 @@ def _project_page(
         "start_form": start_form,
         "conflict": conflict,
         **export_card(project),
+        **ml_backend_card(project),
     }
     return render(request, "campaigns/project_detail.html", context, status=status)
 
