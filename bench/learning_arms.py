@@ -119,25 +119,27 @@ ARMS: dict[str, Arm] = {
 
 def product_pick(strategy: str, options: dict[str, Any]) -> tuple[Picker, bool]:
     """The picker the product uses for ``strategy`` once a model has scored the pool
-    (``campaigns.services.selection._pick``): top-k, or a strategy on the top ``candidates_factor x budget``."""
+    (``campaigns.services.selection._pick``): top-k; PowerBALD and random over the whole pool; diverse as k-center
+    over the top ``candidates_factor x budget`` seeded with the labeled set, the most uncertain candidate first.
+    Coreset and BADGE are arms of their own (``ARMS``), the same engine functions the product calls."""
     if strategy == "topk":
         return _top, False
     if strategy == "random":
         return _random, False
+    if strategy == "power":
+        power = float(options["power"])
+        return (lambda ctx: selection.power_sample(ctx.u(), ctx.budget, seed=ctx.seed, power=power)), False
+    if strategy != "diverse":
+        raise ValueError(f"no benchmark mapping for the product strategy {strategy!r}")
     factor = int(options.get("candidates_factor", 10))
 
-    def bounded(ctx: Context) -> IntArray:
+    def diverse(ctx: Context) -> IntArray:
+        assert ctx.embeddings is not None
         cand = heuristics.top_k(ctx.u(), ctx.budget * factor)
-        if strategy == "power":
-            order = selection.power_sample(ctx.u()[cand], ctx.budget, seed=ctx.seed, power=options["power"])
-        elif strategy == "diverse":
-            assert ctx.embeddings is not None
-            order = selection.k_center_greedy(ctx.embeddings[cand], ctx.budget)
-        else:
-            raise ValueError(f"no benchmark mapping for the product strategy {strategy!r}")
+        order = selection.k_center_greedy(ctx.embeddings[cand], ctx.budget, labeled=ctx.labeled_embeddings, start=0)
         return cand[order]
 
-    return bounded, strategy == "diverse"
+    return diverse, True
 
 
 def product_default() -> tuple[dict[str, Any], str]:
