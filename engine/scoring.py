@@ -26,6 +26,7 @@ from numpy.typing import NDArray
 from torch import nn
 from torch.nn.modules.dropout import _DropoutNd
 
+from engine.device import autocast, resolve_device, rng_devices, rng_state, set_rng_state
 from engine.heuristics import NEEDS_SAMPLES, STOCHASTIC, get_heuristic
 
 OutputKind = Literal["logits", "probs", "log_probs"]
@@ -126,6 +127,7 @@ class MCDropout:
         max_rows: int = 16384,
         embeddings: bool = False,
         patch: bool = True,
+        device: str | torch.device | None = None,
     ) -> None:
         if iterations < 1:
             raise ValueError("iterations must be >= 1")
@@ -135,7 +137,10 @@ class MCDropout:
             self.model = patch_module(model, inplace=False)
         else:
             self.model = copy.deepcopy(model)
-        self.model.eval()
+        # The model, each batch and its T-fold replication live on this device (ALWEB_DEVICE when None); results
+        # come back to the CPU as numpy.
+        self.device = resolve_device(device)
+        self.model.to(self.device).eval()
         self.iterations = iterations
         self.output: OutputKind = output
         self.requested_mode: Mode = mode
@@ -157,30 +162,31 @@ class MCDropout:
         assert self._split is not None
         prefix, suffix = self._split
         probe = x[: min(2, x.shape[0])]
-        state = torch.get_rng_state()
+        # Checked in float32 (no autocast): the question is whether the split computes the same function.
+        state = rng_state(self.device)
         try:
             with torch.inference_mode():
                 a = prefix(probe.clone())
                 if not torch.equal(a, prefix(probe.clone())):
                     return False  # hidden randomness in the prefix: it must not be shared across samples
-                torch.set_rng_state(state)
+                set_rng_state(self.device, state)
                 full = self.model(probe.clone())
-                torch.set_rng_state(state)
+                set_rng_state(self.device, state)
                 split = suffix(prefix(probe.clone()))
             return full.shape == split.shape and torch.allclose(full, split, rtol=1e-4, atol=1e-5)
         except Exception:  # a split that crashes (shape mismatch in a custom forward) just means "not splittable"
             return False
         finally:
-            torch.set_rng_state(state)
+            set_rng_state(self.device, state)
 
     def __call__(self, x: Any) -> tuple[NDArray[np.float32], NDArray[np.float32] | None]:
-        x = torch.as_tensor(x)
+        x = torch.as_tensor(x).to(self.device)
         if self._mode is None:
             ok = self._verify_split(x)
             if not ok and self.requested_mode == "fast":
                 raise ValueError("the fast split does not reproduce the model's forward; use mode='plain'")
             self._mode = "fast" if ok else "plain"
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast(self.device):
             if self._mode == "fast":
                 assert self._split is not None
                 prefix, suffix = self._split
@@ -192,7 +198,7 @@ class MCDropout:
                 out = self._forward_plain(x)
                 emb = self._embed(self.model, x) if self.want_embeddings else None
             probs = _to_probs(out, self.output).permute(1, 2, 0).contiguous()  # [n, C, T]
-        return probs.numpy(), emb
+        return probs.cpu().numpy(), emb
 
     def _embed(self, module: nn.Module, x: torch.Tensor) -> NDArray[np.float32] | None:
         """The input of the model's last Linear on one pass of ``module`` with the dropout layers off."""
@@ -206,7 +212,7 @@ class MCDropout:
                 module(x.clone())
         finally:
             hook.remove()
-        return captured[-1].float().numpy() if captured else None
+        return captured[-1].float().cpu().numpy() if captured else None
 
     def _forward_plain(self, x: torch.Tensor) -> torch.Tensor:
         if not self.stochastic:  # nothing random: T identical passes would be wasted work
@@ -321,7 +327,7 @@ def score_chunks(
         if index not in skip:
             # MC masks drawn from a per-chunk seed (global RNG forked, so the caller's stream is untouched): a chunk
             # scores the same whether the run was interrupted or not, and resumed runs match uninterrupted ones.
-            with torch.random.fork_rng(devices=[]):
+            with torch.random.fork_rng(devices=rng_devices()):
                 torch.manual_seed(int(np.random.SeedSequence([seed, index]).generate_state(1)[0]))
                 samples, emb = sampler(batch.load())
             chunk_seed: int | tuple[int, int] = (seed, index) if heuristic in STOCHASTIC else seed
@@ -401,9 +407,11 @@ def score_model(
     skip: Container[int] = (),
     total: int | None = None,
     on_progress: ProgressCallback | None = None,
+    device: str | torch.device | None = None,
 ) -> Iterator[ScoreChunk]:
-    """Convenience: ``score_chunks`` with an ``MCDropout`` sampler over ``model``."""
-    sampler = MCDropout(model, iterations=iterations, output=output, mode=mode, embeddings=embeddings)
+    """Convenience: ``score_chunks`` with an ``MCDropout`` sampler over ``model`` (on ``device``, by default
+    ``ALWEB_DEVICE``)."""
+    sampler = MCDropout(model, iterations=iterations, output=output, mode=mode, embeddings=embeddings, device=device)
     yield from score_chunks(
         sampler, batches, heuristic=heuristic, seed=seed, skip=skip, total=total, on_progress=on_progress
     )

@@ -21,6 +21,7 @@ from numpy.typing import ArrayLike
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
+from engine.device import autocast, needs_grad_scaler, resolve_device
 from engine.metrics import ClassificationMetrics, classification_metrics
 
 DataLike = Dataset[Any] | tuple[torch.Tensor, torch.Tensor]
@@ -42,6 +43,7 @@ class TrainConfig:
     seed: int = 0
     deterministic: bool = True
     eval_batch_size: int = 512
+    device: str | None = None  # None: ALWEB_DEVICE (engine.device), auto by default
 
 
 @dataclass(frozen=True)
@@ -122,14 +124,21 @@ def deterministic_algorithms(enabled: bool = True) -> Iterator[None]:
         torch.use_deterministic_algorithms(previous, warn_only=warn_only)
 
 
+def model_device(model: nn.Module) -> torch.device:
+    """Where the model's weights are (the CPU for a model without any)."""
+    return next((p.device for p in model.parameters()), torch.device("cpu"))
+
+
 def predict_logits(model: nn.Module, data: DataLike, *, batch_size: int = 512) -> torch.Tensor:
-    """Deterministic (eval mode, dropout off) logits for every item, in order."""
+    """Deterministic (eval mode, dropout off) float32 logits for every item, in order, on the CPU; the batches run
+    on the model's device."""
     loader = DataLoader(as_dataset(data), batch_size=batch_size, shuffle=False)
+    device = model_device(model)
     was_training = model.training
     model.eval()
     try:
-        with torch.inference_mode():
-            outs = [model(batch[0]) for batch in loader]
+        with torch.inference_mode(), autocast(device):
+            outs = [model(batch[0].to(device)).float().cpu() for batch in loader]
     finally:
         model.train(was_training)
     return torch.cat(outs) if outs else torch.empty(0)
@@ -187,7 +196,11 @@ def train_classifier(
     valid_ds = as_dataset(valid) if valid is not None and len(as_dataset(valid)) > 0 else None  # type: ignore[arg-type]
     y_train = dataset_labels(train_ds)
     weights = balanced_class_weights(y_train, num_classes) if cfg.class_weights else torch.ones(num_classes)
-    criterion = nn.CrossEntropyLoss(weight=weights)
+    device = resolve_device(cfg.device)
+    model.to(device)
+    criterion = nn.CrossEntropyLoss(weight=weights.to(device))
+    eval_criterion = nn.CrossEntropyLoss(weight=weights)  # evaluate() returns its logits on the CPU
+    scaler = torch.amp.GradScaler("cuda") if needs_grad_scaler(device) else None
     optimizer = torch.optim.AdamW(
         [p for p in model.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=cfg.weight_decay
     )
@@ -206,14 +219,23 @@ def train_classifier(
             model.train()
             total, count = 0.0, 0
             for x, y in loader:
+                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
                 optimizer.zero_grad(set_to_none=True)
-                loss = criterion(model(x), y)
-                loss.backward()
-                optimizer.step()
+                with autocast(device):
+                    loss = criterion(model(x).float(), y)
+                if scaler is not None:
+                    scaler.scale(loss).backward()
+                    scaler.step(optimizer)
+                    scaler.update()
+                else:
+                    loss.backward()
+                    optimizer.step()
                 total += loss.item() * len(y)
                 count += len(y)
             if valid_ds is not None:
-                vm, vloss = evaluate(model, valid_ds, num_classes, criterion=criterion, batch_size=cfg.eval_batch_size)
+                vm, vloss = evaluate(
+                    model, valid_ds, num_classes, criterion=eval_criterion, batch_size=cfg.eval_batch_size
+                )
                 log = EpochLog(epoch, total / max(count, 1), vloss, vm.accuracy, vm.macro_f1, 0.0, False)
                 improved = _better(cfg.monitor, log, best)
             else:
@@ -237,6 +259,8 @@ def train_classifier(
     valid_metrics = evaluate(model, valid_ds, num_classes)[0] if valid_ds is not None else None
     test_ds = as_dataset(test) if test is not None else None
     test_metrics = evaluate(model, test_ds, num_classes)[0] if test_ds is not None and len(test_ds) else None  # type: ignore[arg-type]
+    # Handed back on the CPU: callers save it (MLflow), copy it, compare state_dicts; scoring moves it again.
+    model.to("cpu")
     return TrainResult(
         model=model,
         best_epoch=best.epoch if best is not None else 0,
