@@ -15,7 +15,7 @@ from django.db import InterfaceError, OperationalError
 
 from campaigns.services import pipeline
 from campaigns.services.cycles import cycle_fail
-from campaigns.services.exports import export_fail, export_run
+from campaigns.services.exports import export_fail, export_run, exports_prune
 from campaigns.services.label_quality import label_quality_fail, label_quality_run
 from integrations.labelstudio.review_sync import reviews_run_sync
 
@@ -122,6 +122,14 @@ class ExportTask(RetryingTask):
 @shared_task(base=ExportTask, bind=True, name="campaigns.tasks.project_export")
 def project_export(self: Task, export_id: int) -> None:
     export_run(export_id=export_id)
+
+
+@shared_task(name="campaigns.tasks.exports_prune")
+def prune_old_exports() -> None:
+    """Hourly (beat): exports past ALWEB_EXPORT_RETENTION_DAYS go, file and row."""
+    deleted = exports_prune()
+    if deleted:
+        log.info("deleted %s old exports", deleted)
 
 
 class LabelQualityTask(RetryingTask):

@@ -136,6 +136,8 @@ STORAGES = {
 }
 # Signed media URLs served by alweb to Label Studio expire after this many seconds.
 ALWEB_MEDIA_URL_TTL = env.int("ALWEB_MEDIA_URL_TTL", default=3600)
+# Finished and failed exports (files and rows) are deleted this many days after they were made; 0 keeps them all.
+ALWEB_EXPORT_RETENTION_DAYS = env.int("ALWEB_EXPORT_RETENTION_DAYS", default=7)
 # Tasks per Label Studio import request (a 1000-task import with predictions is ~1.3 s and ~1 MB; fewer, larger
 # requests cost Label Studio less).
 ALWEB_LS_SYNC_BATCH = env.int("ALWEB_LS_SYNC_BATCH", default=1000)
@@ -240,6 +242,7 @@ CELERY_BEAT_SCHEDULE = {
         "task": "campaigns.tasks.pull_all_projects",
         "schedule": env.int("ALWEB_PULL_INTERVAL", default=60),
     },
+    "prune-exports": {"task": "campaigns.tasks.exports_prune", "schedule": 3600},
 }
 # CPU-heavy work (train, score) and I/O (Label Studio sync and pull) scale on separate worker pools.
 CELERY_TASK_DEFAULT_QUEUE = "celery"

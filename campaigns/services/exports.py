@@ -11,9 +11,11 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, cast
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, User
 from django.core.exceptions import ValidationError
 from django.core.files import File
@@ -245,3 +247,22 @@ def export_download_url(*, export: Export) -> str:
     if export.state != ExportState.DONE or not export.file:
         return ""
     return signed_storage_url(str(export.file.name), e=export.pk)
+
+
+def exports_prune(*, older_than: timedelta | None = None) -> int:
+    """Delete finished and failed exports older than ALWEB_EXPORT_RETENTION_DAYS (0: keep them all), the file before
+    the row: every export is a full copy of the dataset, and storage would otherwise only grow. Running and queued
+    exports are left alone. Idempotent (a file already gone is fine). Returns how many were deleted."""
+    if older_than is None:
+        if settings.ALWEB_EXPORT_RETENTION_DAYS <= 0:
+            return 0
+        older_than = timedelta(days=settings.ALWEB_EXPORT_RETENTION_DAYS)
+    cutoff = timezone.now() - older_than
+    old = Export.objects.filter(state__in=[ExportState.DONE, ExportState.FAILED], created_at__lt=cutoff)
+    deleted = 0
+    for export in old.only("pk", "file").iterator():
+        if export.file and default_storage.exists(str(export.file.name)):
+            default_storage.delete(str(export.file.name))
+        export.delete()
+        deleted += 1
+    return deleted

@@ -6,9 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.core.files.base import ContentFile
 from django.urls import reverse
 
-from campaigns.models import Item, Membership
+from campaigns.models import Export, Item, Membership
 from tests.factories import (
     AnnotationFactory,
     CycleFactory,
@@ -238,3 +239,12 @@ def test_revoke_media_links_action_raises_the_projects_epoch(admin_client: Any, 
     assert "Media links revoked for 1 project" in page
     project.refresh_from_db()
     assert project.media_links_epoch == before + 1
+
+
+def test_exports_are_listed_view_only_with_their_download_link(admin_client: Any, data: dict[str, Any]) -> None:
+    export = Export.objects.create(project=data["project"], format="csv", state="queued")
+    export.file.save("exports/e.csv", ContentFile(b"key\n"), save=False)
+    Export.objects.filter(pk=export.pk).update(state="done", file=export.file.name, rows=0)
+    page = admin_client.get(reverse("admin:campaigns_export_changelist")).content.decode()
+    assert ">download</a>" in page and "/m/" in page
+    assert admin_client.post(reverse("admin:campaigns_export_delete", args=[export.pk])).status_code == 403

@@ -6,11 +6,14 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.core import signing
+from django.core.files.storage import default_storage
 from django.test import Client
+from django.utils import timezone
 
 from campaigns import tasks
 from campaigns.models import Export, Item
@@ -112,3 +115,25 @@ def test_non_members_get_404(as_outsider: Any, project: Any, post_json: Any) -> 
     export = Export.objects.create(project=project, format="csv")
     assert as_outsider.get(url(project, export.pk)).status_code == 404
     assert as_outsider.get(url(project)).status_code == 404
+
+
+def test_old_exports_are_pruned_file_and_row_running_ones_kept(
+    as_member: Any, labeled: Any, post_json: Callable[..., Any], run_inline: list[int], settings: Any
+) -> None:
+    done_id = post_json(as_member, url(labeled), {"format": "csv"}).json()["id"]
+    done = Export.objects.get(pk=done_id)
+    assert default_storage.exists(done.file.name)
+    running = Export.objects.create(project=labeled, format="csv", state="running")
+    long_ago = timezone.now() - timedelta(days=settings.ALWEB_EXPORT_RETENTION_DAYS + 1)
+    Export.objects.filter(pk__in=[done.pk, running.pk]).update(created_at=long_ago)
+    fresh_id = post_json(as_member, url(labeled), {"format": "jsonl"}).json()["id"]
+
+    tasks.prune_old_exports.run()
+    assert set(Export.objects.values_list("pk", flat=True)) == {running.pk, fresh_id}
+    assert not default_storage.exists(done.file.name)
+    assert as_member.get(url(labeled, done_id)).status_code == 404
+    tasks.prune_old_exports.run()  # idempotent: nothing more to do
+    settings.ALWEB_EXPORT_RETENTION_DAYS = 0  # keep forever
+    Export.objects.filter(pk=fresh_id).update(created_at=long_ago)
+    tasks.prune_old_exports.run()
+    assert Export.objects.filter(pk=fresh_id).exists()
