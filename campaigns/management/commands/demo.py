@@ -1,6 +1,6 @@
 """`manage.py demo` (`make demo`): simulation campaigns through the real Label Studio with the oracle annotator.
 
-The product's default strategy (what a new project gets: BALD top-k, T = 20) and a random baseline run with the
+The product's default strategy (what a new project gets: margin top-k, T = 20) and a random baseline run with the
 same seeds and budgets on scikit-learn's digits drawn i.i.d. (pool, validation and test from the same distribution:
 no skew, no planted duplicates, unless asked for); the report goes to var/reports/ and the last line printed is
 `RESULT {json}`. Both arms start from the same first batch (`--cold-start`, random by default, with the same seed):
