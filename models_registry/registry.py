@@ -314,5 +314,11 @@ class ModelRegistry:
         with self.active():
             return mlflow.pyfunc.load_model(uri)
 
+    def download_model(self, uri: str, dst: str | Path) -> Path:
+        """The files behind a model URI (``models:/<name>/<version>``: MLmodel, weights, requirements) copied into
+        ``dst``; returns the folder holding them."""
+        with self.active():
+            return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dst)))
+
     def load_champion(self, name: str) -> Any:
         return self.load_torch(f"models:/{name}@{CHAMPION}")

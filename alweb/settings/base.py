@@ -268,6 +268,15 @@ LABEL_STUDIO_API_KEY = env.str("LABEL_STUDIO_API_KEY", default="")
 # LABEL_STUDIO_URL is always allowed.
 ALWEB_LS_ALLOWED_URLS: list[str] = env.list("ALWEB_LS_ALLOWED_URLS", default=[LABEL_STUDIO_URL])
 
+# Predictions for new data (POST /api/projects/{id}/predict/): items per request and request body bytes (larger is
+# a 413 naming the limit). An image URL is fetched only from the origins listed here (comma-separated, e.g.
+# https://images.example.com): alweb's web process makes the request, so an open list would let any member make
+# the server call a host of their choosing (SSRF), as for ALWEB_LS_ALLOWED_URLS. Empty: image URLs are refused.
+ALWEB_PREDICT_MAX_ITEMS = env.int("ALWEB_PREDICT_MAX_ITEMS", default=64)
+ALWEB_PREDICT_MAX_BYTES = env.int("ALWEB_PREDICT_MAX_BYTES", default=16 * 1024**2)
+ALWEB_PREDICT_URL_ORIGINS: list[str] = env.list("ALWEB_PREDICT_URL_ORIGINS", default=[])
+ALWEB_PREDICT_URL_TIMEOUT = env.float("ALWEB_PREDICT_URL_TIMEOUT", default=10.0)
+
 # Item ingest.
 ALWEB_DEFAULT_SPLIT_RATIOS = {"train": 0.0, "valid": 0.1, "test": 0.1, "pool": 0.8}
 ALWEB_IMPORT_BATCH_SIZE = env.int("ALWEB_IMPORT_BATCH_SIZE", default=10_000)

@@ -6,7 +6,7 @@ from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import SimpleRouter
 
-from campaigns.api import auth_views, cycle_views, export_views, ml_backend_views, stats_views, views
+from campaigns.api import auth_views, cycle_views, export_views, ml_backend_views, predict_views, stats_views, views
 from campaigns.api.common import ID_REGEX
 
 app_name = "api"
@@ -29,5 +29,7 @@ urlpatterns = [
     re_path(rf"^{_nested}/stats/$", stats_views.ProjectStatsView.as_view(), name="project-stats"),
     re_path(rf"^{_nested}/learning-curve/$", stats_views.LearningCurveView.as_view(), name="project-learning-curve"),
     re_path(rf"^{_nested}/ml-backend/$", ml_backend_views.MLBackendView.as_view(), name="project-ml-backend"),
+    re_path(rf"^{_nested}/predict/$", predict_views.PredictView.as_view(), name="project-predict"),
+    re_path(rf"^{_nested}/model/download/$", predict_views.ModelDownloadView.as_view(), name="project-model-download"),
     *router.urls,
 ]

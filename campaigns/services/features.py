@@ -35,10 +35,18 @@ def image_array(item: Item, *, size: int, channels: int) -> NDArray[np.float32]:
     """[C, size, size] floats in [0, 1]."""
     if not item.media:
         raise FeatureError(f"item {item.key!r} has no stored image (URL items are labeled but not scored)")
-    with default_storage.open(str(item.media.name), "rb") as fh, Image.open(io.BytesIO(fh.read())) as img:
+    with default_storage.open(str(item.media.name), "rb") as fh:
+        return image_bytes_array(fh.read(), size=size, channels=channels)
+
+
+def image_bytes_array(data: bytes, *, size: int, channels: int) -> NDArray[np.float32]:
+    """[C, size, size] floats in [0, 1] from encoded image bytes: a stored item's, or one sent for prediction."""
+    with Image.open(io.BytesIO(data)) as img:
         resized = img.convert("L" if channels == 1 else "RGB").resize((size, size), Image.Resampling.BILINEAR)
         arr = np.asarray(resized, dtype=np.float32) / 255.0
     return arr[None, :, :] if channels == 1 else arr.transpose(2, 0, 1).copy()
+
+
 
 
 @lru_cache(maxsize=1)
@@ -81,6 +89,21 @@ def item_inputs(project: Project, items: Sequence[Item]) -> NDArray[np.float32]:
     if not items:
         return np.empty((0, channels, size, size), dtype=np.float32)
     return np.stack([image_array(i, size=size, channels=channels) for i in items])
+
+
+def payload_inputs(project: Project, payloads: Sequence[str | bytes]) -> NDArray[np.float32]:
+    """Model inputs for data that is not an item (a prediction request), in order: texts for a text project
+    (embedded now, never stored: nothing to key a cache on), encoded image bytes otherwise."""
+    if project.task_type == TaskType.TEXT_CLASSIFICATION:
+        texts = [str(p) for p in payloads]
+        return np.asarray(text_encoder().encode(texts), dtype=np.float32) if texts else np.empty((0, 384), np.float32)
+    size, channels = image_config(project)
+    images = [p for p in payloads if isinstance(p, bytes)]
+    if len(images) != len(payloads):
+        raise FeatureError("an image project's inputs are encoded image bytes")
+    if not images:
+        return np.empty((0, channels, size, size), dtype=np.float32)
+    return np.stack([image_bytes_array(p, size=size, channels=channels) for p in images])
 
 
 def raw_features(project: Project, item_ids: Sequence[int]) -> NDArray[np.float32]:

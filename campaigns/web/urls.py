@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from campaigns.web import cycle_views, export_views, labelstudio_views, views
+from campaigns.web import cycle_views, export_views, labelstudio_views, model_views, views
 
 app_name = "dashboard"
 
@@ -21,6 +21,7 @@ urlpatterns = [
     path("projects/<int:pk>/pull/", cycle_views.project_pull_view, name="project-pull"),
     path("projects/<int:pk>/ml-backend/", labelstudio_views.ml_backend_connect_view, name="ml-backend-connect"),
     path("projects/<int:pk>/exports/", export_views.export_start_view, name="export-start"),
+    path("projects/<int:pk>/model/download/", model_views.model_download_view, name="model-download"),
     path("projects/<int:pk>/exports/<int:export_id>/", export_views.export_status_view, name="export-status"),
     path(cycle, cycle_views.cycle_detail_view, name="cycle-detail"),
     path(f"{cycle}status/", cycle_views.cycle_status_view, name="cycle-status"),
