@@ -46,7 +46,9 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 # LS's login form lower-cases the e-mail before authenticating: a mixed-case username could never log in.
 DEFAULT_USERNAME = "admin@alweb.local"
-START_TIMEOUT_S = 120.0
+# A first start on a fresh data dir runs Label Studio's migrations: about a minute on a quiet 2-core machine, over two
+# on a loaded one (seen: not healthy after 120 s at load 12). The wait ends as soon as /health answers.
+START_TIMEOUT_S = 300.0
 
 CREDENTIALS_FILE = "alweb-credentials.json"
 PID_FILE = "alweb-server.pid"
