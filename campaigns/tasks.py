@@ -74,7 +74,14 @@ def cycle_train_closing(self: Task, cycle_id: int) -> None:
 
 @shared_task(base=CycleTask, bind=True, name="campaigns.tasks.cycle_score")
 def cycle_score(self: Task, cycle_id: int) -> None:
-    pipeline.cycle_run_scoring(cycle_id=cycle_id)
+    """Plans the cycle's scoring and sends its chunks to the scoring queue, one task each."""
+    pipeline.cycle_run_scoring(cycle_id=cycle_id, fan_out=True)
+
+
+@shared_task(base=CycleTask, bind=True, name="campaigns.tasks.cycle_score_chunk")
+def cycle_score_chunk(self: Task, cycle_id: int, chunk: int) -> None:
+    """One chunk of a cycle's pool, on whichever scoring worker takes it; the last one completes the cycle."""
+    pipeline.cycle_run_score_chunk(cycle_id=cycle_id, chunk=chunk)
 
 
 @shared_task(base=CycleTask, bind=True, name="campaigns.tasks.cycle_select")

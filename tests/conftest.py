@@ -98,6 +98,16 @@ def celery_worker(tmp_path: Path, settings: Any, django_db_blocker: Any) -> Any:
     registry.cache_clear()
 
 
+@pytest.fixture
+def celery_workers(celery_worker: Any) -> Any:
+    """Two real worker processes sharing one broker, database, media folder and MLflow store (the first is
+    `celery_worker`): what two scoring hosts are to one cycle."""
+    second = celery_worker.twin("worker-2")
+    second.start()
+    yield [celery_worker, second]
+    second.stop()
+
+
 QUEUED_TASKS = ("cycle_train", "cycle_score", "cycle_select", "cycle_sync", "cycle_resync", "project_pull")
 
 

@@ -23,6 +23,7 @@ class Worker:
     mlflow_uri: str
     log: Path
     proc: subprocess.Popen[bytes] | None = field(default=None)
+    name: str = "worker"
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
@@ -42,6 +43,8 @@ class Worker:
                 "--without-heartbeat",
                 "--without-gossip",
                 "--without-mingle",
+                "--hostname",
+                f"{self.name}@%h",  # two workers of one test must not share a node name
             ],
             cwd=ROOT,
             env=self.env,
@@ -63,6 +66,21 @@ class Worker:
                 self.proc.wait(20)
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
+
+    def twin(self, name: str) -> Worker:
+        """Another worker process on the same broker queues, database, media and MLflow store, with its own log:
+        two of them share one cycle's chunks."""
+        return Worker(
+            env=dict(self.env),
+            media_root=self.media_root,
+            mlflow_uri=self.mlflow_uri,
+            log=self.log.with_name(f"{name}.log"),
+            name=name,
+        )
+
+    def ready(self) -> bool:
+        """The worker has connected and waits for tasks."""
+        return " ready." in self.output()
 
     def output(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""

@@ -9,18 +9,27 @@ same task and carries on), does its slow work outside any transaction, and enque
 from __future__ import annotations
 
 import logging
-import time
 
 from django.db import transaction
 from django.db.models import Q
 
-from campaigns.models import Cycle, Project, ReviewState, SyncState
+from campaigns.models import LABELED_CHUNK, Cycle, Project, ReviewState, SyncState
 from campaigns.selectors import items_labeled, selected_items_of_cycle
 from campaigns.services import queue
 from campaigns.services.closing import cycles_close_if_labeled
 from campaigns.services.cycles import InvalidTransition, cycle_progress, cycle_transition
 from campaigns.services.label_quality import label_quality_queue
-from campaigns.services.scoring import cycle_score_pool
+from campaigns.services.model_cache import model_cached
+from campaigns.services.score_stats import score_stats_freeze
+from campaigns.services.scoring import embed_labeled, score_chunk
+from campaigns.services.scoring_plan import (
+    scoring_chunk_mark_written,
+    scoring_chunk_written,
+    scoring_chunks_pending,
+    scoring_plan_claim_completion,
+    scoring_plan_make,
+    scoring_progress_report,
+)
 from campaigns.services.selection import selection_make
 from campaigns.services.training import TrainingError, external_champion, model_train_for_cycle
 from campaigns.states import WAITING_FOR_LABELS, CycleState
@@ -103,21 +112,74 @@ def cycle_run_closing_training(*, cycle_id: int, chain: bool = True) -> ModelVer
     return model_version
 
 
-def cycle_run_scoring(*, cycle_id: int) -> None:
+def cycle_run_scoring(*, cycle_id: int, fan_out: bool = False) -> None:
+    """Plan the cycle's scoring and get its chunks scored: sent as a group of chunk tasks to the scoring queue
+    (`fan_out`, what the Celery task does: any number of workers share them), or one after the other in this
+    process (a caller running the steps itself: simulations, comparisons, the tests). Either way a chunk is
+    scored by `cycle_run_score_chunk`, and the one that writes the last chunk completes the cycle. A redelivered
+    or requeued call sends only the chunks not yet written."""
     cycle = _claim(cycle_id, S.SCORING, [S.CREATED])
     if cycle is None:
         return
-    started = time.monotonic()
-    cycle_score_pool(
-        cycle=cycle,
-        on_progress=lambda done, total: cycle_progress(
-            cycle_id=cycle_id, stage=S.SCORING, done=done, total=total, started=started
-        ),
-    )
+    if cycle.model_version is None:
+        raise ValueError(f"cycle {cycle_id} has no model version to score with")
+    plan = scoring_plan_make(cycle=cycle)
+    pending = scoring_chunks_pending(cycle_id=cycle_id)
+    written = plan.chunks - len(pending)
+    if written:
+        log.info("cycle %s: resuming scoring, %s chunks already written", cycle_id, written)
+    scoring_progress_report(cycle_id=cycle_id)  # _claim zeroed the bar: show what is written already
+    if not pending:
+        cycle_complete_scoring(cycle_id=cycle_id)  # e.g. a retry after the completing task failed
+    elif fan_out:
+        queue.enqueue_group_on_commit(queue.CYCLE_SCORE_CHUNK, [{"cycle_id": cycle_id, "chunk": c} for c in pending])
+        log.info("cycle %s: %s chunks sent to the scoring workers", cycle_id, len(pending))
+    else:
+        for chunk in pending:
+            cycle_run_score_chunk(cycle_id=cycle_id, chunk=chunk)
+
+
+def cycle_run_score_chunk(*, cycle_id: int, chunk: int) -> None:
+    """Score one chunk (the task any scoring worker takes); then, if it was the last one missing, complete the
+    cycle. A chunk already written (a redelivery) or a cycle no longer scoring (cancelled, failed, scored) costs
+    one query and changes nothing."""
+    cycle = Cycle.objects.select_related("project", "model_version", "scoring_plan").filter(pk=cycle_id).first()
+    if cycle is None or cycle.state != S.SCORING or cycle.model_version is None or not hasattr(cycle, "scoring_plan"):
+        log.info("cycle %s is %s: chunk %s not scored", cycle_id, cycle.state if cycle else "gone", chunk)
+        return
+    if scoring_chunk_written(cycle_id=cycle_id, chunk=chunk):
+        log.info("cycle %s: chunk %s already written", cycle_id, chunk)
+    else:
+        model = model_cached(model_version=cycle.model_version)
+        if chunk == LABELED_CHUNK:
+            embed_labeled(cycle=cycle, model=model)
+            with transaction.atomic():
+                scoring_chunk_mark_written(cycle_id=cycle_id, chunk=chunk, scored=0, seconds=0.0)
+        else:
+            score_chunk(cycle=cycle, chunk=chunk, chunk_ids=cycle.scoring_plan.chunk_ids, model=model)
+        scoring_progress_report(cycle_id=cycle_id)
+    cycle_complete_scoring(cycle_id=cycle_id)
+
+
+def cycle_complete_scoring(*, cycle_id: int) -> bool:
+    """Move the cycle to `scored` if every chunk is written, exactly once whatever the number of workers: the plan's
+    completion, the frozen statistics and the move commit together (a worker killed in between leaves all three
+    undone, for the next chunk delivery or a requeue to do). Then selection follows, as after any scoring."""
     with transaction.atomic():
-        cycle_transition(cycle_id=cycle_id, to=S.SCORED, from_states=[S.SCORING])
+        if not scoring_plan_claim_completion(cycle_id=cycle_id):
+            return False  # chunks still missing, or another task completed it
+        cycle = Cycle.objects.select_related("project").get(pk=cycle_id)
+        try:
+            cycle_transition(cycle_id=cycle_id, to=S.SCORED, from_states=[S.SCORING])
+        except InvalidTransition as exc:
+            log.info("cycle %s: scoring not completed (%s)", cycle_id, exc)
+            transaction.set_rollback(True)  # the plan stays open: a retried cycle completes it
+            return False
+        score_stats_freeze(cycle=cycle)
         if cycle.auto_advance:
             queue.enqueue_on_commit(queue.CYCLE_SELECT, cycle_id=cycle_id)
+    log.info("cycle %s: every chunk written, scored", cycle_id)
+    return True
 
 
 def cycle_run_selection(*, cycle_id: int) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery import Task, current_app
+from celery import Task, current_app, group
 from celery.exceptions import NotRegistered
 from django.db import transaction
 
@@ -19,6 +19,7 @@ S = CycleState
 
 CYCLE_TRAIN = "campaigns.tasks.cycle_train"
 CYCLE_SCORE = "campaigns.tasks.cycle_score"
+CYCLE_SCORE_CHUNK = "campaigns.tasks.cycle_score_chunk"
 CYCLE_SELECT = "campaigns.tasks.cycle_select"
 CYCLE_SYNC = "campaigns.tasks.cycle_sync"
 CYCLE_RESYNC = "campaigns.tasks.cycle_resync"
@@ -44,6 +45,12 @@ def enqueue_on_commit(task_name: str, **kwargs: Any) -> None:
     """Send task `task_name` (one of the names above) with `kwargs` once the current transaction commits (at once
     when no transaction is open)."""
     transaction.on_commit(lambda: registered_task(task_name).delay(**kwargs))
+
+
+def enqueue_group_on_commit(task_name: str, calls: list[dict[str, Any]]) -> None:
+    """Send one `task_name` task per kwargs in `calls`, as a group (no chord: nothing waits on their results, the
+    database says when all are done), once the current transaction commits."""
+    transaction.on_commit(lambda: group(registered_task(task_name).s(**kw) for kw in calls).apply_async())
 
 
 def registered_task(task_name: str) -> Task:

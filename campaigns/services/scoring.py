@@ -1,53 +1,32 @@
-"""Scoring a cycle's pool with MC dropout, chunk by chunk, resumable.
+"""Scoring one chunk of a cycle's pool with MC dropout: the unit any worker takes (issue 20 fans a cycle's chunks
+out over every worker; `campaigns.services.scoring_plan` holds the plan they are counted against).
 
-A chunk is the pool items whose id falls in one block of ALWEB_SCORING_CHUNK_IDS ids: stable whatever else changes, so a
-redelivered task (after a worker died) lists the chunks already written and skips them. Each chunk's scores are
-written in one transaction, so a chunk is either all there or not at all.
+A chunk is the pool items whose id falls in one block of the plan's `chunk_ids` ids: stable whatever else changes,
+so a redelivered chunk task (after a worker died) finds its chunk written and does nothing. Each chunk's scores and
+its "written" mark are one transaction, so a chunk is either all there or not at all.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import time
 
 import numpy as np
-from django.conf import settings
 from django.db import transaction
-from django.db.models import F
 
 from campaigns.models import Cycle, Item, Score
 from campaigns.selectors import items_labeled, items_pool
 from campaigns.services.embeddings import (
     LABELED_MAX,
-    embeddings_labeled_stored,
     embeddings_save,
     embeddings_save_labeled,
 )
 from campaigns.services.features import item_inputs
-from campaigns.services.score_stats import score_stats_freeze
-from campaigns.services.training import model_load, model_score
+from campaigns.services.scoring_plan import scoring_chunk_mark_written
+from campaigns.services.training import model_score
 from engine.scoring import ScoreChunk
 
 log = logging.getLogger(__name__)
-
-
-def chunk_ids() -> int:
-    return int(settings.ALWEB_SCORING_CHUNK_IDS)
-
-
-def chunks_done(*, cycle: Cycle) -> set[int]:
-    return set(Score.objects.filter(cycle=cycle).values_list("chunk", flat=True).distinct())
-
-
-def pool_chunks(*, cycle: Cycle) -> dict[int, int]:
-    """{chunk index: pool items in it} for the cycle's project."""
-    rows = (
-        items_pool(project=cycle.project).annotate(chunk=F("pk") / chunk_ids()).values_list("chunk").order_by("chunk")
-    )
-    counts: dict[int, int] = {}
-    for (chunk,) in rows.iterator(chunk_size=50_000):
-        counts[chunk] = counts.get(chunk, 0) + 1
-    return counts
 
 
 def _score_items(*, cycle: Cycle, items: list[Item], model: object, seed: int) -> ScoreChunk:
@@ -62,13 +41,15 @@ def _score_items(*, cycle: Cycle, items: list[Item], model: object, seed: int) -
     )
 
 
-def score_chunk(*, cycle: Cycle, chunk: int, model: object) -> int:
-    """Score one chunk of the pool and store it; returns the number of items scored."""
-
-    items = list(
-        items_pool(project=cycle.project).filter(pk__gte=chunk * chunk_ids(), pk__lt=(chunk + 1) * chunk_ids())
-    )
+def score_chunk(*, cycle: Cycle, chunk: int, chunk_ids: int, model: object) -> int:
+    """Score one chunk of the pool, store it and mark it written; returns the number of items scored (0 when
+    another delivery wrote it first, or when every item of the chunk was labeled since the plan was made)."""
+    started = time.monotonic()
+    log.info("cycle %s: scoring chunk %s", cycle.pk, chunk)
+    items = list(items_pool(project=cycle.project).filter(pk__gte=chunk * chunk_ids, pk__lt=(chunk + 1) * chunk_ids))
     if not items:
+        with transaction.atomic():
+            scoring_chunk_mark_written(cycle_id=cycle.pk, chunk=chunk, scored=0, seconds=time.monotonic() - started)
         return 0
     result = _score_items(cycle=cycle, items=items, model=model, seed=cycle.seed * 1_000_003 + chunk)
     labels = list(cycle.project.labels)
@@ -107,36 +88,14 @@ def score_chunk(*, cycle: Cycle, chunk: int, model: object) -> int:
             batch_size=5000,
             ignore_conflicts=True,  # a second delivery racing the first writes nothing twice
         )
+        first = scoring_chunk_mark_written(
+            cycle_id=cycle.pk, chunk=chunk, scored=len(items), seconds=time.monotonic() - started
+        )
+    if not first:
+        log.info("cycle %s: chunk %s was written by another delivery meanwhile", cycle.pk, chunk)
+        return 0
     log.info("cycle %s: scored chunk %s (%s items)", cycle.pk, chunk, len(items))
     return len(items)
-
-
-def cycle_score_pool(*, cycle: Cycle, on_progress: Callable[[int, int], None] | None = None) -> int:
-    """Score every chunk not yet scored; freeze the score statistics at the end. Returns items scored now."""
-
-    if cycle.model_version is None:
-        raise ValueError(f"cycle {cycle.pk} has no model version to score with")
-    chunks = pool_chunks(cycle=cycle)
-    done = chunks_done(cycle=cycle)
-    total = sum(chunks.values())
-    progress = sum(n for chunk, n in chunks.items() if chunk in done)
-    if done:
-        log.info("cycle %s: resuming scoring, %s chunks already written", cycle.pk, len(done & set(chunks)))
-    labeled_missing = not embeddings_labeled_stored(cycle_id=cycle.pk)
-    model = model_load(model_version=cycle.model_version) if set(chunks) - done or labeled_missing else None
-    scored = 0
-    for chunk in chunks:
-        if chunk in done:
-            continue
-        n = score_chunk(cycle=cycle, chunk=chunk, model=model)
-        scored += n
-        progress += n
-        if on_progress is not None:
-            on_progress(progress, total)
-    if labeled_missing:
-        embed_labeled(cycle=cycle, model=model)
-    score_stats_freeze(cycle=cycle)
-    return scored
 
 
 def embed_labeled(*, cycle: Cycle, model: object) -> int:

@@ -9,8 +9,8 @@ import pytest
 from django.db.models import Q
 
 from campaigns.demo_data import DIGIT_LABELS, TOPIC_LABELS, write_digits, write_topics
-from campaigns.models import Cycle, Item, Score
-from campaigns.services import scoring
+from campaigns.models import LABELED_CHUNK, Cycle, Item, Score, ScoringChunk
+from campaigns.services import pipeline, scoring
 from campaigns.services.cycles import cycle_create
 from campaigns.services.embeddings import embeddings_for, embeddings_labeled, probabilities_for
 from campaigns.services.items import items_import
@@ -56,37 +56,38 @@ def test_image_cycle_trains_registers_scores_and_resumes(
     reloaded = registry().load_torch(f"models:/{mv.registered_name}@champion")
     assert type(reloaded).__name__ == "ImageCNN"
 
-    # Score in small chunks, then lose one chunk as if the worker died before writing it: only it is recomputed.
+    # Score in small chunks; the worker dies in the third pool chunk, between its two writes (embeddings, then
+    # scores): that chunk must not count as written, and the next run scores only the chunks not written.
     settings.ALWEB_SCORING_CHUNK_IDS = 64
+    real_save = scoring.embeddings_save
+    seen: list[int] = []
+
+    def die_in_third(**kw: Any) -> None:
+        seen.append(kw["chunk"])
+        if len(seen) == 3:
+            raise SystemExit("worker killed")
+        real_save(**kw)
+
+    monkeypatch.setattr(scoring, "embeddings_save", die_in_third)
+    with pytest.raises(SystemExit):
+        cycle_run_scoring(cycle_id=cycle.pk)
+    monkeypatch.undo()
+    crashed = seen[2]
+    assert Cycle.objects.get(pk=cycle.pk).state == CycleState.SCORING
+    assert not Score.objects.filter(cycle=cycle, chunk=crashed).exists()
+    written = set(ScoringChunk.objects.filter(cycle=cycle, written_at__isnull=False).values_list("chunk", flat=True))
+    assert written == {LABELED_CHUNK, *seen[:2]}
+    calls: list[int] = []
+    real = pipeline.score_chunk
+    monkeypatch.setattr(pipeline, "score_chunk", lambda **kw: calls.append(kw["chunk"]) or real(**kw))
     cycle_run_scoring(cycle_id=cycle.pk)
+    monkeypatch.undo()
+    assert calls[0] == crashed and not set(calls) & written
     cycle.refresh_from_db()
     pool = Item.objects.filter(project=project, split="pool", label__isnull=True).count()
     assert cycle.state == CycleState.SCORED and Score.objects.filter(cycle=cycle).count() == pool
     assert cycle.score_stats["count"] == pool and cycle.progress["done"] == pool
-    chunks = sorted(set(Score.objects.filter(cycle=cycle).values_list("chunk", flat=True)))
-    assert len(chunks) > 3
-    lost = chunks[1]
-    lost_n, _ = Score.objects.filter(cycle=cycle, chunk=lost).delete()
-    calls: list[int] = []
-    real = scoring.score_chunk
-    monkeypatch.setattr(scoring, "score_chunk", lambda **kw: calls.append(kw["chunk"]) or real(**kw))
-    assert scoring.cycle_score_pool(cycle=cycle) == lost_n
-    assert calls == [lost]
-    assert Score.objects.filter(cycle=cycle).count() == pool
-
-    # The worker dies between a chunk's two writes: the chunk must not count as done without its embeddings.
-    crashed = chunks[2]
-    Score.objects.filter(cycle=cycle, chunk=crashed).delete()
-
-    def die(**kw: Any) -> None:
-        raise SystemExit("worker killed")
-
-    monkeypatch.setattr(scoring, "embeddings_save", die)
-    with pytest.raises(SystemExit):
-        scoring.cycle_score_pool(cycle=cycle)
-    assert not Score.objects.filter(cycle=cycle, chunk=crashed).exists()
-    monkeypatch.undo()
-    scoring.cycle_score_pool(cycle=cycle)
+    assert len(set(Score.objects.filter(cycle=cycle).values_list("chunk", flat=True))) > 3
     rows = list(Score.objects.filter(cycle=cycle).values_list("item_id", "chunk"))
     assert len(rows) == pool
     emb = embeddings_for(cycle_id=cycle.pk, item_ids=[i for i, _ in rows], chunk_of=dict(rows))
