@@ -42,6 +42,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: /healthz answers before the Host check and the HTTPS redirect (load balancers call it by address).
+    "alweb.health.HealthzMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "alweb.middleware.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -218,6 +220,7 @@ CELERY_RESULT_SERIALIZER = "json"
 # At-least-once delivery: a task is acknowledged after it ran, so a killed worker's task is redelivered.
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# One task reserved at a time per worker process: a long training must not hold a chunk another worker could score.
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=3 * 3600)
 CELERY_TASK_TIME_LIMIT = CELERY_TASK_SOFT_TIME_LIMIT + 300
@@ -232,8 +235,13 @@ if env.str("CELERY_KEY_PREFIX", default=""):
 # Network errors (Label Studio, MLflow, the database) are retried with exponential backoff, then the cycle fails.
 ALWEB_TASK_MAX_RETRIES = env.int("ALWEB_TASK_MAX_RETRIES", default=6)
 ALWEB_TASK_RETRY_BACKOFF = env.int("ALWEB_TASK_RETRY_BACKOFF", default=2)
-# Scoring writes the pool in chunks of this many item ids; a redelivered scoring task skips chunks already written.
+# Scoring writes the pool in chunks of this many item ids, one task each, shared by every scoring worker; a
+# redelivered chunk task finds its chunk written and does nothing.
 ALWEB_SCORING_CHUNK_IDS = env.int("ALWEB_SCORING_CHUNK_IDS", default=2048)
+# Models each worker process keeps loaded across chunks (least recently used evicted first).
+ALWEB_MODEL_CACHE_SIZE = env.int("ALWEB_MODEL_CACHE_SIZE", default=2)
+# /healthz: seconds it waits for the broker before answering 503.
+ALWEB_HEALTHZ_TIMEOUT = env.float("ALWEB_HEALTHZ_TIMEOUT", default=2.0)
 # The admin's "requeue" re-sends the task of a cycle stuck in a working stage once its progress has not moved for
 # this many seconds (a task lost with its broker, say); earlier, a worker may still hold it.
 ALWEB_REQUEUE_STALE_AFTER = env.int("ALWEB_REQUEUE_STALE_AFTER", default=600)
@@ -244,16 +252,41 @@ CELERY_BEAT_SCHEDULE = {
     },
     "prune-exports": {"task": "campaigns.tasks.exports_prune", "schedule": 3600},
 }
-# CPU-heavy work (train, score) and I/O (Label Studio sync and pull) scale on separate worker pools.
+# Queues: `cpu` (training, scoring: CPU-bound), `io` (Label Studio sync and pull: waiting on the network, so many
+# per process), `celery` (the rest: selection, exports). Training and scoring can each go to a queue of their own
+# (e.g. ALWEB_QUEUE_SCORING=gpu, served by workers on GPU hosts) with ALWEB_QUEUE_TRAINING / ALWEB_QUEUE_SCORING.
+ALWEB_QUEUE_TRAINING = env.str("ALWEB_QUEUE_TRAINING", default="cpu")
+ALWEB_QUEUE_SCORING = env.str("ALWEB_QUEUE_SCORING", default="cpu")
 CELERY_TASK_DEFAULT_QUEUE = "celery"
 CELERY_TASK_ROUTES = {
-    "campaigns.tasks.cycle_train": {"queue": "cpu"},
-    "campaigns.tasks.cycle_score": {"queue": "cpu"},
-    "campaigns.tasks.cycle_train_closing": {"queue": "cpu"},
+    "campaigns.tasks.cycle_train": {"queue": ALWEB_QUEUE_TRAINING},
+    "campaigns.tasks.cycle_train_closing": {"queue": ALWEB_QUEUE_TRAINING},
+    "campaigns.tasks.cycle_score": {"queue": ALWEB_QUEUE_SCORING},
+    "campaigns.tasks.cycle_score_chunk": {"queue": ALWEB_QUEUE_SCORING},
     "campaigns.tasks.cycle_sync": {"queue": "io"},
     "campaigns.tasks.cycle_resync": {"queue": "io"},
     "campaigns.tasks.project_pull": {"queue": "io"},
     "campaigns.tasks.pull_all_projects": {"queue": "io"},
+}
+# Time limits per stage (seconds; the hard limit kills the process ALWEB_TIME_LIMIT_GRACE later). A chunk is small,
+# so a stuck one is noticed in minutes, not after the hours a training may take. Keep CELERY_VISIBILITY_TIMEOUT
+# above the longest hard limit: Redis redelivers an unacknowledged task after it, even to a healthy worker.
+ALWEB_TIME_LIMIT_GRACE = env.int("ALWEB_TIME_LIMIT_GRACE", default=300)
+ALWEB_TIME_LIMIT_TRAIN = env.int("ALWEB_TIME_LIMIT_TRAIN", default=CELERY_TASK_SOFT_TIME_LIMIT)
+ALWEB_TIME_LIMIT_SYNC = env.int("ALWEB_TIME_LIMIT_SYNC", default=3600)
+ALWEB_STAGE_TIME_LIMITS = {
+    "campaigns.tasks.cycle_train": ALWEB_TIME_LIMIT_TRAIN,
+    "campaigns.tasks.cycle_train_closing": ALWEB_TIME_LIMIT_TRAIN,
+    "campaigns.tasks.cycle_score": env.int("ALWEB_TIME_LIMIT_SCORE_PLAN", default=600),
+    "campaigns.tasks.cycle_score_chunk": env.int("ALWEB_TIME_LIMIT_SCORE_CHUNK", default=900),
+    "campaigns.tasks.cycle_select": env.int("ALWEB_TIME_LIMIT_SELECT", default=900),
+    "campaigns.tasks.cycle_sync": ALWEB_TIME_LIMIT_SYNC,
+    "campaigns.tasks.cycle_resync": ALWEB_TIME_LIMIT_SYNC,
+    "campaigns.tasks.project_pull": env.int("ALWEB_TIME_LIMIT_PULL", default=1800),
+}
+CELERY_TASK_ANNOTATIONS = {
+    name: {"soft_time_limit": limit, "time_limit": limit + ALWEB_TIME_LIMIT_GRACE}
+    for name, limit in ALWEB_STAGE_TIME_LIMITS.items()
 }
 
 # MLflow: the tracking URI is always explicit (FACTS.md: an old ./mlruns silently changes the default).
