@@ -13,7 +13,7 @@ from celery import Task, shared_task
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
-from campaigns.services import pipeline
+from campaigns.services import pipeline, simulation_runs
 from campaigns.services.cycles import cycle_fail
 from campaigns.services.exports import export_fail, export_run, exports_prune
 from campaigns.services.label_quality import label_quality_fail, label_quality_run
@@ -159,6 +159,22 @@ def label_quality(self: Task, model_version_id: int) -> None:
 def review_sync(self: Task, project_id: int) -> None:
     """Send the project's open reviews not yet in Label Studio there, as review tasks."""
     reviews_run_sync(project_id=project_id)
+
+
+class SimulationTask(RetryingTask):
+    """Marks the simulation failed, with the reason, once it gives up (its sandboxes deleted); a retry or a
+    redelivery starts the run again cleanly (`simulation_runs.simulation_run`)."""
+
+    def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
+        run_id = task_arg(args, kwargs, "run_id", 0)
+        if run_id is not None:
+            simulation_runs.simulation_fail(run_id=run_id, reason=f"{type(exc).__name__}: {exc}")
+        log.error("simulation %s failed: %s", run_id, exc)
+
+
+@shared_task(base=SimulationTask, bind=True, name="campaigns.tasks.simulation_run")
+def simulation_run(self: Task, run_id: int) -> None:
+    simulation_runs.simulation_run(run_id=run_id)
 
 
 @shared_task(name="campaigns.tasks.pull_all_projects")

@@ -206,6 +206,8 @@ SPECTACULAR_SETTINGS = {
         "HeuristicEnum": "campaigns.models.Heuristic",
         "ModelVersionKindEnum": "models_registry.models.ModelKind",
         "ExternalModelKindEnum": "campaigns.services.training.EXTERNAL_KINDS",
+        # A task-run row's state (queued, running, done, failed): exports and simulation runs share the choice set.
+        "JobStateEnum": "campaigns.models.simulations.SimulationState",
     },
 }
 
@@ -261,6 +263,7 @@ CELERY_TASK_DEFAULT_QUEUE = "celery"
 CELERY_TASK_ROUTES = {
     "campaigns.tasks.cycle_train": {"queue": ALWEB_QUEUE_TRAINING},
     "campaigns.tasks.cycle_train_closing": {"queue": ALWEB_QUEUE_TRAINING},
+    "campaigns.tasks.simulation_run": {"queue": ALWEB_QUEUE_TRAINING},  # it trains a model per cycle per arm
     "campaigns.tasks.cycle_score": {"queue": ALWEB_QUEUE_SCORING},
     "campaigns.tasks.cycle_score_chunk": {"queue": ALWEB_QUEUE_SCORING},
     "campaigns.tasks.cycle_sync": {"queue": "io"},

@@ -177,6 +177,10 @@ class ProjectAdmin(admin.ModelAdmin):
         done = queryset.count()
         self.message_user(request, f"Media links revoked for {done} project(s); the next sync sends new ones.")
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Project]:
+        # A simulation's sandboxes are the simulation's (deleted when it ends), not projects to manage here.
+        return super().get_queryset(request).filter(sandbox_of__isnull=True)
+
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 

@@ -6,7 +6,16 @@ from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import SimpleRouter
 
-from campaigns.api import auth_views, cycle_views, export_views, ml_backend_views, predict_views, stats_views, views
+from campaigns.api import (
+    auth_views,
+    cycle_views,
+    export_views,
+    ml_backend_views,
+    predict_views,
+    simulation_views,
+    stats_views,
+    views,
+)
 from campaigns.api.common import ID_REGEX
 
 app_name = "api"
@@ -20,6 +29,7 @@ router.register(f"{_nested}/annotations", views.AnnotationViewSet, basename="pro
 router.register(f"{_nested}/model-versions", views.ModelVersionViewSet, basename="project-model-version")
 router.register(f"{_nested}/cycles", cycle_views.CycleViewSet, basename="project-cycle")
 router.register(f"{_nested}/exports", export_views.ExportViewSet, basename="project-export")
+router.register(f"{_nested}/simulations", simulation_views.SimulationViewSet, basename="project-simulation")
 
 urlpatterns = [
     path("auth/token/", auth_views.TokenView.as_view(), name="token"),

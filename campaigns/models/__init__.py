@@ -95,6 +95,20 @@ class Project(models.Model):
     members = models.ManyToManyField(
         settings.AUTH_USER_MODEL, through="Membership", related_name="projects", blank=True
     )
+    # A simulation's sandbox: a copy of `sandbox_of` whose labels became the answer key, never a team's project
+    # (every list, selector and API leaves it out). `sandbox_run` is the run that made it, if a run did (the
+    # `simulate` command makes them without one); NULL on a run's delete, so cleanup still finds it.
+    sandbox_of = models.ForeignKey(
+        "self", on_delete=models.CASCADE, null=True, blank=True, related_name="sandboxes", editable=False
+    )
+    sandbox_run = models.ForeignKey(
+        "campaigns.SimulationRun",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="sandboxes",
+        editable=False,
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -114,6 +128,11 @@ class Project(models.Model):
                 fields=["ls_url", "ls_project_id"],
                 condition=Q(ls_project_id__isnull=False),
                 name="%(app_label)s_%(class)s_unique_ls_project",
+            ),
+            # A run's sandbox is a sandbox: lists that leave out `sandbox_of` rows leave out every run's copies.
+            models.CheckConstraint(
+                condition=Q(sandbox_run__isnull=True) | Q(sandbox_of__isnull=False),
+                name="%(app_label)s_%(class)s_run_sandbox_has_source",
             ),
         ]
 
@@ -463,3 +482,6 @@ from campaigns.models.label_review import RunState as RunState  # noqa: E402
 from campaigns.models.scoring import LABELED_CHUNK as LABELED_CHUNK  # noqa: E402
 from campaigns.models.scoring import ScoringChunk as ScoringChunk  # noqa: E402
 from campaigns.models.scoring import ScoringPlan as ScoringPlan  # noqa: E402
+from campaigns.models.simulations import ACTIVE_SIMULATION_STATES as ACTIVE_SIMULATION_STATES  # noqa: E402
+from campaigns.models.simulations import SimulationRun as SimulationRun  # noqa: E402
+from campaigns.models.simulations import SimulationState as SimulationState  # noqa: E402

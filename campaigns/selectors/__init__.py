@@ -70,6 +70,7 @@ from campaigns.selectors.scores import (
     scores_sorted_name,
     scores_stats_compute,
 )
+from campaigns.selectors.simulations import simulation_of_project, simulations_for_project
 
 __all__ = [
     "CURVE_MIN_TEST_LABELS",
@@ -119,6 +120,8 @@ __all__ = [
     "selected_items_label_balance",
     "selected_items_labeled_count",
     "selected_items_of_cycle",
+    "simulation_of_project",
+    "simulations_for_project",
     "snapshot_count",
     "snapshot_is_recorded",
     "snapshot_model_version",

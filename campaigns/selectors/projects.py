@@ -14,14 +14,15 @@ from campaigns.states import OPEN_CYCLE_STATES
 
 
 def projects_for_user(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet[Project]:
-    """The user's projects, each annotated with `user_role` (owner or member), newest first.
+    """The user's projects, each annotated with `user_role` (owner or member), newest first. A simulation's sandbox
+    is nobody's project (its owner is the source's): left out here, so every list, page and endpoint leaves it out.
 
     The annotation reuses the membership join of the filter: (project, user) is unique, so one row per project.
     """
     if not user.is_authenticated:
         return Project.objects.none()
     return (
-        Project.objects.filter(memberships__user_id=int(user.pk))
+        Project.objects.filter(memberships__user_id=int(user.pk), sandbox_of__isnull=True)
         .annotate(user_role=F("memberships__role"))
         .select_related("owner")
         .order_by("-created_at", "-pk")

@@ -7,6 +7,9 @@ exactly the labels the product's Label Studio round trip would bring back (`test
 test_comparison.py` checks both paths select the same items). The learning curves (macro-F1 on the oracle's test
 labels against labels spent) are compared with the benchmark's protocol (`engine.learning_protocol`): paired
 seeds, one interpolation for every arm, 95% bootstrap intervals. The sandboxes are deleted afterwards.
+
+A sandbox is a Project marked `sandbox_of` its source (and `sandbox_run`, when a `SimulationRun` made it): no list a
+person sees shows it, and one left behind by a worker that died is deleted by `sandboxes_delete`.
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ from typing import Any
 
 import numpy as np
 from django.db import transaction
+from django.db.models import QuerySet
 
-from campaigns.models import ColdStart, Cycle, Heuristic, Item, LabelSource, Project, SelectedItem
+from campaigns.models import ColdStart, Cycle, Heuristic, Item, LabelSource, Project, SelectedItem, Strategy
 from campaigns.selectors import project_learning_curve
 from campaigns.services.closing import cycles_close_if_labeled
 from campaigns.services.cycles import cycle_create, cycle_transition
@@ -38,8 +42,54 @@ S = CycleState
 BASELINE = "random"
 
 
+# Upper bounds, so that one run ends within a task's time limit (CELERY_TASK_SOFT_TIME_LIMIT): every arm of every
+# seed trains `cycles` models plus a closing one.
+MAX_SEEDS = 10
+MAX_CYCLES = 20
+MAX_BUDGET = 10_000
+
+
 class ComparisonError(ValueError):
-    """The project cannot be simulated as asked (no answer key, too few items, unknown strategy)."""
+    """The project cannot be simulated as asked (no answer key, too few items, unknown strategy), naming the
+    parameter at fault: `field` is one of strategies, seeds, cycles, budget, heuristic."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+def comparison_validate(
+    *, project: Project, strategies: Sequence[str], seeds: int, cycles: int, budget: int, heuristic: str
+) -> list[str]:
+    """Refuse what cannot be simulated, naming the parameter; returns the arms, random first."""
+    unknown = sorted(set(strategies) - set(Strategy.values))
+    if unknown:
+        raise ComparisonError("strategies", f"unknown {', '.join(unknown)} (known: {', '.join(Strategy.values)})")
+    arms = [BASELINE, *dict.fromkeys(s for s in strategies if s != BASELINE)]
+    if len(arms) < 2:
+        raise ComparisonError("strategies", "name at least one strategy to compare with random")
+    if heuristic not in Heuristic.values:
+        raise ComparisonError("heuristic", f"unknown {heuristic!r} (known: {', '.join(Heuristic.values)})")
+    if not 2 <= seeds <= MAX_SEEDS:
+        raise ComparisonError("seeds", f"from 2 (paired seeds, for an interval) to {MAX_SEEDS}")
+    if not 1 <= cycles <= MAX_CYCLES:
+        raise ComparisonError("cycles", f"from 1 to {MAX_CYCLES}")
+    if not 1 <= budget <= MAX_BUDGET:
+        raise ComparisonError("budget", f"from 1 to {MAX_BUDGET}")
+    answered = _answered(project).count()
+    if answered < budget * cycles * 2:
+        raise ComparisonError(
+            "budget",
+            f"only {answered} items have a label to simulate with: too few for {cycles} cycles of {budget} "
+            f"(at least 2 x budget x cycles)",
+        )
+    return arms
+
+
+def _answered(project: Project) -> QuerySet[Item]:
+    """The items a sandbox copies: active ones with a label (or a ground truth) to answer with."""
+    return Item.objects.filter(project=project, state="active").exclude(label__isnull=True, ground_truth__isnull=True)
 
 
 @dataclass(frozen=True)
@@ -86,12 +136,11 @@ class ComparisonReport:
 _COPIED = ("key", "split", "state", "text", "media", "url", "media_width", "media_height", "metadata", "source")
 
 
-def sandbox_create(*, source: Project, name: str) -> Project:
+def sandbox_create(*, source: Project, name: str, run_id: int | None = None) -> Project:
     """A copy of `source` with no label: its items' labels (or, failing that, their ground truth) become the answer
-    key. Media files are shared, not copied: deleting the sandbox deletes rows, never files."""
-    answered = Item.objects.filter(project=source, state="active").exclude(
-        label__isnull=True, ground_truth__isnull=True
-    )
+    key. Media files are shared, not copied: deleting the sandbox deletes rows, never files. Marked as a sandbox (of
+    `source`, made by run `run_id`), so that no project list shows it."""
+    answered = _answered(source)
     with transaction.atomic():
         sandbox = Project.objects.create(
             name=name,
@@ -106,6 +155,8 @@ def sandbox_create(*, source: Project, name: str) -> Project:
             eval_test_target=source.eval_test_target,
             train_on_close=False,  # the comparison trains its closing points itself, in this process
             owner=source.owner,
+            sandbox_of=source,
+            sandbox_run_id=run_id,
         )
         # In the source's id order: every copy then lists (and trains on) its items in the same order.
         rows = answered.order_by("pk").values(*_COPIED, "label", "ground_truth").iterator(chunk_size=5000)
@@ -119,6 +170,16 @@ def sandbox_create(*, source: Project, name: str) -> Project:
                 batch = []
         Item.objects.bulk_create(batch)
     return sandbox
+
+
+def sandboxes_delete(*, sandboxes: QuerySet[Project]) -> int:
+    """Delete these sandboxes (and everything under them), one by one through `project_delete`; refuses anything that
+    is not a sandbox. Returns how many were deleted."""
+    deleted = 0
+    for sandbox in sandboxes.filter(sandbox_of__isnull=False).order_by("pk"):
+        project_delete(project=sandbox)
+        deleted += 1
+    return deleted
 
 
 def oracle_answer_in_process(*, cycle: Cycle, noise_rate: float = 0.0, noise_seed: int = 0) -> int:
@@ -179,23 +240,21 @@ def project_compare_strategies(
     budget: int = 20,
     heuristic: str = Heuristic.MARGIN,
     on_progress: Callable[[int, int], None] | None = None,
+    run_id: int | None = None,
 ) -> ComparisonReport:
     """Run each strategy and random with `seeds` paired seeds through the product's loop on sandboxes of the
-    project; compare their learning curves. Raises ComparisonError for what cannot be simulated."""
-    arms = [BASELINE, *[s for s in strategies if s != BASELINE]]
-    if len(arms) < 2:
-        raise ComparisonError("name at least one strategy to compare with random")
-    if seeds < 2:
-        raise ComparisonError("seeds: at least 2 paired seeds, for an interval")
-    answered = Item.objects.filter(project=project).exclude(label__isnull=True, ground_truth__isnull=True).count()
-    if answered < budget * cycles * 2:
-        raise ComparisonError(f"only {answered} items have a label to simulate with: too few for this budget")
+    project; compare their learning curves. Raises ComparisonError for what cannot be simulated. `on_progress(done,
+    total)` runs after each arm (an exception from it stops the comparison, its sandbox deleted); `run_id` marks the
+    sandboxes as that SimulationRun's."""
+    arms = comparison_validate(
+        project=project, strategies=strategies, seeds=seeds, cycles=cycles, budget=budget, heuristic=heuristic
+    )
     curves: dict[str, list[tuple[list[float], list[float]]]] = {a: [] for a in arms}
     total, done = len(arms) * seeds, 0
     for seed in range(seeds):
         for arm in arms:
             name = f"{project.name} [simulation {arm} seed {seed} {uuid.uuid4().hex[:6]}]"
-            sandbox = sandbox_create(source=project, name=name[-200:])
+            sandbox = sandbox_create(source=project, name=name[-200:], run_id=run_id)
             try:
                 _run_arm(sandbox, strategy=arm, heuristic=heuristic, cycles=cycles, budget=budget, seed=seed)
                 curves[arm].append(_curve(sandbox))
@@ -220,7 +279,7 @@ def _report(
     lo = max(x[0] for runs in curves.values() for x, _ in runs)
     hi = min(x[-1] for runs in curves.values() for x, _ in runs)
     if not hi > lo:
-        raise ComparisonError("the runs have no common range of labels spent: too few points to compare")
+        raise ComparisonError("cycles", "the runs have no common range of labels spent: too few points to compare")
     grid = np.linspace(lo, hi, 20)
     on = {a: np.stack([lp.on_grid(np.asarray(x), np.asarray(y), grid) for x, y in runs]) for a, runs in curves.items()}
     results = []

@@ -250,8 +250,11 @@ def project_delete(*, project: Project, batch_size: int = 10_000) -> None:
     Items go first, in batches: Django's delete collector loads every row it cascades from into memory, which for a
     pool of millions is too much at once; per batch, the rows hanging off those items go in a few DELETEs. Cycles go
     before the project: they (and their selections) point at model versions with PROTECT, and the collector refuses
-    to cascade from the project into model versions while it still sees them referenced.
+    to cascade from the project into model versions while it still sees them referenced. A project's simulation
+    sandboxes go first, the same way, for the same reason.
     """
+    for sandbox in Project.objects.filter(sandbox_of=project).order_by("pk"):
+        project_delete(project=sandbox, batch_size=batch_size)
     items = Item.objects.filter(project=project)
     while batch := list(items.order_by("pk").values_list("pk", flat=True)[:batch_size]):
         Item.objects.filter(pk__in=batch).delete()

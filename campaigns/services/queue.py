@@ -26,6 +26,7 @@ CYCLE_RESYNC = "campaigns.tasks.cycle_resync"
 CYCLE_TRAIN_CLOSING = "campaigns.tasks.cycle_train_closing"
 PROJECT_PULL = "campaigns.tasks.project_pull"
 PROJECT_EXPORT = "campaigns.tasks.project_export"
+SIMULATION_RUN = "campaigns.tasks.simulation_run"
 LABEL_QUALITY = "campaigns.tasks.label_quality"
 REVIEW_SYNC = "campaigns.tasks.review_sync"
 

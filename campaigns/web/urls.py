@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from django.urls import path
 
-from campaigns.web import cycle_views, export_views, labelstudio_views, model_views, views
+from campaigns.web import cycle_views, export_views, labelstudio_views, model_views, simulation_views, views
 
 app_name = "dashboard"
 
 cycle = "projects/<int:pk>/cycles/<int:number>/"
+simulation = "projects/<int:pk>/simulations/<int:run_id>/"
 urlpatterns = [
     path("", views.project_list_view, name="project-list"),
     path("projects/new/", views.project_create_view, name="project-create"),
@@ -23,6 +24,10 @@ urlpatterns = [
     path("projects/<int:pk>/exports/", export_views.export_start_view, name="export-start"),
     path("projects/<int:pk>/model/download/", model_views.model_download_view, name="model-download"),
     path("projects/<int:pk>/exports/<int:export_id>/", export_views.export_status_view, name="export-status"),
+    path("projects/<int:pk>/simulations/", simulation_views.simulations_view, name="simulations"),
+    path(simulation, simulation_views.simulation_detail_view, name="simulation-detail"),
+    path(f"{simulation}status/", simulation_views.simulation_status_view, name="simulation-status"),
+    path(f"{simulation}retry/", simulation_views.simulation_retry_view, name="simulation-retry"),
     path(cycle, cycle_views.cycle_detail_view, name="cycle-detail"),
     path(f"{cycle}status/", cycle_views.cycle_status_view, name="cycle-status"),
     path(f"{cycle}preview/", cycle_views.cycle_preview_view, name="cycle-preview"),

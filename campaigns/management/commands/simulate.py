@@ -11,7 +11,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from campaigns.models import Heuristic, Project, Strategy
+from campaigns.management.projects import project_by_ref
+from campaigns.models import Heuristic
 from campaigns.services.comparison import ComparisonError, project_compare_strategies
 
 
@@ -28,15 +29,8 @@ class Command(BaseCommand):
         parser.add_argument("--json", dest="as_json", action="store_true", help="print the report as JSON")
 
     def handle(self, *args: Any, **opts: Any) -> None:
-        key = opts["project"]
-        project = Project.objects.filter(pk=int(key)).first() if key.isdigit() else None
-        project = project or Project.objects.filter(name=key).first()
-        if project is None:
-            raise CommandError(f"no project {key!r}")
+        project = project_by_ref(opts["project"])
         strategies = [s.strip() for s in opts["strategies"].split(",") if s.strip()]
-        unknown = sorted(set(strategies) - set(Strategy.values))
-        if unknown:
-            raise CommandError(f"--strategies: unknown {', '.join(unknown)} (known: {', '.join(Strategy.values)})")
         try:
             report = project_compare_strategies(
                 project=project,
@@ -48,7 +42,7 @@ class Command(BaseCommand):
                 on_progress=lambda done, total: self.stderr.write(f"  {done}/{total} runs"),
             )
         except ComparisonError as exc:
-            raise CommandError(str(exc)) from exc
+            raise CommandError(f"--{exc}") from exc
         if opts["as_json"]:
             self.stdout.write(json.dumps(report.as_json()))
             return
