@@ -340,3 +340,9 @@ class LearningCurvePointSerializer(serializers.Serializer):
         help_text="Per label: precision, recall, f1, support (test). The confusion matrix's rows are true classes.",
     )
     valid_accuracy = serializers.FloatField(allow_null=True)
+    map = serializers.FloatField(allow_null=True, help_text="Detection: test mAP@0.5:0.95 (COCO), else null.")
+    map_50 = serializers.FloatField(allow_null=True, help_text="Detection: test mAP@0.5 (COCO), else null.")
+    per_class_ap50 = serializers.DictField(
+        child=serializers.FloatField(allow_null=True),
+        help_text="Detection: AP@0.5 per label on the test split (null for a label without a test box).",
+    )

@@ -58,6 +58,10 @@ def project_learning_curve(*, project: Project) -> list[dict[str, Any]]:
                 "per_class_f1": metrics.get("per_class_f1", {}),
                 "per_class": metrics.get("per_class", {}),
                 "valid_accuracy": (metrics.get("valid") or {}).get("accuracy"),
+                # Detection projects: COCO mAP on the human test labels (their accuracy and F1 are None).
+                "map": metrics.get("map"),
+                "map_50": metrics.get("map_50"),
+                "per_class_ap50": metrics.get("per_class_ap50", {}),
             }
         )
     return points

@@ -19,6 +19,8 @@ from PIL import Image
 from campaigns.models import Item, ItemEmbedding, Project, TaskType
 
 DEFAULT_IMAGE_SIZE = 32
+# A detector's heatmap is a quarter of the input a side: at 32 px a small object would be one or two cells.
+DEFAULT_DETECTION_IMAGE_SIZE = 64
 TEXT_ENCODER = "minilm-l6-v2"
 
 
@@ -28,7 +30,8 @@ class FeatureError(Exception):
 
 def image_config(project: Project) -> tuple[int, int]:
     cfg = project.model_config or {}
-    return int(cfg.get("image_size", DEFAULT_IMAGE_SIZE)), int(cfg.get("channels", 3))
+    default = DEFAULT_DETECTION_IMAGE_SIZE if project.task_type == TaskType.OBJECT_DETECTION else DEFAULT_IMAGE_SIZE
+    return int(cfg.get("image_size", default)), int(cfg.get("channels", 3))
 
 
 def image_array(item: Item, *, size: int, channels: int) -> NDArray[np.float32]:

@@ -7,7 +7,7 @@ import io
 import pickle
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
 import numpy as np
@@ -22,11 +22,14 @@ from mlflow.exceptions import MlflowException
 from campaigns.models import Cycle, Project, Split, TaskType
 from campaigns.selectors import items_evaluation, items_labeled
 from campaigns.services.cycles import cycle_progress
+from campaigns.services.detection_training import Fit, ProgressFn, detector_fit
 from campaigns.services.features import image_config, item_inputs
 from campaigns.services.model_config import model_config_problem
 from campaigns.services.training_sets import HASH_PARAM, SIZE_PARAM, training_set_hash, training_set_record
 from engine.architectures import ImageCNN, TextHead, load_backbone
 from engine.detection import box_fractions
+from engine.detector import CenterDetector
+from engine.detector_training import score_detector
 from engine.external import PyFuncClassifier, PyFuncDetector
 from engine.metrics import bootstrap_interval
 from engine.scoring import Batch, ScoreChunk, concat_chunks, score_chunks, score_model
@@ -89,7 +92,12 @@ def _new_model(project: Project) -> torch.nn.Module:
         if cfg.get("backbone"):
             _load_backbone(model, str(cfg["backbone"]), freeze=bool(cfg.get("freeze_backbone", False)))
         return model
-    raise TrainingError("alweb trains classifiers only: register an external MLflow detector for this project")
+    if project.task_type == TaskType.OBJECT_DETECTION:
+        size, channels = image_config(project)
+        return CenterDetector(
+            len(project.labels), image_size=size, channels=channels, dropout=float(cfg.get("dropout", 0.3))
+        )
+    raise TrainingError(f"alweb cannot train a model for a {project.task_type} project")
 
 
 def _load_backbone(model: ImageCNN, name: str, *, freeze: bool) -> None:
@@ -164,6 +172,52 @@ def _closing_model(project: Project, digest: str) -> ModelVersion | None:
     return latest if latest.created_at >= project.updated_at else None
 
 
+def _training_progress(cycle_id: int, done: int, total: int) -> None:
+    cycle_progress(cycle_id=cycle_id, stage="training", done=done, total=total)
+
+
+def _classifier_fit(
+    *,
+    project: Project,
+    model: torch.nn.Module,
+    train_items: list[Any],
+    valid: list[Any],
+    test: list[Any],
+    seed: int,
+    on_epoch: ProgressFn | None,
+) -> Fit:
+    cfg = project.model_config or {}
+    config = TrainConfig(
+        epochs=int(cfg.get("epochs", 30)),
+        min_steps=int(cfg.get("min_steps", 300)),
+        # Early stopping on validation macro-F1, not loss: with rare classes heavily weighted, the weighted
+        # validation loss rises from the first epochs (confident mistakes on rare classes) while F1 still improves,
+        # and stopping on it kept near-untrained checkpoints.
+        monitor=cfg.get("monitor", "val_macro_f1"),
+        seed=seed,
+    )
+    epochs, _ = effective_schedule(config, len(train_items))
+    x_train, y_train = _xy(project, train_items)
+    result = train_classifier(
+        model,
+        (x_train, y_train),
+        _xy(project, valid) if valid else None,
+        num_classes=len(project.labels),
+        test=_xy(project, test) if test else None,
+        config=config,
+        on_epoch=None if on_epoch is None else (lambda log: on_epoch(log.epoch, epochs)),
+    )
+    return Fit(
+        model=result.model,
+        metrics=_evaluation_metrics(project, result, seed=seed),
+        params={"epochs_run": result.epochs_run, "best_epoch": result.best_epoch},
+        history=[{"epoch": h.epoch, **h.metrics()} for h in result.history],
+        final_metrics=result.final_metrics(list(project.labels)),
+        champion_metric="best_val_macro_f1",
+        input_example=x_train[:2].numpy(),
+    )
+
+
 def model_train_for_cycle(*, cycle: Cycle, closing: bool = False) -> ModelVersion:
     """Train on the project's labels, evaluate, log and register in MLflow, mirror the version. Idempotent per cycle:
     a redelivered task finds the version this cycle already trained.
@@ -186,34 +240,19 @@ def model_train_for_cycle(*, cycle: Cycle, closing: bool = False) -> ModelVersio
         # minutes of training whose result could not be logged anyway.
         registry().ensure_experiment(experiment)
     model = build_model(project, seed=cycle.seed)
-    cfg = project.model_config or {}
-    config = TrainConfig(
-        epochs=int(cfg.get("epochs", 30)),
-        min_steps=int(cfg.get("min_steps", 300)),
-        # Early stopping on validation macro-F1, not loss: with rare classes heavily weighted, the weighted
-        # validation loss rises from the first epochs (confident mistakes on rare classes) while F1 still improves,
-        # and stopping on it kept near-untrained checkpoints.
-        monitor=cfg.get("monitor", "val_macro_f1"),
-        seed=cycle.seed,
-    )
-    epochs, _ = effective_schedule(config, len(train_items))
-    x_train, y_train = _xy(project, train_items)
     valid, test = [list(items_evaluation(project=project, split=s).order_by("pk")) for s in (Split.VALID, Split.TEST)]
-    xy_valid = _xy(project, valid) if valid else None
-    xy_test = _xy(project, test) if test else None
-    result = train_classifier(
-        model,
-        (x_train, y_train),
-        xy_valid,
-        num_classes=len(project.labels),
-        test=xy_test,
-        config=config,
-        # A closed cycle's progress stays its labeling's: the closing training does not report over it.
-        on_epoch=None
-        if closing
-        else lambda log: cycle_progress(cycle_id=cycle.pk, stage="training", done=log.epoch, total=epochs),
+    # A closed cycle's progress stays its labeling's: the closing training does not report over it.
+    progress = None if closing else partial(_training_progress, cycle.pk)
+    fit = (detector_fit if project.task_type == TaskType.OBJECT_DETECTION else _classifier_fit)(
+        project=project,
+        model=model,
+        train_items=train_items,
+        valid=valid,
+        test=test,
+        seed=cycle.seed,
+        on_epoch=progress,
     )
-    metrics = _evaluation_metrics(project, result, seed=cycle.seed)
+    metrics = fit.metrics
     # Every label the team paid for, at the time of this model: training, validation and test.
     metrics["labels"] = {"training": len(train_items), "valid": len(valid), "test": len(test)}
     params = {
@@ -225,8 +264,7 @@ def model_train_for_cycle(*, cycle: Cycle, closing: bool = False) -> ModelVersio
         "test_labels": len(test),
         "heuristic": cycle.heuristic,
         "mc_iterations": cycle.mc_iterations,
-        "epochs_run": result.epochs_run,
-        "best_epoch": result.best_epoch,
+        **fit.params,
         "seed": cycle.seed,
         # Which items with which labels, provably: a snapshot export of this cycle recomputes it.
         HASH_PARAM: training_set_hash(train_items),
@@ -235,17 +273,16 @@ def model_train_for_cycle(*, cycle: Cycle, closing: bool = False) -> ModelVersio
     # Slow I/O (MLflow) first, outside any transaction; then the mirror row in one short transaction.
     # Validation only: the test split measures, it never chooses. Without validation labels a new version has no
     # value to compare, so under "if_better" the champion stays (the evaluation sample brings validation labels).
-    champion_metric = "best_val_macro_f1"
     with mlflow_errors():
         rv = registry().log_training_run(
             experiment=experiment,
             registered_name=registered_name(project),
-            model=result.model,
-            input_example=x_train[:2].numpy(),
+            model=fit.model,
+            input_example=fit.input_example,
             params=params,
-            history=[{"epoch": h.epoch, **h.metrics()} for h in result.history],
-            metrics=result.final_metrics(list(project.labels)),
-            champion_metric=champion_metric,
+            history=fit.history,
+            metrics=fit.final_metrics,
+            champion_metric=fit.champion_metric,
             policy=(project.model_config or {}).get("champion_policy", "if_better"),
             run_name=f"cycle-{cycle.number}" + ("-closed" if closing else ""),
         )
@@ -255,7 +292,7 @@ def model_train_for_cycle(*, cycle: Cycle, closing: bool = False) -> ModelVersio
             version=_next_version(project),
             kind="trained",
             status=ModelStatus.READY,
-            architecture=type(result.model).__name__,
+            architecture=type(fit.model).__name__,
             mlflow_run_id=rv.run_id or "",
             model_uri=rv.model_uri,
             registered_name=rv.name,
@@ -349,6 +386,12 @@ def model_score(
     if isinstance(model, PyFuncDetector):
         chunk = next(iter(model.score_chunks([Batch(inputs, ids=ids)])))
         return _detection_as_chunk(chunk, labels or [], size=(inputs.shape[-1], inputs.shape[-2]))
+    if isinstance(model, CenterDetector):
+        if not labels:
+            raise ValueError("a detector's boxes need the project's labels")
+        return score_detector(
+            model, torch.as_tensor(inputs), ids, labels, iterations=iterations, heuristic=heuristic, seed=seed
+        )
     if isinstance(model, PyFuncClassifier):
         # One probability vector per item: BALD would be 0 everywhere, so a single-sample heuristic stands in.
         single = heuristic if heuristic in ("entropy", "margin", "least_confidence", "random") else "entropy"

@@ -35,43 +35,27 @@
           { label: "Macro-F1", data: series("macro_f1"), borderColor: "#b7791f", backgroundColor: "#b7791f", pointStyle: "triangle", pointRadius: 5, tension: 0.2 },
           { label: "Macro-F1 95% interval", data: bound("macro_f1_ci", 0), fill: false, ...band },
           { label: "Macro-F1 95% interval (high)", data: bound("macro_f1_ci", 1), fill: "-1", ...band },
+          // Detection projects: COCO mAP (their accuracy and macro-F1 are null, so only these are drawn).
+          { label: "mAP@0.5", data: series("map_50"), borderColor: css("--accent"), backgroundColor: css("--accent"), pointRadius: 4, tension: 0.2 },
+          { label: "mAP@0.5:0.95", data: series("map"), borderColor: "#b7791f", backgroundColor: "#b7791f", pointStyle: "triangle", pointRadius: 5, tension: 0.2 },
         ],
       },
       options: {
         ...common,
-        plugins: { legend: { labels: { usePointStyle: true, filter: (item) => !item.text.endsWith("(high)") } } },
+        plugins: {
+          legend: {
+            labels: {
+              usePointStyle: true,
+              // A series the project has no value for (mAP for a classifier, accuracy for a detector) stays out.
+              filter: (item, data) => !item.text.endsWith("(high)") && data.datasets[item.datasetIndex].data.length > 0,
+            },
+          },
+        },
         scales: {
           // From zero labels, with room on the right: one point (the first model) still reads as "this good,
           // with this many labels", instead of sitting on the chart's edge.
           x: { type: "linear", min: 0, grace: "10%", title: { display: true, text: "Labels spent (training + validation + test)" } },
           y: { suggestedMin: 0, suggestedMax: 1, title: { display: true, text: "Score on the test set" } },
-        },
-      },
-    });
-  }
-
-  // A simulation's report: each arm's mean macro-F1 curve against labels spent, on the learning curve's axes.
-  const ARM_COLOURS = ["#6b7280", "#2563eb", "#b7791f", "#15803d", "#9333ea", "#dc2626", "#0891b2"];
-
-  function comparison(canvas, arms) {
-    return new Chart(canvas, {
-      type: "line",
-      data: {
-        datasets: arms.map((arm, i) => ({
-          label: arm.label,
-          data: arm.points,
-          borderColor: ARM_COLOURS[i % ARM_COLOURS.length],
-          backgroundColor: ARM_COLOURS[i % ARM_COLOURS.length],
-          borderDash: arm.label === "random" ? [6, 4] : [],
-          pointRadius: 2,
-          tension: 0.2,
-        })),
-      },
-      options: {
-        ...common,
-        scales: {
-          x: { type: "linear", title: { display: true, text: "Labels spent (training + validation + test)" } },
-          y: { suggestedMin: 0, suggestedMax: 1, title: { display: true, text: "Mean macro-F1 on the test labels" } },
         },
       },
     });
@@ -130,7 +114,6 @@
     drawn.add(canvas);
     const kind = canvas.dataset.chart;
     if (kind === "learning-curve") learningCurve(canvas, data);
-    else if (kind === "comparison") comparison(canvas, data);
     else if (kind === "balance") balance(canvas, data, readJson(canvas.dataset.source2));
     else if (kind === "histogram") histogram(canvas, data);
   }
