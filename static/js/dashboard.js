@@ -61,6 +61,33 @@
     });
   }
 
+  // A simulation's report: each arm's mean macro-F1 curve against labels spent, on the learning curve's axes.
+  const ARM_COLOURS = ["#6b7280", "#2563eb", "#b7791f", "#15803d", "#9333ea", "#dc2626", "#0891b2"];
+
+  function comparison(canvas, arms) {
+    return new Chart(canvas, {
+      type: "line",
+      data: {
+        datasets: arms.map((arm, i) => ({
+          label: arm.label,
+          data: arm.points,
+          borderColor: ARM_COLOURS[i % ARM_COLOURS.length],
+          backgroundColor: ARM_COLOURS[i % ARM_COLOURS.length],
+          borderDash: arm.label === "random" ? [6, 4] : [],
+          pointRadius: 2,
+          tension: 0.2,
+        })),
+      },
+      options: {
+        ...common,
+        scales: {
+          x: { type: "linear", title: { display: true, text: "Labels spent (training + validation + test)" } },
+          y: { suggestedMin: 0, suggestedMax: 1, title: { display: true, text: "Mean macro-F1 on the test labels" } },
+        },
+      },
+    });
+  }
+
   function balance(canvas, labeled, selected) {
     const labels = [...new Set([...(labeled || []).map((r) => r.label), ...(selected || []).map((r) => r.label)])];
     const count = (rows) => labels.map((l) => ((rows || []).find((r) => r.label === l) || { count: 0 }).count);
@@ -114,6 +141,7 @@
     drawn.add(canvas);
     const kind = canvas.dataset.chart;
     if (kind === "learning-curve") learningCurve(canvas, data);
+    else if (kind === "comparison") comparison(canvas, data);
     else if (kind === "balance") balance(canvas, data, readJson(canvas.dataset.source2));
     else if (kind === "histogram") histogram(canvas, data);
   }
