@@ -29,6 +29,8 @@ router.register(f"{_nested}/annotations", views.AnnotationViewSet, basename="pro
 router.register(f"{_nested}/model-versions", views.ModelVersionViewSet, basename="project-model-version")
 router.register(f"{_nested}/cycles", cycle_views.CycleViewSet, basename="project-cycle")
 router.register(f"{_nested}/exports", export_views.ExportViewSet, basename="project-export")
+router.register(f"{_nested}/suspects", label_views.SuspectViewSet, basename="project-suspect")
+router.register(f"{_nested}/reviews", label_views.ReviewViewSet, basename="project-review")
 router.register(f"{_nested}/simulations", simulation_views.SimulationViewSet, basename="project-simulation")
 
 urlpatterns = [

@@ -7,7 +7,7 @@ from dataclasses import asdict
 from typing import Any, cast
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import QuerySet
+from django.db.models import Prefetch, QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status
@@ -19,6 +19,7 @@ from rest_framework.response import Response
 
 from campaigns import selectors
 from campaigns.api.common import FIELD_ERRORS, ID_REGEX, NOT_FOUND, OWNERS_ONLY, PROJECT_PK, ApiViewSet
+from campaigns.api.label_views import ItemDetailSerializer
 from campaigns.api.parsers import LenientJSONParser
 from campaigns.api.permissions import OwnerForActions, ProjectMember, require_owner_for_connection, role_of
 from campaigns.api.serializers import (
@@ -37,6 +38,7 @@ from campaigns.api.serializers import (
     ProjectSerializer,
 )
 from campaigns.models import Annotation, Item, Membership, Project
+from campaigns.selectors.labels import label_changes_ordered
 from campaigns.services.actions import project_delete_with_labelstudio
 from campaigns.services.items import items_import_upload
 from campaigns.services.projects import (
@@ -154,9 +156,16 @@ class ItemViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
     permission_classes = [IsAuthenticated, ProjectMember]
     lookup_value_regex = ID_REGEX
 
+    def get_serializer_class(self) -> Any:
+        return ItemDetailSerializer if self.action == "retrieve" else super().get_serializer_class()
+
     def get_queryset(self) -> QuerySet[Item]:
         if self.fake():
             return Item.objects.none()
+        if self.action == "retrieve":  # with its label history, oldest first
+            return selectors.items_for_project(project=self.project).prefetch_related(
+                Prefetch("label_changes", queryset=label_changes_ordered())
+            )
         if self.action != "list":
             return selectors.items_for_project(project=self.project)
         filters = ItemFilterSerializer(data=self.request.query_params)

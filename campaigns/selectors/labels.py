@@ -1,0 +1,40 @@
+"""Reads of label history, suspected label errors and reviews (issue 15)."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+
+from campaigns.models import LabelChange, LabelQualityRun, LabelReview, LabelSuspect, Project, RunState
+
+
+def label_changes_ordered() -> QuerySet[LabelChange]:
+    """Label changes oldest first, with who made them (the item detail prefetches an item's through this; the
+    labelchange_item_time index serves WHERE item_id IN (...) ORDER BY created_at, id)."""
+    return LabelChange.objects.select_related("user").order_by("created_at", "id")
+
+
+def label_quality_latest(*, project: Project) -> LabelQualityRun | None:
+    """The project's most recent finished label-quality run (the suspects shown now)."""
+    return (
+        LabelQualityRun.objects.filter(project=project, state=RunState.DONE)
+        .select_related("cycle", "model_version")
+        .order_by("-id")
+        .first()
+    )
+
+
+def label_suspects_of_run(*, run: LabelQualityRun | None) -> QuerySet[LabelSuspect]:
+    """The run's suspects, most likely wrong first, with their items (their current label) in one query."""
+    if run is None:
+        return LabelSuspect.objects.none()
+    return LabelSuspect.objects.filter(run=run).select_related("item").order_by("rank")
+
+
+def label_reviews_for_project(*, project: Project, state: str | None = None) -> QuerySet[LabelReview]:
+    qs = LabelReview.objects.filter(project=project).select_related("item").order_by("-id")
+    return qs.filter(state=state) if state else qs
+
+
+def open_reviews_by_item(*, item_ids: list[int]) -> dict[int, int]:
+    """item id -> its open review's id, for the items given (one query)."""
+    return dict(LabelReview.objects.filter(item_id__in=item_ids, state="open").values_list("item_id", "id"))
