@@ -17,6 +17,7 @@ from campaigns.services import pipeline, simulation_runs
 from campaigns.services.cycles import cycle_fail
 from campaigns.services.exports import export_fail, export_run, exports_prune
 from campaigns.services.label_quality import label_quality_fail, label_quality_run
+from campaigns.services.overlap import project_run_overlap
 from integrations.labelstudio.review_sync import reviews_run_sync
 
 log = logging.getLogger(__name__)
@@ -114,6 +115,12 @@ def cycle_resync(self: Task, cycle_id: int, item_ids: list[int]) -> None:
 @shared_task(base=RetryingTask, bind=True, name="campaigns.tasks.project_pull")
 def project_pull(self: Task, project_id: int, task_ids: list[int] | None = None) -> None:
     pipeline.project_run_pull(project_id=project_id, task_ids=task_ids)
+
+
+@shared_task(base=RetryingTask, bind=True, name="campaigns.tasks.project_overlap")
+def project_overlap(self: Task, project_id: int) -> None:
+    """A changed overlap or consensus rule: labels resolved again, Label Studio's annotators per task set."""
+    project_run_overlap(project_id=project_id)
 
 
 class ExportTask(RetryingTask):

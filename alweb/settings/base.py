@@ -269,6 +269,7 @@ CELERY_TASK_ROUTES = {
     "campaigns.tasks.cycle_sync": {"queue": "io"},
     "campaigns.tasks.cycle_resync": {"queue": "io"},
     "campaigns.tasks.project_pull": {"queue": "io"},
+    "campaigns.tasks.project_overlap": {"queue": "io"},
     "campaigns.tasks.pull_all_projects": {"queue": "io"},
 }
 # Time limits per stage (seconds; the hard limit kills the process ALWEB_TIME_LIMIT_GRACE later). A chunk is small,

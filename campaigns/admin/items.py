@@ -43,6 +43,33 @@ class SyncedFilter(admin.SimpleListFilter):
         return queryset
 
 
+class DisagreementFilter(admin.SimpleListFilter):
+    """Items by how far their annotators agreed (`metadata.agreement`: the most frequent answer's share)."""
+
+    title = "annotator agreement"
+    parameter_name = "agreement"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [
+            ("disputed", "Disputed (not unanimous)"),
+            ("split", "No clear majority (half or less)"),
+            ("unanimous", "Unanimous"),
+            ("none", "No answer yet"),
+        ]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Item]) -> QuerySet[Item]:
+        match self.value():
+            case "disputed":
+                return queryset.filter(metadata__agreement__lt=1)
+            case "split":
+                return queryset.filter(metadata__agreement__lte=0.5)
+            case "unanimous":
+                return queryset.filter(metadata__agreement=1)
+            case "none":
+                return queryset.filter(metadata__agreement__isnull=True)
+        return queryset
+
+
 def _set_state(admin_: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Item], state: str) -> None:
     changed = items_set_state(items=queryset, state=state)
     admin_.message_user(request, f"{changed} item(s) marked {state}.", messages.SUCCESS)
@@ -61,7 +88,7 @@ class ItemAdmin(admin.ModelAdmin):
         "ls_task_id",
         "short_label_error",
     ]
-    list_filter = ["project", "split", "state", LabelSourceFilter, SyncedFilter]
+    list_filter = ["project", "split", "state", LabelSourceFilter, SyncedFilter, DisagreementFilter]
     list_select_related = ["project"]
     show_full_result_count = False
     list_per_page = 100

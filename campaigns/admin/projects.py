@@ -145,6 +145,7 @@ class ProjectAdmin(admin.ModelAdmin):
             "Evaluation sample (empty: the default for the pool size)",
             {"fields": ["eval_valid_target", "eval_test_target"]},
         ),
+        ("Annotators (overlap, set in Label Studio too)", {"fields": ["annotators_per_task", "consensus_rule"]}),
         (
             "Label Studio",
             {"fields": ["ls_url", "ls_project_id", "ls_api_key", "clear_ls_api_key", "ls_pulled_until"]},

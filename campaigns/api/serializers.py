@@ -20,7 +20,18 @@ from campaigns.api.fields import (
 )
 from campaigns.ingest.rows import SPLITS
 from campaigns.ingest.tiling import parse_tile
-from campaigns.models import Annotation, Heuristic, Item, ItemState, Membership, Project, Split, TaskType
+from campaigns.models import (
+    MAX_ANNOTATORS_PER_TASK,
+    Annotation,
+    ConsensusRule,
+    Heuristic,
+    Item,
+    ItemState,
+    Membership,
+    Project,
+    Split,
+    TaskType,
+)
 from campaigns.services.items import FORMATS
 from campaigns.services.params import MAX_BUDGET, MAX_MC_ITERATIONS
 from campaigns.services.training import EXTERNAL_KINDS
@@ -63,6 +74,18 @@ class ProjectSerializer(serializers.ModelSerializer):
         required=False,
         help_text="Test items people should label, as eval_valid_target; the learning curve is measured on them.",
     )
+    annotators_per_task = StrictIntegerField(
+        min_value=1,
+        max_value=MAX_ANNOTATORS_PER_TASK,
+        required=False,
+        help_text="How many annotators label each task (Label Studio's maximum annotations, set there for you).",
+    )
+    consensus_rule = serializers.ChoiceField(
+        choices=ConsensusRule.choices,
+        required=False,
+        help_text="How their answers become the training label: majority (from the first answer) or quorum (once "
+        "more than half of annotators_per_task agree). A ground-truth answer in Label Studio always wins.",
+    )
     ls_url = serializers.URLField(max_length=200, allow_blank=True, required=False)
     ls_api_key = StrictCharField(
         max_length=2048,
@@ -92,6 +115,8 @@ class ProjectSerializer(serializers.ModelSerializer):
             "eval_valid_target",
             "eval_test_target",
             "train_on_close",
+            "annotators_per_task",
+            "consensus_rule",
             "ls_url",
             "ls_api_key",
             "ls_api_key_set",

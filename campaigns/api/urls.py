@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from rest_framework.routers import SimpleRouter
 
 from campaigns.api import (
+    agreement_views,
     auth_views,
     cycle_views,
     export_views,
@@ -42,6 +43,8 @@ urlpatterns = [
     re_path(rf"^{_nested}/learning-curve/$", stats_views.LearningCurveView.as_view(), name="project-learning-curve"),
     re_path(rf"^{_nested}/ml-backend/$", ml_backend_views.MLBackendView.as_view(), name="project-ml-backend"),
     re_path(rf"^{_nested}/predict/$", predict_views.PredictView.as_view(), name="project-predict"),
+    re_path(rf"^{_nested}/agreement/$", agreement_views.AgreementView.as_view(), name="project-agreement"),
+    re_path(rf"^{_nested}/annotators/$", agreement_views.AnnotatorsView.as_view(), name="project-annotators"),
     re_path(rf"^{_nested}/model/download/$", predict_views.ModelDownloadView.as_view(), name="project-model-download"),
     *router.urls,
 ]

@@ -57,6 +57,17 @@ class ColdStart(models.TextChoices):
     TYPICLUST = "typiclust", "The most typical item of each k-means cluster (TypiClust)"
 
 
+class ConsensusRule(models.TextChoices):
+    """How several annotators' answers on one item become its training label (`services.annotations.resolve`). An
+    answer flagged ground truth in Label Studio wins under either rule, as it does in Label Studio itself."""
+
+    MAJORITY = "majority", "The most frequent answer, from the first answer on (ties: the earliest)"
+    QUORUM = "quorum", "Only once more than half of the annotators per task agree"
+
+
+MAX_ANNOTATORS_PER_TASK = 20
+
+
 def _default_split_ratios() -> dict[str, float]:
     return dict(settings.ALWEB_DEFAULT_SPLIT_RATIOS)
 
@@ -79,6 +90,10 @@ class Project(models.Model):
     eval_test_target = models.PositiveIntegerField(null=True, blank=True)
     # When a cycle closes, train once more on every label so far: the learning curve ends at the labels spent.
     train_on_close = models.BooleanField(default=True)
+    # Overlap: how many annotators label each task (Label Studio's maximum_annotations, pushed to the LS project),
+    # and the rule that turns their answers into the label training uses.
+    annotators_per_task = models.PositiveSmallIntegerField(default=1)
+    consensus_rule = models.CharField(max_length=16, choices=ConsensusRule.choices, default=ConsensusRule.MAJORITY)
     # Label Studio connection. The key is stored server-side only and never serialized.
     ls_url = models.URLField(blank=True, default="")
     ls_api_key = models.CharField(max_length=2048, blank=True, default="")
@@ -123,6 +138,14 @@ class Project(models.Model):
                 condition=Q(default_mc_iterations__gte=1), name="%(app_label)s_%(class)s_mc_iterations_positive"
             ),
             models.CheckConstraint(condition=Q(default_budget__gte=1), name="%(app_label)s_%(class)s_budget_positive"),
+            models.CheckConstraint(
+                condition=Q(annotators_per_task__gte=1) & Q(annotators_per_task__lte=MAX_ANNOTATORS_PER_TASK),
+                name="%(app_label)s_%(class)s_annotators_per_task_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(consensus_rule__in=ConsensusRule.values),
+                name="%(app_label)s_%(class)s_consensus_rule_valid",
+            ),
             # One alweb project per Label Studio project on a given server.
             models.UniqueConstraint(
                 fields=["ls_url", "ls_project_id"],

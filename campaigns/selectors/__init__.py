@@ -3,6 +3,10 @@
 
 from __future__ import annotations
 
+from campaigns.selectors.agreement import (
+    agreement_for_project,
+    annotators_for_project,
+)
 from campaigns.selectors.curves import (
     CURVE_MIN_TEST_LABELS,
     curve_stopping_suggestion,
@@ -76,7 +80,9 @@ __all__ = [
     "CURVE_MIN_TEST_LABELS",
     "EvaluationStatus",
     "ExportRow",
+    "agreement_for_project",
     "annotations_for_project",
+    "annotators_for_project",
     "curve_stopping_suggestion",
     "cycle_for_member",
     "cycle_has_scores",

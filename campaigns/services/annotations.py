@@ -2,8 +2,10 @@
 
 The resolved label follows LS's own precedence: an annotation flagged ground truth wins; otherwise the majority
 of live (not deleted, not cancelled, error-free) answers, ties broken by the earliest answer. Agreement is the
-majority's share. An answer that cannot be mapped (unknown label, malformed shape) is stored with its error and
-recorded on the item; the rest of the pull still applies. Applying the same records twice changes nothing.
+majority's share. With several annotators per task (`Project.annotators_per_task`), the project's consensus rule
+decides when the majority becomes the label: at once ("majority"), or once more than half of them agree ("quorum").
+An answer that cannot be mapped (unknown label, malformed shape) is stored with its error and recorded on the item;
+the rest of the pull still applies. Applying the same records twice changes nothing.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from campaigns.models import Annotation, Item, LabelSource, Project
+from campaigns.models import Annotation, ConsensusRule, Item, LabelSource, Project
 from campaigns.services.label_history import LabelSet, label_changes_record
 
 
@@ -50,9 +52,17 @@ class ApplyResult:
 _FIELDS = ("annotator", "result", "value", "error", "lead_time", "was_cancelled", "ground_truth", "ls_updated_at")
 
 
-def resolve(annotations: list[Annotation]) -> tuple[Any, float | None]:
-    """(label, agreement) from an item's annotations; (None, None) when none counts."""
-    live = [a for a in annotations if a.deleted_at is None and not a.was_cancelled and not a.error]
+def live_answers(annotations: list[Annotation]) -> list[Annotation]:
+    """The answers that count: not deleted, not skipped, mapped without error."""
+    return [a for a in annotations if a.deleted_at is None and not a.was_cancelled and not a.error]
+
+
+def resolve(
+    annotations: list[Annotation], *, rule: str = ConsensusRule.MAJORITY, overlap: int = 1
+) -> tuple[Any, float | None]:
+    """(label, agreement) from an item's annotations; (None, None) when none counts. Under the quorum rule the
+    label waits (None, with the agreement so far) until more than half of `overlap` annotators give one answer."""
+    live = live_answers(annotations)
     if not live:
         return None, None
     flagged = [a for a in live if a.ground_truth]
@@ -63,6 +73,8 @@ def resolve(annotations: list[Annotation]) -> tuple[Any, float | None]:
     best = max(counts.values())
     # ties: the earliest answer among the most frequent values
     winner = next(k for k in keys if counts[k] == best)
+    if rule == ConsensusRule.QUORUM and 2 * best <= overlap:
+        return None, best / len(live)
     return json.loads(winner), best / len(live)
 
 
@@ -142,9 +154,11 @@ def items_resolve_labels(*, item_ids: set[int]) -> int:
         by_item[a.item_id].append(a)
     changed = []
     history: dict[str, list[LabelSet]] = defaultdict(list)
-    for item in Item.objects.filter(pk__in=item_ids):
+    for item in Item.objects.filter(pk__in=item_ids).select_related("project"):
         annotations = by_item.get(item.pk, [])
-        label, agreement = resolve(annotations)
+        label, agreement = resolve(
+            annotations, rule=item.project.consensus_rule, overlap=item.project.annotators_per_task
+        )
         errors = [a.error for a in annotations if a.error and a.deleted_at is None]
         if item.label_source == "import" and label is None:
             continue  # an imported label stays until an annotator gives another

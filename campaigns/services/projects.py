@@ -12,9 +12,19 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from campaigns.ingest.rows import validate_split_ratios
-from campaigns.models import Cycle, Heuristic, Item, Membership, Project, TaskType
+from campaigns.models import (
+    MAX_ANNOTATORS_PER_TASK,
+    ConsensusRule,
+    Cycle,
+    Heuristic,
+    Item,
+    Membership,
+    Project,
+    TaskType,
+)
 from campaigns.services.model_config import model_config_problem
 from campaigns.services.params import MAX_BUDGET, MAX_MC_ITERATIONS, passes_problem
+from campaigns.services.queue import PROJECT_OVERLAP, enqueue_on_commit
 from integrations.labelstudio.addresses import LINK_NEEDS_OWN_KEY, AddressError, allowed_ls_url, normalize_ls_url
 
 # The Label Studio connection: only project owners may change it (checked by the API and admin).
@@ -32,6 +42,8 @@ UPDATABLE_FIELDS = frozenset(
         "eval_valid_target",
         "eval_test_target",
         "train_on_close",
+        "annotators_per_task",
+        "consensus_rule",
         *LS_CONNECTION_FIELDS,
     }
 )
@@ -79,6 +91,12 @@ def validate_project_defaults(**fields: Any) -> None:
         )
         if reason:
             errors["default_mc_iterations"] = reason
+    overlap = fields.get("annotators_per_task")
+    if overlap is not None and (not _is_int(overlap) or not 1 <= overlap <= MAX_ANNOTATORS_PER_TASK):
+        errors["annotators_per_task"] = f"must be an integer between 1 and {MAX_ANNOTATORS_PER_TASK}"
+    rule = fields.get("consensus_rule")
+    if rule is not None and rule not in ConsensusRule.values:
+        errors["consensus_rule"] = f"must be one of {', '.join(ConsensusRule.values)}"
     config = fields.get("model_config")
     if config is not None and (problem := model_config_problem(config)):
         errors["model_config"] = problem
@@ -240,6 +258,9 @@ def project_update(*, project: Project, **changes: Any) -> Project:
         project.ls_linked = False
     fields = {*changes, *extra, *(["ls_linked"] if relink else [])}
     _clean_and_save(project, update_fields=[*sorted(fields), "updated_at"])
+    if any(getattr(project, f) != getattr(previous, f) for f in ("annotators_per_task", "consensus_rule")):
+        # Labels follow the new rule and Label Studio the new overlap: both are a task's work (LS is slow I/O).
+        enqueue_on_commit(PROJECT_OVERLAP, project_id=project.pk)
     return project
 
 

@@ -6,7 +6,15 @@ from __future__ import annotations
 
 from django.urls import path
 
-from campaigns.web import cycle_views, export_views, labelstudio_views, model_views, simulation_views, views
+from campaigns.web import (
+    agreement_views,
+    cycle_views,
+    export_views,
+    labelstudio_views,
+    model_views,
+    simulation_views,
+    views,
+)
 
 app_name = "dashboard"
 
@@ -23,6 +31,7 @@ urlpatterns = [
     path("projects/<int:pk>/ml-backend/", labelstudio_views.ml_backend_connect_view, name="ml-backend-connect"),
     path("projects/<int:pk>/exports/", export_views.export_start_view, name="export-start"),
     path("projects/<int:pk>/model/download/", model_views.model_download_view, name="model-download"),
+    path("projects/<int:pk>/agreement/", agreement_views.agreement_view, name="agreement"),
     path("projects/<int:pk>/exports/<int:export_id>/", export_views.export_status_view, name="export-status"),
     path("projects/<int:pk>/simulations/", simulation_views.simulations_view, name="simulations"),
     path(simulation, simulation_views.simulation_detail_view, name="simulation-detail"),

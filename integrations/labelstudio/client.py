@@ -49,6 +49,7 @@ __all__ = [
     "create_project",
     "delete_predictions",
     "delete_tasks",
+    "get_overlap",
     "get_project",
     "import_predictions",
     "import_tasks",
@@ -62,6 +63,7 @@ __all__ = [
     "retrieve_predictions",
     "server_time",
     "set_model_version",
+    "set_overlap",
     "tasks_query",
     "token_kind",
     "update_project",
@@ -152,6 +154,20 @@ def update_project(client: LabelStudio, *, project_id: int, **fields: Any) -> No
 def set_model_version(client: LabelStudio, *, project_id: int, model_version: str) -> None:
     """LS orders tasks only by predictions whose model_version equals the project's: keep them in step."""
     update_project(client, project_id=project_id, model_version=str(model_version))
+
+
+def set_overlap(client: LabelStudio, *, project_id: int, annotators: int) -> None:
+    """How many annotators label each task: LS's `maximum_annotations`, with every task in the overlap cohort
+    (`overlap_cohort_percentage` 100; a lower share would leave most tasks with one answer, and no agreement)."""
+    if annotators < 1:
+        raise ValueError("annotators must be at least 1")
+    update_project(client, project_id=project_id, maximum_annotations=int(annotators), overlap_cohort_percentage=100)
+
+
+def get_overlap(client: LabelStudio, project_id: int) -> tuple[int, int]:
+    """(maximum_annotations, overlap_cohort_percentage) as the LS project has them."""
+    data = _request(client, "GET", f"api/projects/{int(project_id)}/")
+    return int(data.get("maximum_annotations") or 1), int(data.get("overlap_cohort_percentage") or 0)
 
 
 @dataclass(frozen=True)

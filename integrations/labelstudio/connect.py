@@ -187,7 +187,8 @@ def labelstudio_connect_project(
 ) -> Project:
     """Create the LS project for `project` (its task type and labels, uncertainty sampling), or link the existing
     LS project `ls_project_id` (or the one already set on the project) after checking its labeling config fits.
-    Then (re)register the webhook with the project's secret header. Idempotent; returns the updated project."""
+    Then set its annotators per task and (re)register the webhook with the project's secret header. Idempotent;
+    returns the updated project."""
     if not project.ls_webhook_secret:
         Project.objects.filter(pk=project.pk, ls_webhook_secret="").update(ls_webhook_secret=secrets.token_urlsafe(32))
     project = Project.objects.get(pk=project.pk)
@@ -218,6 +219,7 @@ def labelstudio_connect_project(
                 raise ValidationError({"ls_project_id": "another alweb project is linked to this Label Studio project"})
             locked.ls_url, locked.ls_project_id, locked.ls_linked = creds.url, int(target), True
             locked.save(update_fields=["ls_url", "ls_project_id", "ls_linked", "updated_at"])
+        lsc.set_overlap(client, project_id=int(target), annotators=locked.annotators_per_task)
         lsc.register_webhook(
             client,
             project_id=int(target),
@@ -228,6 +230,18 @@ def labelstudio_connect_project(
         if with_ml_backend:
             labelstudio_register_ml_backend(project=locked)
     return locked
+
+
+def labelstudio_push_overlap(*, project: Project) -> bool:
+    """Set the LS project's annotators per task to the project's `annotators_per_task`. Idempotent (it sets a
+    value); False when there is no checked LS project yet: connecting one sets it then."""
+    if project.ls_project_id is None or not project.ls_linked:
+        return False
+    with ls_errors():
+        lsc.set_overlap(
+            labelstudio_client(project), project_id=project.ls_project_id, annotators=project.annotators_per_task
+        )
+    return True
 
 
 def _link(client: lsc.LabelStudio, project: Project, ls_project_id: int, *, own_key: bool) -> None:
