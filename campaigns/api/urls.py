@@ -11,6 +11,7 @@ from campaigns.api import (
     auth_views,
     cycle_views,
     export_views,
+    label_views,
     ml_backend_views,
     predict_views,
     simulation_views,
