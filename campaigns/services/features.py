@@ -50,8 +50,6 @@ def image_bytes_array(data: bytes, *, size: int, channels: int) -> NDArray[np.fl
     return arr[None, :, :] if channels == 1 else arr.transpose(2, 0, 1).copy()
 
 
-
-
 @lru_cache(maxsize=1)
 def text_encoder() -> Any:
     """The frozen sentence encoder, loaded once per process (it is ~90 MB)."""
