@@ -16,6 +16,7 @@ from django.db import InterfaceError, OperationalError
 from campaigns.services import pipeline, simulation_runs
 from campaigns.services.cycles import cycle_fail
 from campaigns.services.exports import export_fail, export_run, exports_prune
+from campaigns.services.item_counts import item_counts_compact
 from campaigns.services.label_quality import label_quality_fail, label_quality_run
 from campaigns.services.overlap import project_run_overlap
 from integrations.labelstudio.review_sync import reviews_run_sync
@@ -144,6 +145,14 @@ def prune_old_exports() -> None:
     deleted = exports_prune()
     if deleted:
         log.info("deleted %s old exports", deleted)
+
+
+@shared_task(name="campaigns.tasks.item_counts_compact")
+def compact_item_counts() -> None:
+    """Hourly (beat): each project's kept item counts folded into one row per key (reads stay a few rows)."""
+    removed = item_counts_compact()
+    if removed:
+        log.info("folded %s item count rows", removed)
 
 
 class LabelQualityTask(RetryingTask):

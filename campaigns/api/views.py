@@ -20,6 +20,7 @@ from rest_framework.response import Response
 from campaigns import selectors
 from campaigns.api.common import FIELD_ERRORS, ID_REGEX, NOT_FOUND, OWNERS_ONLY, PROJECT_PK, ApiViewSet
 from campaigns.api.label_views import ItemDetailSerializer
+from campaigns.api.pagination import KnownCountPagination
 from campaigns.api.parsers import LenientJSONParser
 from campaigns.api.permissions import OwnerForActions, ProjectMember, require_owner_for_connection, role_of
 from campaigns.api.serializers import (
@@ -155,6 +156,7 @@ class ItemViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
     serializer_class = ItemSerializer
     permission_classes = [IsAuthenticated, ProjectMember]
     lookup_value_regex = ID_REGEX
+    pagination_class = KnownCountPagination
 
     def get_serializer_class(self) -> Any:
         return ItemDetailSerializer if self.action == "retrieve" else super().get_serializer_class()
@@ -170,7 +172,18 @@ class ItemViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
             return selectors.items_for_project(project=self.project)
         filters = ItemFilterSerializer(data=self.request.query_params)
         filters.is_valid(raise_exception=True)
+        self.item_filters = filters.validated_data
         return selectors.items_for_project(project=self.project, **filters.validated_data)
+
+    def known_count(self) -> int | None:
+        """The list's total from the kept item counts when only split, labeled and state filter it (the paginator's
+        COUNT(*) read every matching item: 0.4 s at a million); a key or a search is counted on the rows."""
+        filters = getattr(self, "item_filters", None)
+        if filters is None or filters.get("key") or filters.get("search"):
+            return None
+        return selectors.items_count_matching(
+            project=self.project, split=filters.get("split"), labeled=filters.get("labeled"), state=filters.get("state")
+        )
 
     @extend_schema(
         request={"multipart/form-data": ItemImportSerializer},

@@ -234,6 +234,10 @@ class Item(models.Model):
             # planner may scan the whole project and sort it for every page (quadratic on a fresh million-item
             # import whose statistics are not yet gathered).
             models.Index(fields=["project", "id"], name="item_project_id"),
+            # The labeled items of a project, without reading the unlabeled pool (a million rows beside a few
+            # thousand labels): the label balance (WHERE project_id=? AND label IS NOT NULL GROUP BY label) and the
+            # training set's reads.
+            models.Index(fields=["project"], condition=Q(label__isnull=False), name="item_labeled"),
         ]
 
     def __str__(self) -> str:
@@ -494,6 +498,7 @@ class TrainingSetItem(models.Model):
 from campaigns.models.exports import Export as Export  # noqa: E402
 from campaigns.models.exports import ExportFormat as ExportFormat  # noqa: E402
 from campaigns.models.exports import ExportState as ExportState  # noqa: E402
+from campaigns.models.item_counts import ItemCount as ItemCount  # noqa: E402
 from campaigns.models.label_review import LabelChange as LabelChange  # noqa: E402
 from campaigns.models.label_review import LabelQualityRun as LabelQualityRun  # noqa: E402
 from campaigns.models.label_review import LabelReview as LabelReview  # noqa: E402

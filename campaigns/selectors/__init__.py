@@ -37,6 +37,7 @@ from campaigns.selectors.exports import (
     snapshot_model_version,
     snapshot_pages,
 )
+from campaigns.selectors.item_counts import items_count_matching
 from campaigns.selectors.items import (
     annotations_for_project,
     items_count_by_split,
@@ -94,6 +95,7 @@ __all__ = [
     "exports_for_project",
     "items_count_by_split",
     "items_count_by_state",
+    "items_count_matching",
     "items_evaluation",
     "items_for_project",
     "items_keys",

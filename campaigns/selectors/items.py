@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, QuerySet
 
 from campaigns.models import Annotation, Item, ItemState, Project, SelectedItem, Split, TaskType
+from campaigns.selectors.item_counts import items_counts
 from campaigns.states import ABANDONED_STATES
 
 
@@ -39,13 +40,12 @@ def items_evaluation(*, project: Project, split: str) -> QuerySet[Item]:
 
 
 def items_count_by_split(*, project: Project) -> dict[str, Any]:
-    """Counts by split, labeled or not, for the dashboard and API."""
-    rows = (
-        Item.objects.filter(project=project)
-        .values("split")
-        .annotate(total=Count("pk"), labeled=Count("pk", filter=Q(label__isnull=False)))
-    )
-    by_split = {r["split"]: {"total": r["total"], "labeled": r["labeled"]} for r in rows}
+    """Counts by split, labeled or not, for the dashboard and API (from the kept counts: no item is read)."""
+    by_split: dict[str, dict[str, int]] = {}
+    for row in items_counts(project=project):
+        counts = by_split.setdefault(row.split, {"total": 0, "labeled": 0})
+        counts["total"] += row.n
+        counts["labeled"] += row.n if row.labeled else 0
     return {
         "by_split": by_split,
         "total": sum(v["total"] for v in by_split.values()),
@@ -54,9 +54,9 @@ def items_count_by_split(*, project: Project) -> dict[str, Any]:
 
 
 def items_count_by_state(*, project: Project) -> dict[str, int]:
-    rows = Item.objects.filter(project=project).values("state").annotate(n=Count("pk")).order_by()
     counts = {state: 0 for state in ItemState.values}
-    counts.update({r["state"]: r["n"] for r in rows})
+    for row in items_counts(project=project):
+        counts[row.state] = counts.get(row.state, 0) + row.n
     return counts
 
 

@@ -9,7 +9,8 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Count, F, IntegerField, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
-from campaigns.models import Cycle, Item, Membership, Project
+from campaigns.models import Cycle, Membership, Project
+from campaigns.selectors.item_counts import items_count_annotations
 from campaigns.states import OPEN_CYCLE_STATES
 
 
@@ -34,17 +35,16 @@ def project_for_member(*, user: AbstractBaseUser | AnonymousUser, project_id: in
 
 
 def projects_with_counts_for_user(*, user: AbstractBaseUser) -> QuerySet[Project]:
-    """The user's projects with item, label and cycle counts (subqueries: a join of items and cycles would multiply)."""
+    """The user's projects with item, label and cycle counts (subqueries: a join of items and cycles would multiply;
+    item counts from the kept counts, so a million-item project costs what a small one does)."""
 
     def count_of(qs: QuerySet[Any]) -> Coalesce:
         counted = qs.order_by().values("project").annotate(n=Count("pk")).values("n")
         return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
 
-    items = Item.objects.filter(project=OuterRef("pk"))
     open_cycle = Cycle.objects.filter(project=OuterRef("pk"), state__in=OPEN_CYCLE_STATES)
     return projects_for_user(user=user).annotate(
-        item_count=count_of(items),
-        labeled_count=count_of(items.filter(label__isnull=False)),
+        **items_count_annotations(),
         cycle_count=count_of(Cycle.objects.filter(project=OuterRef("pk"))),
         open_cycle_number=Subquery(open_cycle.values("number")[:1]),
         open_cycle_state=Subquery(open_cycle.values("state")[:1]),
