@@ -54,9 +54,17 @@ def twin_of(curves: dict[str, FloatArray], arm: str) -> str | None:
     return next((a for a, c in curves.items() if a != arm and arm in curves and np.array_equal(c, curves[arm])), None)
 
 
-def write_plot(path: Path, grid: FloatArray, curves: dict[str, FloatArray], *, title: str, n_valid: int) -> None:
-    """Mean test macro-F1 per arm against labels spent; shaded: the seeds' 95% bootstrap band of the mean for
-    random and the default (the two arms the headline compares)."""
+def write_plot(
+    path: Path,
+    grid: FloatArray,
+    curves: dict[str, FloatArray],
+    *,
+    title: str,
+    n_valid: int,
+    ylabel: str = "test macro-F1",
+) -> None:
+    """Mean test metric (macro-F1, or mAP for detection) per arm against labels spent; shaded: the seeds' 95%
+    bootstrap band of the mean for random and the default (the two arms the headline compares)."""
     import matplotlib
 
     matplotlib.use("Agg")  # no display on the benchmark machines
@@ -83,7 +91,7 @@ def write_plot(path: Path, grid: FloatArray, curves: dict[str, FloatArray], *, t
             lo, hi = np.percentile(draws, [2.5, 97.5], axis=0)
             ax.fill_between(grid, lo, hi, color=color, alpha=0.15, linewidth=0)
     ax.set_xlabel(f"labels spent (training + {n_valid} validation)")
-    ax.set_ylabel("test macro-F1")
+    ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
