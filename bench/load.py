@@ -34,6 +34,7 @@ import argparse
 import csv
 import json
 import os
+import re
 import secrets
 import signal
 import subprocess
@@ -365,8 +366,9 @@ def read_stats(prefix: Path) -> tuple[dict[str, dict[str, Any]], dict[str, int]]
     by_status: dict[str, int] = {}
     with open(f"{prefix}_failures.csv", newline="") as fh:
         for row in csv.DictReader(fh):
-            error = row["Error"]
-            key = error.split()[1] if error.startswith("HTTP ") else error[:60]
+            error = row["Error"]  # as locust writes it: CatchResponseError('HTTP 500'), or another exception
+            status = re.search(r"HTTP (\d+)", error)
+            key = status.group(1) if status else error[:80]
             by_status[key] = by_status.get(key, 0) + int(row["Occurrences"])
     return endpoints, by_status
 
