@@ -213,7 +213,8 @@ def test_a_zipped_tables_images_stay_inside_the_zip_and_one_table_per_zip(
     missing = make_zip(tmp_path / "missing.zip", {"data.csv": b"image,label\nnope.png,cat\n", "a.png": png()})
     with pytest.raises(ItemImportError, match=r"nope\.png"):
         items_import(project=image_project, path=missing)
-    two = make_zip(tmp_path / "two.zip", {"a.csv": b"image\na.png\n", "b.jsonl": b"", "a.png": png()})
+    tables = {"a.csv": b"image\na.png\n", "b.jsonl": b'{"image": "a.png"}\n'}
+    two = make_zip(tmp_path / "two.zip", {**tables, "a.png": png()})
     with pytest.raises(ItemImportError, match=r"more than one table in the zip \(a.csv, b.jsonl\)"):
         items_import(project=image_project, path=two)
     images_only = make_zip(tmp_path / "img.zip", {"a.png": png()})
@@ -221,6 +222,9 @@ def test_a_zipped_tables_images_stay_inside_the_zip_and_one_table_per_zip(
         items_import(project=image_project, path=images_only, fmt="csv")
     assert Item.objects.count() == 0
     assert items_import(project=image_project, path=images_only).created == 1
+    # A companion file without a payload column (an ImageFolder's metadata.csv) is no table: the zip is images.
+    companion = make_zip(tmp_path / "hf.zip", {"metadata.csv": b"file_name,split\nb.png,train\n", "b.png": png()})
+    assert items_import(project=image_project, path=companion).created == 1
 
 
 def test_yolo_folder_and_tiling_for_detection(detection_project: Any, tmp_path: Path, media_root: Path) -> None:
