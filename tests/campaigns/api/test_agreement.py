@@ -67,3 +67,16 @@ def test_overlap_settings_are_validated_and_changes_queue_one_task(
     with django_capture_on_commit_callbacks(execute=True):
         as_member.patch(url, {"annotators_per_task": 3, "name": "renamed"}, format="json")  # no change: no task
     assert sent == [{"project_id": project.pk}]
+
+
+def test_openapi_documents_agreement_and_annotators(tmp_path: Any) -> None:
+    import yaml
+    from django.core.management import call_command
+
+    out = tmp_path / "schema.yaml"
+    call_command("spectacular", "--validate", "--file", str(out))
+    paths = yaml.safe_load(out.read_text())["paths"]
+    agreement = paths["/api/projects/{project_pk}/agreement/"]["get"]
+    assert {"200", "400", "404"} <= set(agreement["responses"])
+    assert any(p["name"] == "items" for p in agreement["parameters"])
+    assert {"200", "404"} <= set(paths["/api/projects/{project_pk}/annotators/"]["get"]["responses"])
