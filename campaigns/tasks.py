@@ -147,6 +147,19 @@ def prune_old_exports() -> None:
         log.info("deleted %s old exports", deleted)
 
 
+@shared_task(name="campaigns.tasks.simulations_cleanup")
+def cleanup_simulations() -> None:
+    """Hourly (beat): a run lost with its broker message would hold its project's one run slot for good; it fails
+    after the task time limit, and sandboxes left behind go (`simulation_runs.simulations_cleanup`)."""
+    outcome = simulation_runs.simulations_cleanup()
+    if outcome.runs_failed or outcome.sandboxes_deleted:
+        log.info(
+            "simulations cleanup: %s lost runs failed, %s sandboxes deleted",
+            outcome.runs_failed,
+            outcome.sandboxes_deleted,
+        )
+
+
 @shared_task(name="campaigns.tasks.item_counts_compact")
 def compact_item_counts() -> None:
     """Hourly (beat): each project's kept item counts folded into one row per key (reads stay a few rows)."""

@@ -253,6 +253,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": env.int("ALWEB_PULL_INTERVAL", default=60),
     },
     "prune-exports": {"task": "campaigns.tasks.exports_prune", "schedule": 3600},
+    "cleanup-simulations": {"task": "campaigns.tasks.simulations_cleanup", "schedule": 3600},
     "compact-item-counts": {"task": "campaigns.tasks.item_counts_compact", "schedule": 3600},
 }
 # Queues: `cpu` (training, scoring: CPU-bound), `io` (Label Studio sync and pull: waiting on the network, so many

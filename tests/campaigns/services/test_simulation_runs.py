@@ -7,12 +7,14 @@ worker, in tests/integration/test_worker_simulation.py; here it is replaced wher
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.core.management import call_command
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -230,12 +232,27 @@ def test_cleanup_fails_lost_runs_and_deletes_what_they_left(labeled: Any, sent: 
     Project.objects.filter(pk=old_unowned.pk).update(created_at=timezone.now() - timedelta(days=2))
     young_unowned = sandbox_create(source=labeled, name="a simulate command still running")
 
-    outcome = simulations_cleanup()
-    assert (outcome.runs_failed, outcome.sandboxes_deleted) == (1, 2)
+    out = io.StringIO()
+    call_command("simulations_cleanup", stdout=out)
+    assert out.getvalue().strip() == "1 lost runs failed, 2 sandboxes deleted"
     assert SimulationRun.objects.get(pk=lost.pk).state == "failed"
     remaining = set(Project.objects.values_list("pk", flat=True))
     assert remaining == {labeled.pk, young_unowned.pk} and lost_sandbox.pk not in remaining
     assert Item.objects.filter(project=labeled).count() == 40  # the source is untouched
+
+
+def test_the_cleanup_runs_hourly_from_beat(labeled: Any, settings: Any) -> None:
+    from alweb.celery import app
+    from campaigns import tasks
+
+    entry = settings.CELERY_BEAT_SCHEDULE["cleanup-simulations"]
+    assert entry["task"] in app.tasks and entry["schedule"] == 3600
+    left = sandbox_create(source=labeled, name="left by a finished run")
+    done = SimulationRun.objects.create(project=labeled, strategies=["topk"], seeds=2, state="done")
+    Project.objects.filter(pk=left.pk).update(sandbox_run=done)
+    tasks.cleanup_simulations.run()
+    assert not Project.objects.filter(pk=left.pk).exists()
+    assert simulations_cleanup().sandboxes_deleted == 0  # nothing left: a second pass does nothing
 
 
 def test_sandboxes_are_nobodys_projects_and_go_with_their_source(labeled: Any) -> None:

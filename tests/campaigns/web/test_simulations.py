@@ -157,7 +157,9 @@ def test_outsiders_get_404(as_outsider: Any, labeled: Any) -> None:
     assert as_outsider.post(f"{page(labeled)}{run.pk}/retry/").status_code == 404
 
 
-def test_sandboxes_are_never_listed_on_the_dashboard_or_in_the_admin(as_owner: Any, labeled: Any) -> None:
+def test_sandboxes_are_never_listed_on_the_dashboard_or_in_the_admin(
+    as_owner: Any, labeled: Any, sent: list[int]
+) -> None:
     sandbox = sandbox_create(source=labeled, name="reviews [simulation topk seed 1 abc123]")
     sandbox.memberships.create(user=labeled.owner, role="owner")
     listing = as_owner.get("/").content.decode()
@@ -169,3 +171,11 @@ def test_sandboxes_are_never_listed_on_the_dashboard_or_in_the_admin(as_owner: A
     admin.force_login(labeled.owner)
     changelist = admin.get("/admin/campaigns/project/").content.decode()
     assert "reviews" in changelist and "simulation topk" not in changelist
+    # The runs are in the admin, where a failed one can be retried.
+    failed = SimulationRun.objects.create(project=labeled, strategies=["topk"], seeds=2, state="failed")
+    runs = admin.get("/admin/campaigns/simulationrun/").content.decode()
+    assert f">{failed.pk}<" in runs and "reviews" in runs
+    retried = admin.post(
+        "/admin/campaigns/simulationrun/", {"action": "retry", "_selected_action": [failed.pk]}, follow=True
+    )
+    assert retried.status_code == 200 and SimulationRun.objects.get(pk=failed.pk).state == "queued"
