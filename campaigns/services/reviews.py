@@ -67,7 +67,8 @@ def reviews_request(
             ],
             ignore_conflicts=True,  # an item already in review (the partial unique constraint) keeps its review
         )
-        if project.ls_project_id is not None:
+        # Read now, not from the caller's copy: a sync may have connected the project since it was loaded.
+        if Project.objects.filter(pk=project.pk, ls_project_id__isnull=False).exists():
             queue.enqueue_on_commit(queue.REVIEW_SYNC, project_id=project.pk)
     return list(LabelReview.objects.filter(item_id__in=ids, state=ReviewState.OPEN).order_by("item_id"))
 
