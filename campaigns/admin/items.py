@@ -9,7 +9,8 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from campaigns.admin.common import ViewOnlyAdmin
-from campaigns.models import Annotation, Item, ItemState
+from campaigns.admin.labels import LabelChangeInline
+from campaigns.models import Annotation, Item, ItemState, LabelSource
 from campaigns.services.actions import items_resync_where_labeling
 from campaigns.services.item_state import items_set_state
 
@@ -21,7 +22,7 @@ class LabelSourceFilter(admin.SimpleListFilter):
     parameter_name = "label_source"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [("import", "Import"), ("annotation", "Annotation"), ("none", "None")]
+        return [*LabelSource.choices, ("none", "None")]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Item]) -> QuerySet[Item]:
         value = self.value()
@@ -97,6 +98,7 @@ class ItemAdmin(admin.ModelAdmin):
     raw_id_fields = ["project"]
     actions = ["mark_invalid", "mark_skipped", "mark_active", "resync"]
     readonly_fields = [f.name for f in Item._meta.fields]
+    inlines = [LabelChangeInline]
 
     @admin.display(description="agreement")
     def agreement(self, obj: Item) -> Any:
