@@ -17,6 +17,7 @@ from campaigns.services.items import items_import
 from campaigns.states import CycleState
 from integrations.labelstudio import convert
 from integrations.labelstudio.client import LabelStudio
+from integrations.labelstudio.ml_backend import ml_predict
 from models_registry.models import ModelVersion
 from tests import labelstudio_server as lss
 from tests.factories import ProjectFactory
@@ -82,3 +83,12 @@ def test_a_detection_cycle_trains_scores_and_sends_boxes_to_label_studio(
             assert (box.x, box.y) == pytest.approx((want["x"] * 32, want["y"] * 32), abs=1e-3)
         regions += len(boxes)
     assert regions > 0
+
+    # Label Studio's "Retrieve predictions" asks alweb's ML backend: the champion detector answers every task with
+    # its boxes as regions (its own MC samples, so not necessarily the cycle's boxes).
+    answer = ml_predict(project=Project.objects.get(pk=project.pk), tasks=tasks)
+    assert len(answer["results"]) == len(tasks)
+    assert {r["model_version"] for r in answer["results"]} == {f"alweb-v{mv.version}"}
+    answered = [region for r in answer["results"] for region in r["result"]]
+    assert answered and {region["type"] for region in answered} == {"rectanglelabels"}
+    assert all(0 < region["score"] <= 1 for region in answered)
