@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import tempfile
 import zipfile
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from threading import Lock
 from typing import Any
 
 from django.conf import settings
@@ -25,14 +23,14 @@ from campaigns.ingest.images import decode_image
 from campaigns.ingest.rows import ItemImportError
 from campaigns.models import Project, TaskType
 from campaigns.services.features import payload_inputs
+from campaigns.services.model_cache import model_cached
 from campaigns.services.remote_images import RemoteImageError, fetch_image
-from campaigns.services.training import mlflow_errors, model_load, model_score, registry
+from campaigns.services.training import mlflow_errors, model_score, registry
 from engine.external import PyFuncDetector
 from engine.scoring import Batch
 from models_registry.models import ModelStatus, ModelVersion
 
 PREDICT_SEED = 0  # fixed: a prediction is a function of the model and the input, not of the request's timing
-_MODEL_CACHE_SIZE = 2
 
 
 class NoChampion(Exception):
@@ -85,26 +83,6 @@ def champion_of(*, project: Project) -> ModelVersion:
     return mv
 
 
-# Loading from MLflow takes about a second; a version's files never change once registered, so the loaded model is
-# kept per process for the next request (a few at most: a project's champion moves, old ones fall out).
-_models: OrderedDict[tuple[str, int], Any] = OrderedDict()
-_models_lock = Lock()
-
-
-def _loaded(mv: ModelVersion) -> Any:
-    key = (settings.MLFLOW_TRACKING_URI, mv.pk)
-    with _models_lock:
-        if key in _models:
-            _models.move_to_end(key)
-            return _models[key]
-    model = model_load(model_version=mv)
-    with _models_lock:
-        _models[key] = model
-        while len(_models) > _MODEL_CACHE_SIZE:
-            _models.popitem(last=False)
-    return model
-
-
 def _check_kind(project: Project, inputs: list[PredictInput]) -> None:
     wants_text = project.task_type == TaskType.TEXT_CLASSIFICATION
     for item in inputs:
@@ -140,7 +118,7 @@ def predict(*, project: Project, inputs: list[PredictInput]) -> PredictionResult
     _check_kind(project, inputs)
     payloads = [_payload(i, max_bytes=settings.ALWEB_PREDICT_MAX_BYTES) for i in inputs]
     labels = list(project.labels)
-    model = _loaded(mv)
+    model = model_cached(model_version=mv)  # loaded once per process: a version's files never change
     x = payload_inputs(project, payloads)
     heuristic, iterations = project.default_heuristic, project.default_mc_iterations
     if isinstance(model, PyFuncDetector):
