@@ -54,3 +54,17 @@ def test_the_database_refuses_an_overlap_or_rule_out_of_range() -> None:
     for fields in ({"annotators_per_task": 0}, {"annotators_per_task": 21}, {"consensus_rule": "vote"}):
         with pytest.raises(IntegrityError), transaction.atomic():
             ProjectFactory(**fields)
+
+
+def test_applying_a_changed_rule_is_idempotent_and_skips_label_studio_until_linked() -> None:
+    from campaigns.services.overlap import project_run_overlap
+
+    item = item_for(annotators_per_task=3)
+    annotations_apply(project=item.project, records=[rec(1, 501, "positive", who="a@x", minutes=1)])
+    item.project.consensus_rule = "quorum"
+    item.project.save(update_fields=["consensus_rule"])
+    assert project_run_overlap(project_id=item.project.pk) == 1  # the lone answer is no quorum of 3: label cleared
+    item.refresh_from_db()
+    assert item.label is None
+    assert project_run_overlap(project_id=item.project.pk) == 0  # a redelivered task changes nothing
+    assert project_run_overlap(project_id=10**9) == 0  # a project deleted meanwhile
