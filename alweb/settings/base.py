@@ -266,6 +266,8 @@ CELERY_TASK_ROUTES = {
     "campaigns.tasks.cycle_train": {"queue": ALWEB_QUEUE_TRAINING},
     "campaigns.tasks.cycle_train_closing": {"queue": ALWEB_QUEUE_TRAINING},
     "campaigns.tasks.simulation_run": {"queue": ALWEB_QUEUE_TRAINING},  # it trains a model per cycle per arm
+    "campaigns.tasks.label_quality": {"queue": ALWEB_QUEUE_TRAINING},  # it trains K models (out-of-fold)
+    "campaigns.tasks.review_sync": {"queue": "io"},
     "campaigns.tasks.cycle_score": {"queue": ALWEB_QUEUE_SCORING},
     "campaigns.tasks.cycle_score_chunk": {"queue": ALWEB_QUEUE_SCORING},
     "campaigns.tasks.cycle_sync": {"queue": "io"},
@@ -289,6 +291,8 @@ ALWEB_STAGE_TIME_LIMITS = {
     "campaigns.tasks.cycle_sync": ALWEB_TIME_LIMIT_SYNC,
     "campaigns.tasks.cycle_resync": ALWEB_TIME_LIMIT_SYNC,
     "campaigns.tasks.project_pull": env.int("ALWEB_TIME_LIMIT_PULL", default=1800),
+    "campaigns.tasks.label_quality": ALWEB_TIME_LIMIT_TRAIN,
+    "campaigns.tasks.review_sync": ALWEB_TIME_LIMIT_SYNC,
 }
 CELERY_TASK_ANNOTATIONS = {
     name: {"soft_time_limit": limit, "time_limit": limit + ALWEB_TIME_LIMIT_GRACE}
