@@ -50,3 +50,31 @@ def test_overlap_is_set_on_the_ls_project_and_follows_the_setting(
     assert lsc.get_overlap(ls_pat_client, linked.ls_project_id) == (2, 100)
     item.refresh_from_db()
     assert item.label == "cat"
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_real_worker_pushes_a_changed_overlap_to_label_studio(
+    ls_server: Any, ls_pat_client: LabelStudio, celery_worker: Any, settings: Any
+) -> None:
+    """The setting changes in the web process; the task travels through Redis to a worker process, which sets it."""
+    from campaigns.models import Project
+    from campaigns.services.projects import project_update
+    from tests.worker import wait_for
+
+    settings.ALWEB_LS_ALLOWED_URLS = [ls_server.url]
+    settings.ALWEB_BASE_URL = "http://127.0.0.1:9"  # the webhook it registers goes nowhere
+    project = make_project(n=0, annotators_per_task=2)
+    Project.objects.filter(pk=project.pk).update(ls_url=ls_server.url, ls_api_key=ls_server.pat)
+    linked = labelstudio_connect_project(project=Project.objects.get(pk=project.pk))
+    assert lsc.get_overlap(ls_pat_client, linked.ls_project_id) == (2, 100)
+    celery_worker.stop()
+    celery_worker.env.update(ALWEB_LS_ALLOWED_URLS=ls_server.url, ALWEB_BASE_URL="http://127.0.0.1:9")
+    celery_worker.start()
+    project_update(project=linked, annotators_per_task=4)  # no transaction open: sent at once
+    wait_for(
+        lambda: lsc.get_overlap(ls_pat_client, linked.ls_project_id) == (4, 100),
+        timeout=120,
+        what="the worker's overlap push",
+        worker=celery_worker,
+    )
