@@ -24,7 +24,9 @@ def digits_project(tmp_path: Path, n: int = 300, labeled: int = 80) -> Any:
     project = ProjectFactory(
         task_type="image_classification",
         labels=DIGIT_LABELS,
-        model_config={"image_size": 16, "channels": 1, "epochs": 8},
+        # No minimum number of optimizer steps: these tests watch the workers, not the model's quality, and a
+        # 300-step training alone outlasts their waits on a loaded 2-core host.
+        model_config={"image_size": 16, "channels": 1, "epochs": 8, "min_steps": 0},
         split_ratios={"train": 0.0, "valid": 0.15, "test": 0.15, "pool": 0.7},
     )
     items_import(project=project, path=write_digits(tmp_path / "digits", limit=n, size=16))
