@@ -66,10 +66,14 @@ class PredictUploadSerializer(serializers.Serializer):
 
 
 class BoxSerializer(serializers.Serializer):
+    """A predicted box in the shape of a detection label: the top-left corner and size as fractions of the image."""
+
     label = serializers.CharField()  # type: ignore[assignment]  # a field named like Field.label, as elsewhere
-    confidence = serializers.FloatField()
-    bbox = serializers.ListField(child=serializers.FloatField(), allow_null=True, help_text="x, y, width, height")
-    known_label = serializers.BooleanField(help_text="Whether the label is one of the project's labels.")
+    x = serializers.FloatField()
+    y = serializers.FloatField()
+    w = serializers.FloatField()
+    h = serializers.FloatField()
+    score = serializers.FloatField(help_text="The detector's confidence in the box.")
 
 
 class PredictionSerializer(serializers.Serializer):
@@ -124,7 +128,7 @@ class PredictView(_ChampionView):
     """The champion model's MC-dropout prediction for new data. JSON `{"items": [{"text": ...} | {"url": ...}]}`,
     or a multipart upload of image files under `images`. Each prediction has the class, the class probabilities
     (mean over the dropout passes), the uncertainty by the project's default heuristic, and the model version.
-    Detection projects (an external detector) get boxes. Nothing is stored."""
+    Detection projects get the detector's boxes. Nothing is stored."""
 
     parser_classes = [LenientJSONParser, MultiPartParser]
     serializer_class = PredictRequestSerializer

@@ -26,8 +26,6 @@ from campaigns.services.features import payload_inputs
 from campaigns.services.model_cache import model_cached
 from campaigns.services.remote_images import RemoteImageError, fetch_image
 from campaigns.services.training import mlflow_errors, model_score, registry
-from engine.external import PyFuncDetector
-from engine.scoring import Batch
 from models_registry.models import ModelStatus, ModelVersion
 
 PREDICT_SEED = 0  # fixed: a prediction is a function of the model and the input, not of the request's timing
@@ -121,8 +119,6 @@ def predict(*, project: Project, inputs: list[PredictInput]) -> PredictionResult
     model = model_cached(model_version=mv)  # loaded once per process: a version's files never change
     x = payload_inputs(project, payloads)
     heuristic, iterations = project.default_heuristic, project.default_mc_iterations
-    if isinstance(model, PyFuncDetector):
-        return PredictionResult(mv, f"detection:{model.method}", 1, _detections(model, x, labels))
     chunk = model_score(
         model=model,
         inputs=x,
@@ -135,40 +131,19 @@ def predict(*, project: Project, inputs: list[PredictInput]) -> PredictionResult
     predictions = [
         Prediction(
             label=labels[int(k)] if k >= 0 else None,
-            probabilities={name: float(p) for name, p in zip(labels, probs, strict=True)},
+            # A detector gives boxes, not class probabilities for the whole image.
+            probabilities={} if chunk.boxes is not None else {n: float(p) for n, p in zip(labels, probs, strict=True)},
             uncertainty=float(u),
             confidence=float(c),
+            boxes=list(chunk.boxes[i]) if chunk.boxes is not None else [],
         )
-        for k, probs, u, c in zip(chunk.labels, chunk.probs, chunk.uncertainty, chunk.confidence, strict=True)
+        for i, (k, probs, u, c) in enumerate(
+            zip(chunk.labels, chunk.probs, chunk.uncertainty, chunk.confidence, strict=True)
+        )
     ]
-    # An external classifier has one probability vector per item: model_score substitutes a single-pass heuristic.
-    return PredictionResult(mv, chunk.heuristic, iterations if chunk.heuristic == heuristic else 1, predictions)
-
-
-def _detections(model: PyFuncDetector, x: Any, labels: list[str]) -> list[Prediction]:
-    """Boxes per image from an external detector (the only kind of detection model alweb has): the most confident
-    box's label, and the image's uncertainty as a cycle would score it."""
-    chunk = next(iter(model.score_chunks([Batch(x, ids=list(range(len(x))))])))
-    out = []
-    for boxes, top, conf, u in zip(chunk.boxes, chunk.labels, chunk.confidence, chunk.uncertainty, strict=True):
-        out.append(
-            Prediction(
-                label=None if top is None else str(top),
-                probabilities={},
-                uncertainty=float(u),
-                confidence=float(conf),
-                boxes=[
-                    {
-                        "label": str(b.label),
-                        "confidence": float(b.confidence),
-                        "bbox": list(b.bbox) if b.bbox is not None else None,
-                        "known_label": str(b.label) in labels,
-                    }
-                    for b in boxes
-                ],
-            )
-        )
-    return out
+    # An external model gives one answer per item: no dropout passes (a single-pass heuristic stands in, and
+    # `chunk.heuristic` says which).
+    return PredictionResult(mv, chunk.heuristic, 1 if mv.kind == "external" else iterations, predictions)
 
 
 def champion_archive(*, project: Project) -> tuple[str, Path]:

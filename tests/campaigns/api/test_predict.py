@@ -260,9 +260,11 @@ def test_detection_predictions_give_the_detectors_boxes(
     assert response.status_code == 200, response.content
     bright, black = response.json()["predictions"]
     assert response.json()["heuristic"] == "detection:min_confidence"
-    assert bright["label"] == "car" and len(bright["boxes"]) == 1
-    assert bright["boxes"][0]["bbox"] == [0, 0, 4, 4] and bright["boxes"][0]["known_label"] is True
-    assert bright["boxes"][0]["confidence"] == pytest.approx(250 / 255, abs=1e-3)
+    assert bright["label"] == "car" and bright["probabilities"] == {}
+    # BrightnessDetector's box is (0, 0, 4, 4) pixels of the 8 x 8 input: the top-left quarter, as fractions.
+    (box,) = bright["boxes"]
+    assert (box["label"], box["x"], box["y"], box["w"], box["h"]) == ("car", 0, 0, 0.5, 0.5)
+    assert box["score"] == pytest.approx(250 / 255, abs=1e-3) and response.json()["mc_iterations"] == 1
     assert black["boxes"] == [] and black["label"] is None and black["uncertainty"] == 1.0
 
 
