@@ -8,6 +8,7 @@ import mimetypes
 from django.core import signing
 from django.core.files.storage import default_storage
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http.response import HttpResponseBase
 from django.utils.cache import patch_cache_control
 from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_GET
@@ -26,11 +27,12 @@ def media_signed(request: HttpRequest, token: str) -> FileResponse:
 
 
 @require_GET
-def media_item(request: HttpRequest, item_id: int, signature: str) -> HttpResponse:
+def media_item(request: HttpRequest, item_id: int, signature: str) -> HttpResponseBase:
     item = item_for_media_link(item_id, signature)
     if item is None:
         raise Http404("invalid or revoked media link")
-    remote = media_file_url(item.media.name)
+    name = str(item.media.name)  # item_for_media_link only grants items with a file
+    remote = media_file_url(name)
     if remote is not None:
         # S3: the browser fetches the bytes from a URL presigned now, valid ALWEB_MEDIA_URL_TTL seconds.
         # Not cached: a cached redirect would outlive the presigned URL it points at.
@@ -38,7 +40,7 @@ def media_item(request: HttpRequest, item_id: int, signature: str) -> HttpRespon
         response["Access-Control-Allow-Origin"] = "*"
         patch_cache_control(response, private=True, no_store=True)
         return response
-    served = _serve(item.media.name)
+    served = _serve(name)
     patch_cache_control(served, private=True, max_age=300)
     return served
 
