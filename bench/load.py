@@ -481,8 +481,12 @@ def main() -> None:
         if writer_proc is not None:
             writer_proc.join(60)
         if gunicorn.poll() is None:
-            os.killpg(gunicorn.pid, signal.SIGTERM)
-            gunicorn.wait(30)
+            os.killpg(gunicorn.pid, signal.SIGTERM)  # graceful: workers finish their requests (30 s at most)
+            try:
+                gunicorn.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(gunicorn.pid, signal.SIGKILL)
+                gunicorn.wait()
     if locust.returncode not in (0, 1):  # 1: some requests failed, which the report counts
         raise SystemExit(f"locust exited with {locust.returncode}")
     endpoints, failures = read_stats(prefix)
