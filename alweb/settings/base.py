@@ -242,6 +242,9 @@ ALWEB_TASK_RETRY_BACKOFF = env.int("ALWEB_TASK_RETRY_BACKOFF", default=2)
 ALWEB_SCORING_CHUNK_IDS = env.int("ALWEB_SCORING_CHUNK_IDS", default=2048)
 # Models each worker process keeps loaded across chunks (least recently used evicted first).
 ALWEB_MODEL_CACHE_SIZE = env.int("ALWEB_MODEL_CACHE_SIZE", default=2)
+# The largest backbone (model_config.backbone) a project may use: it is read, loaded and kept in every worker's
+# memory, so one file could otherwise exhaust them. 1 GB holds a ViT-L; refused when the config is saved.
+ALWEB_MAX_MODEL_BYTES = env.int("ALWEB_MAX_MODEL_BYTES", default=1024**3)
 # /healthz: seconds it waits for the broker before answering 503.
 ALWEB_HEALTHZ_TIMEOUT = env.float("ALWEB_HEALTHZ_TIMEOUT", default=2.0)
 # The admin's "requeue" re-sends the task of a cycle stuck in a working stage once its progress has not moved for

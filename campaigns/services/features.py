@@ -17,8 +17,14 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from campaigns.models import Item, ItemEmbedding, Project, TaskType
+from campaigns.services.backbones import (
+    DEFAULT_IMAGE_SIZE,
+    Backbone,
+    backbone_compute,
+    backbone_features,
+    backbone_for,
+)
 
-DEFAULT_IMAGE_SIZE = 32
 # A detector's heatmap is a quarter of the input a side: at 32 px a small object would be one or two cells.
 DEFAULT_DETECTION_IMAGE_SIZE = 64
 TEXT_ENCODER = "minilm-l6-v2"
@@ -82,14 +88,30 @@ def text_embeddings(items: Sequence[tuple[int, str]], *, encoder: str = TEXT_ENC
     return np.stack([cached[i] for i in ids]) if ids else np.empty((0, 384), dtype=np.float32)
 
 
-def item_inputs(project: Project, items: Sequence[Item]) -> NDArray[np.float32]:
-    """Model inputs for `items` (in order) for the project's model kind."""
-    if project.task_type == TaskType.TEXT_CLASSIFICATION:
-        return text_embeddings([(i.pk, i.text) for i in items])
+def frozen_backbone(project: Project) -> Backbone | None:
+    """The project's own pretrained network when its features are the model's input (frozen mode), else None."""
+    if project.task_type != TaskType.IMAGE_CLASSIFICATION:
+        return None
+    backbone = backbone_for(project.model_config or {}, default_size=DEFAULT_IMAGE_SIZE)
+    return backbone if backbone is not None and backbone.mode == "frozen" else None
+
+
+def _pixels(project: Project, items: Sequence[Item]) -> NDArray[np.float32]:
     size, channels = image_config(project)
     if not items:
         return np.empty((0, channels, size, size), dtype=np.float32)
     return np.stack([image_array(i, size=size, channels=channels) for i in items])
+
+
+def item_inputs(project: Project, items: Sequence[Item]) -> NDArray[np.float32]:
+    """Model inputs for `items` (in order) for the project's model kind: text embeddings, a frozen backbone's
+    features (both cached per item), or pixels."""
+    if project.task_type == TaskType.TEXT_CLASSIFICATION:
+        return text_embeddings([(i.pk, i.text) for i in items])
+    if (backbone := frozen_backbone(project)) is not None:
+        by_id = {i.pk: i for i in items}
+        return backbone_features(backbone, [i.pk for i in items], lambda ids: _pixels(project, [by_id[i] for i in ids]))
+    return _pixels(project, items)
 
 
 def payload_inputs(project: Project, payloads: Sequence[str | bytes]) -> NDArray[np.float32]:
@@ -102,9 +124,13 @@ def payload_inputs(project: Project, payloads: Sequence[str | bytes]) -> NDArray
     images = [p for p in payloads if isinstance(p, bytes)]
     if len(images) != len(payloads):
         raise FeatureError("an image project's inputs are encoded image bytes")
-    if not images:
-        return np.empty((0, channels, size, size), dtype=np.float32)
-    return np.stack([image_bytes_array(p, size=size, channels=channels) for p in images])
+    pixels: NDArray[np.float32] = (
+        np.stack([image_bytes_array(p, size=size, channels=channels) for p in images])
+        if images
+        else np.empty((0, channels, size, size), dtype=np.float32)
+    )
+    backbone = frozen_backbone(project)
+    return pixels if backbone is None else backbone_compute(backbone, pixels)
 
 
 def raw_features(project: Project, item_ids: Sequence[int]) -> NDArray[np.float32]:

@@ -16,6 +16,7 @@ from typing import Any
 from django.core.exceptions import SuspiciousFileOperation
 from django.core.files.storage import default_storage
 
+from campaigns.services.backbones import DEFAULT_IMAGE_SIZE, MODES, backbone_check, is_mlflow_uri, mlflow_uri_problem
 from models_registry.policies import CHAMPION_POLICIES
 
 # engine.training.Monitor's values (not imported: that module imports torch, and validating a form should not).
@@ -60,15 +61,33 @@ BOUNDS = {
     # 1 would drop every unit of the head; MC dropout samples this rate, so past 0.9 predictions are mostly noise.
     "dropout": Bound(0, 0.9, False, "the share of the head's units dropped; 1 would drop them all"),
 }
-KEYS = frozenset({*BOUNDS, "embedding_dim", "monitor", "backbone", "freeze_backbone", "champion_policy"})
+KEYS = frozenset(
+    {
+        *BOUNDS,
+        "embedding_dim",
+        "monitor",
+        "backbone",
+        "backbone_mode",
+        "mean",
+        "std",
+        "freeze_backbone",
+        "champion_policy",
+    }
+)
 
 
 def _backbone_problem(value: Any, *, check_storage: bool) -> str | None:
     """A storage name under backbones/, resolved by the default storage only: no absolute path, no `..`, no
     backslash (a Windows separator on some storages), no NUL; and, when asked, a file that exists."""
-    rule = f"backbone must be the name of a state_dict file in media storage under {BACKBONE_FOLDER}"
+    rule = (
+        f"backbone must be the name of a file in media storage under {BACKBONE_FOLDER} (a TorchScript file, a "
+        "torch.export program, or a state_dict for alweb's CNN) or an MLflow model URI (runs:/ or models:/)"
+    )
     if not isinstance(value, str) or not value:
         return rule
+    if is_mlflow_uri(value):
+        problem = mlflow_uri_problem(value)
+        return f"backbone {value[:80]!r} {problem}" if problem else None
     parts = value.split("/")
     if (
         len(value) > BACKBONE_MAX_CHARS
@@ -86,6 +105,26 @@ def _backbone_problem(value: Any, *, check_storage: bool) -> str | None:
             exists = False
         if not exists:
             return f"backbone {value[:80]!r} is not in media storage"
+    return None
+
+
+def _preprocessing_problem(config: Mapping[str, Any]) -> str | None:
+    """backbone_mode, and mean/std: one number per channel, std above 0 (it divides)."""
+    if config.get("backbone_mode", "frozen") not in MODES:
+        return f"backbone_mode must be one of {', '.join(MODES)}"
+    channels = config.get("channels", 3)
+    for name in ("mean", "std"):
+        if name not in config:
+            continue
+        value = config[name]
+        numbers = (
+            isinstance(value, list)
+            and len(value) == channels
+            and all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in value)
+        )
+        if not numbers or (name == "std" and any(v <= 0 for v in value)):
+            kind = "positive numbers" if name == "std" else "numbers"
+            return f"{name} must be a list of {channels} {kind}, one per channel (pixels in [0, 1] are normalised)"
     return None
 
 
@@ -108,6 +147,10 @@ def model_config_problem(config: Any, *, check_storage: bool = True) -> str | No
     if "monitor" in config and config["monitor"] not in MONITORS:
         return f"monitor must be one of {', '.join(MONITORS)}"
     if "backbone" in config and (problem := _backbone_problem(config["backbone"], check_storage=check_storage)):
+        return problem
+    if (problem := _preprocessing_problem(config)) is not None:
+        return problem
+    if "backbone" in config and check_storage and (problem := backbone_check(config, default_size=DEFAULT_IMAGE_SIZE)):
         return problem
     if not isinstance(config.get("freeze_backbone", False), bool):
         return "freeze_backbone must be true or false"

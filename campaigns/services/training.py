@@ -23,7 +23,8 @@ from campaigns.models import Cycle, Project, Split, TaskType
 from campaigns.selectors import items_evaluation, items_labeled
 from campaigns.services.cycles import cycle_progress
 from campaigns.services.detection_training import Fit, ProgressFn, detector_fit
-from campaigns.services.features import image_config, item_inputs
+from campaigns.services.backbones import backbone_dim
+from campaigns.services.features import frozen_backbone, image_config, item_inputs
 from campaigns.services.model_config import model_config_problem
 from campaigns.services.training_sets import HASH_PARAM, SIZE_PARAM, training_set_hash, training_set_record
 from engine.architectures import ImageCNN, TextHead, load_backbone
@@ -86,6 +87,10 @@ def _new_model(project: Project) -> torch.nn.Module:
         raise TrainingError(f"model_config: {problem}")
     if project.task_type == TaskType.TEXT_CLASSIFICATION:
         return TextHead(n, in_dim=int(cfg.get("embedding_dim", 384)), dropout=float(cfg.get("dropout", 0.3)))
+    if project.task_type == TaskType.IMAGE_CLASSIFICATION and (backbone := frozen_backbone(project)) is not None:
+        # The user's pretrained network is the trunk and its features are cached per item (features.item_inputs):
+        # alweb trains and MC-samples only the dropout head, the one text projects put on their encoder.
+        return TextHead(n, in_dim=backbone_dim(backbone), dropout=float(cfg.get("dropout", 0.3)))
     if project.task_type == TaskType.IMAGE_CLASSIFICATION:
         size, channels = image_config(project)
         model = ImageCNN(n, image_size=size, channels=channels, dropout=float(cfg.get("dropout", 0.5)))
@@ -265,6 +270,8 @@ def model_train_for_cycle(*, cycle: Cycle, closing: bool = False) -> ModelVersio
         "heuristic": cycle.heuristic,
         "mc_iterations": cycle.mc_iterations,
         **fit.params,
+        # A frozen backbone's file (by sha256) and preprocessing: the head is only reloadable with exactly these.
+        **(backbone.params() if (backbone := frozen_backbone(project)) is not None else {}),
         "seed": cycle.seed,
         # Which items with which labels, provably: a snapshot export of this cycle recomputes it.
         HASH_PARAM: training_set_hash(train_items),

@@ -19,7 +19,7 @@ import numpy as np
 from campaigns.models import Item, Project, TaskType
 from campaigns.services.actions import NothingToSelect, cycle_start
 from campaigns.services.cycles import CycleConflict
-from campaigns.services.features import FeatureError, image_array, image_config, text_embeddings, text_encoder
+from campaigns.services.features import FeatureError, item_inputs, text_embeddings, text_encoder
 from campaigns.services.training import model_load, model_score
 from engine.scoring import ScoreChunk
 from integrations.labelstudio import convert
@@ -100,11 +100,11 @@ def _inputs(project: Project, info: LabelConfigInfo, tasks: Sequence[Mapping[str
             for (n, _), vec in zip(raw, vectors, strict=True):
                 inputs[n] = vec
         return inputs
-    size, channels = image_config(project)
     for n, item in enumerate(items):
         if item is not None:
             try:
-                inputs[n] = image_array(item, size=size, channels=channels)
+                # The project's model input: pixels, or a frozen backbone's cached features.
+                inputs[n] = item_inputs(project, [item])[0]
             except FeatureError as exc:
                 log.info("project %s: no prediction for item %s: %s", project.pk, item.pk, exc)
     return inputs

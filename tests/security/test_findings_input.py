@@ -3,9 +3,11 @@ of the probe, asserting the fix. The other findings: test_findings.py and test_f
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import pytest
+import torch
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -79,7 +81,10 @@ def test_f6_a_backbone_resolves_only_inside_media_storage(bob: Any, alice: Any, 
         response = send(bobs, "patch", bobs_project, {"model_config": {"backbone": name}})
         assert response.status_code == 400, name
         assert "backbone" in response.json()["model_config"][0], name
-    mine = default_storage.save("backbones/bobs.pt", ContentFile(b"weights"))
+    # A real file (a state_dict for alweb's CNN): since issue 19 the content is checked too, not only the path.
+    weights = io.BytesIO()
+    torch.save({"features.0.weight": torch.zeros(1)}, weights)
+    mine = default_storage.save("backbones/bobs.pt", ContentFile(weights.getvalue()))
     response = send(bobs, "patch", bobs_project, {"model_config": {"backbone": mine}})
     assert response.status_code == 200 and response.json()["model_config"] == {"backbone": mine}
 

@@ -1,0 +1,117 @@
+"""A user's own TorchScript backbone on an image project: frozen features cached per item, a head trained, scored and
+registered per cycle."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from torch import nn
+
+from campaigns.demo_data import DIGIT_LABELS, write_digits
+from campaigns.models import Cycle, Item, ItemEmbedding, Score
+from campaigns.services import backbones
+from campaigns.services.cycles import cycle_cancel, cycle_create
+from campaigns.services.items import items_import
+from campaigns.services.pipeline import cycle_run_scoring, cycle_run_training
+from campaigns.services.training import registry
+from campaigns.states import CycleState
+from tests.campaigns.services.test_training import label_some
+
+pytestmark = [pytest.mark.django_db, pytest.mark.integration, pytest.mark.slow]
+
+
+class TinyTrunk(nn.Module):
+    """Conv features for 1x16x16 images: [N, 1, 16, 16] -> [N, 32]."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 8, 3, padding=1)
+        self.pool = nn.AdaptiveAvgPool2d(2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.flatten(self.pool(torch.relu(self.conv(x))), 1)
+
+
+def save_scripted(module: nn.Module, name: str = "backbones/trunk.pt") -> str:
+    torch.manual_seed(0)
+    buf = io.BytesIO()
+    torch.jit.save(torch.jit.script(module), buf)
+    return str(default_storage.save(name, ContentFile(buf.getvalue())))
+
+
+def test_frozen_torchscript_backbone_cycle_caches_features_and_registers(
+    make_project: Any, tmp_path: Path, mlflow_store: str, monkeypatch: Any
+) -> None:
+    name = save_scripted(TinyTrunk())
+    config = {"image_size": 16, "channels": 1, "backbone": name, "epochs": 5, "min_steps": 20}
+    project = make_project(
+        task_type="image_classification",
+        labels=DIGIT_LABELS,
+        model_config=config,
+        split_ratios={"train": 0.0, "valid": 0.2, "test": 0.2, "pool": 0.6},
+    )
+    items_import(project=project, path=write_digits(tmp_path / "digits", limit=150, size=16))
+    label_some(project, 40)
+    # A spy on the network's passes: the real features pass through, the images counted.
+    seen: list[int] = []
+    real = backbones.network_features
+
+    def spy(module: Any, images: Any, **kw: Any) -> Any:
+        seen.append(len(images))
+        return real(module, images, **kw)
+
+    monkeypatch.setattr(backbones, "network_features", spy)
+
+    cycle = cycle_create(project=project, mc_iterations=6, budget=5)
+    cycle_run_training(cycle_id=cycle.pk)
+    cycle_run_scoring(cycle_id=cycle.pk)
+    cycle = Cycle.objects.get(pk=cycle.pk)
+    mv = cycle.model_version
+    assert cycle.state == CycleState.SCORED and mv is not None
+    assert mv.architecture == "TextHead"  # only the head is trained: the trunk is the user's
+    params = mv.params
+    digest = params["backbone_sha256"]
+    with default_storage.open(name, "rb") as fh:
+        import hashlib
+
+        assert digest == hashlib.sha256(fh.read()).hexdigest()
+    assert params["backbone_mode"] == "frozen" and params["input_size"] == 16
+    assert params["normalise_mean"] == [0.449] and params["normalise_std"] == [0.226]  # grey ImageNet statistics
+    run = registry().client.get_run(mv.mlflow_run_id)
+    assert run.data.params["backbone_sha256"] == digest and run.data.params["normalise_std"] == "[0.226]"
+    head = registry().load_torch(mv.model_uri)
+    assert head.features[0].in_features == 32  # the trunk's feature width
+    pool = Item.objects.filter(project=project, split="pool", label__isnull=True).count()
+    assert Score.objects.filter(cycle=cycle).count() == pool
+    # Each item went through the network once and is cached under one key.
+    items = Item.objects.filter(project=project).count()
+    assert sum(seen) == items
+    rows = ItemEmbedding.objects.filter(item__project=project)
+    assert rows.count() == items and len(set(rows.values_list("encoder", flat=True))) == 1
+    vec = np.frombuffer(bytes(rows.first().vector), dtype=np.float32)  # type: ignore[union-attr]
+    assert vec.shape == (32,) and np.isfinite(vec).all()
+
+    # A second cycle trains and scores from the cache: the network never runs again.
+    cycle_cancel(cycle=cycle)  # one open cycle per project
+    label_some(project, 60)
+    second = cycle_create(project=project, mc_iterations=6, budget=5)
+    cycle_run_training(cycle_id=second.pk)
+    cycle_run_scoring(cycle_id=second.pk)
+    second = Cycle.objects.get(pk=second.pk)
+    assert second.state == CycleState.SCORED and second.model_version not in (None, mv)
+    assert sum(seen) == items and rows.count() == items
+
+    # Other preprocessing means other features: a new cache key, not stale rows.
+    project.model_config = {**config, "mean": [0.5], "std": [0.25]}
+    project.save(update_fields=["model_config"])
+    from campaigns.services.features import item_inputs
+
+    item_inputs(project, list(Item.objects.filter(project=project)[:3]))
+    assert sum(seen) == items + 3 and len(set(rows.values_list("encoder", flat=True))) == 2
