@@ -111,7 +111,7 @@ def _backbone_problem(value: Any, *, check_storage: bool) -> str | None:
 def _preprocessing_problem(config: Mapping[str, Any]) -> str | None:
     """backbone_mode, and mean/std: one number per channel, std above 0 (it divides)."""
     if config.get("backbone_mode", "frozen") not in MODES:
-        return f"backbone_mode must be one of {', '.join(MODES)}"
+        return f"backbone_mode must be one of {', '.join(MODES)} (fine-tuning a supplied backbone is not available yet)"
     channels = config.get("channels", 3)
     for name in ("mean", "std"):
         if name not in config:

@@ -104,7 +104,8 @@ def test_an_unusable_backbone_is_a_400_naming_it_and_why(as_owner: Any, project:
     [
         ({"mean": [0.5, 0.5]}, "mean must be a list of 1 numbers"),
         ({"std": [0]}, "std must be a list of 1 positive numbers"),
-        ({"backbone_mode": "thawed"}, "backbone_mode must be one of frozen, finetune"),
+        ({"backbone_mode": "thawed"}, "backbone_mode must be one of frozen"),
+        ({"backbone_mode": "finetune"}, "fine-tuning a supplied backbone is not available yet"),
     ],
 )
 def test_preprocessing_is_checked_by_key(as_owner: Any, project: Any, config: dict[str, Any], reason: str) -> None:
