@@ -21,9 +21,9 @@ from mlflow.exceptions import MlflowException
 
 from campaigns.models import Cycle, Project, Split, TaskType
 from campaigns.selectors import items_evaluation, items_labeled
+from campaigns.services.backbones import backbone_dim
 from campaigns.services.cycles import cycle_progress
 from campaigns.services.detection_training import Fit, ProgressFn, detector_fit
-from campaigns.services.backbones import backbone_dim
 from campaigns.services.features import frozen_backbone, image_config, item_inputs
 from campaigns.services.model_config import model_config_problem
 from campaigns.services.training_sets import HASH_PARAM, SIZE_PARAM, training_set_hash, training_set_record
