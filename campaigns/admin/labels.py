@@ -16,8 +16,8 @@ class LabelChangeInline(admin.TabularInline):
     """An item's label history, oldest first: the old value, the new one, what changed it and who."""
 
     model = LabelChange
-    fields = ["created_at", "old_value", "new_value", "source", "user", "annotator", "reason"]
-    readonly_fields = fields
+    fields = ("created_at", "old_value", "new_value", "source", "user", "annotator", "reason")
+    readonly_fields = ("created_at", "old_value", "new_value", "source", "user", "annotator", "reason")
     ordering = ["created_at", "id"]
     extra = 0
     can_delete = False
