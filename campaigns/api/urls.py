@@ -9,6 +9,7 @@ from rest_framework.routers import SimpleRouter
 from campaigns.api import (
     agreement_views,
     auth_views,
+    backbone_views,
     cycle_views,
     export_views,
     label_views,
@@ -45,6 +46,7 @@ urlpatterns = [
     re_path(rf"^{_nested}/ml-backend/$", ml_backend_views.MLBackendView.as_view(), name="project-ml-backend"),
     re_path(rf"^{_nested}/predict/$", predict_views.PredictView.as_view(), name="project-predict"),
     re_path(rf"^{_nested}/agreement/$", agreement_views.AgreementView.as_view(), name="project-agreement"),
+    re_path(rf"^{_nested}/backbones/$", backbone_views.BackboneUploadView.as_view(), name="project-backbones"),
     re_path(rf"^{_nested}/annotators/$", agreement_views.AnnotatorsView.as_view(), name="project-annotators"),
     re_path(rf"^{_nested}/model/download/$", predict_views.ModelDownloadView.as_view(), name="project-model-download"),
     *router.urls,

@@ -14,11 +14,12 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 from django.conf import settings
-from django.core.exceptions import SuspiciousFileOperation
+from django.core.exceptions import SuspiciousFileOperation, ValidationError
+from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from numpy.typing import NDArray
 from torch import nn
@@ -39,6 +40,10 @@ from models_registry.registry import ModelRegistry
 # "finetune" (the whole network trained at a lower rate, MC dropout on the head) is issue 19's next step: until
 # the workers can train and reload it, the mode is refused when saved rather than failing a cycle later.
 MODES = ("frozen",)
+# Backbones live in their own folder of media storage: never an item's image (another project's media) or a path
+# outside storage. Uploads go to a subfolder per project.
+BACKBONE_FOLDER = "backbones/"
+_SUFFIX = {"torchscript": "pt", "export": "pt2", "state_dict": "pt"}
 # The image side when model_config has no image_size (features.image_config's default for classification).
 DEFAULT_IMAGE_SIZE = 32
 MLFLOW_SCHEMES = ("runs:/", "models:/")
@@ -237,3 +242,29 @@ def backbone_features(
     if not item_ids:
         return np.empty((0, backbone_dim(backbone)), dtype=np.float32)
     return np.stack([cached[i] for i in item_ids])
+
+
+def backbone_store(*, project_id: int, upload: IO[bytes], size: int) -> str:
+    """Store an uploaded backbone file under backbones/project-<id>/ and return the name `model_config.backbone`
+    takes. Named by content (sha256), so uploading the same file twice stores it once. Whether it serves the
+    project's input is checked when the config names it (with its image_size and channels)."""
+    limit = int(settings.ALWEB_MAX_MODEL_BYTES)
+    if size > limit:
+        raise ValidationError({"file": f"is {size} bytes, over ALWEB_MAX_MODEL_BYTES ({limit} bytes)"})
+    data = upload.read(limit + 1)
+    if len(data) > limit:  # the declared size was wrong
+        raise ValidationError({"file": f"is over ALWEB_MAX_MODEL_BYTES ({limit} bytes)"})
+    kind = backbone_format(data)
+    if kind is None:
+        raise ValidationError(
+            {
+                "file": "is not a TorchScript file (torch.jit.save), a torch.export program (torch.export.save) or a "
+                "state_dict (torch.save)"
+            }
+        )
+    name = f"{BACKBONE_FOLDER}project-{project_id}/{hashlib.sha256(data).hexdigest()[:32]}.{_SUFFIX[kind]}"
+    if not default_storage.exists(name):
+        saved = default_storage.save(name, ContentFile(data))
+        if saved != name:  # a concurrent upload of the same file stored it first under this name
+            default_storage.delete(saved)
+    return name

@@ -16,7 +16,14 @@ from typing import Any
 from django.core.exceptions import SuspiciousFileOperation
 from django.core.files.storage import default_storage
 
-from campaigns.services.backbones import DEFAULT_IMAGE_SIZE, MODES, backbone_check, is_mlflow_uri, mlflow_uri_problem
+from campaigns.services.backbones import (
+    BACKBONE_FOLDER,
+    DEFAULT_IMAGE_SIZE,
+    MODES,
+    backbone_check,
+    is_mlflow_uri,
+    mlflow_uri_problem,
+)
 from models_registry.policies import CHAMPION_POLICIES
 
 # engine.training.Monitor's values (not imported: that module imports torch, and validating a form should not).
@@ -24,9 +31,6 @@ MONITORS = ("val_loss", "val_accuracy", "val_macro_f1")
 # The frozen text encoder (all-MiniLM-L6-v2) gives 384 numbers per item: a text head of any other width cannot
 # take its embeddings.
 ENCODER_DIMS = (384,)
-# Backbones live in their own folder of media storage: never an item's image (another project's media) or a path
-# outside storage.
-BACKBONE_FOLDER = "backbones/"
 BACKBONE_MAX_CHARS = 255  # a storage name, as in a FileField
 
 

@@ -10,6 +10,7 @@ import pytest
 import torch
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import override_settings
 from torch import nn
 
@@ -111,3 +112,29 @@ def test_an_unusable_backbone_is_a_400_naming_it_and_why(as_owner: Any, project:
 def test_preprocessing_is_checked_by_key(as_owner: Any, project: Any, config: dict[str, Any], reason: str) -> None:
     response = patch(as_owner, project, {"channels": 1, **config})
     assert response.status_code == 400 and reason in response.json()["model_config"][0], response.json()
+
+
+def test_an_uploaded_backbone_is_stored_by_content_and_usable_by_name(
+    as_member: Any, as_outsider: Any, project: Any
+) -> None:
+    buf = io.BytesIO()
+    torch.jit.save(torch.jit.script(Trunk()), buf)
+    url = f"/api/projects/{project.pk}/backbones/"
+
+    def upload(client: Any, data: bytes) -> Any:
+        return client.post(url, {"file": SimpleUploadedFile("trunk.pt", data)}, format="multipart")
+
+    response = upload(as_member, buf.getvalue())
+    assert response.status_code == 201, response.content
+    name = response.json()["backbone"]
+    assert name.startswith(f"backbones/project-{project.pk}/") and name.endswith(".pt")
+    with default_storage.open(name, "rb") as fh:
+        assert fh.read() == buf.getvalue()
+    assert upload(as_member, buf.getvalue()).json() == {"backbone": name}  # same content, same file
+    assert patch(as_member, project, {"backbone": name, "image_size": 16, "channels": 1}).status_code == 200
+    junk = upload(as_member, b"not a network")
+    assert junk.status_code == 400 and "is not a TorchScript file" in junk.json()["file"][0], junk.content
+    with override_settings(ALWEB_MAX_MODEL_BYTES=100):
+        big = upload(as_member, buf.getvalue())
+    assert big.status_code == 400 and "over ALWEB_MAX_MODEL_BYTES (100 bytes)" in big.json()["file"][0]
+    assert upload(as_outsider, buf.getvalue()).status_code == 404
