@@ -41,7 +41,6 @@ import torch  # noqa: E402
 from bench.learning_arms import ARMS, Arm, Context, default_arm, product_default, same_as  # noqa: E402
 from bench.learning_data import CACHE, DATASETS, Dataset, Plan  # noqa: E402
 from bench.learning_report import summarise_dataset, write_plot  # noqa: E402
-from engine.architectures import ImageCNN, TextHead  # noqa: E402
 from engine.learning_protocol import (  # noqa: E402
     FloatArray,
     IntArray,
@@ -51,27 +50,24 @@ from engine.learning_protocol import (  # noqa: E402
     on_grid,
     seed_for,
 )
+from engine.probe import probe_metrics  # noqa: E402
+from engine.recipes import new_network, train_config  # noqa: E402
 from engine.scoring import concat_chunks, iter_batches, score_model  # noqa: E402
-from engine.training import TrainConfig, train_classifier  # noqa: E402
+from engine.training import train_classifier  # noqa: E402
 
 THREADS = 1  # two cores shared with other engineers' work: one torch thread, one process
 QUICK_ARMS = ("random", "entropy", "bald", "default")
+# The class-balanced logistic regression on the same frozen features, at the random arm's labels (engine.probe): the
+# floor the default head must reach (issue 19). Drawn and summarised beside the arms; it acquires nothing itself.
+PROBE = "linear-probe"
 
 
 def build_model(ds: Dataset, seed: int) -> torch.nn.Module:
-    """The product's network for the task (campaigns.services.training._new_model's defaults), weights drawn from
-    ``seed`` alone (as the product's build_model does), so every arm of a cycle starts from the same weights."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        if ds.kind == "text":
-            return TextHead(len(ds.labels), in_dim=ds.x.shape[1], dropout=0.3)
-        return ImageCNN(len(ds.labels), image_size=ds.x.shape[2:], channels=ds.x.shape[1], dropout=0.5)
-
-
-def train_config(seed: int) -> TrainConfig:
-    # The product's training budget (campaigns.services.training: 30 epochs stretched to >= 300 steps, early
-    # stopping and checkpoint on validation macro-F1), identical for every arm.
-    return TrainConfig(epochs=30, min_steps=300, monitor="val_macro_f1", seed=seed)
+    """The product's network for the task (engine.recipes, as campaigns.services.training builds it), weights
+    drawn from ``seed`` alone, so every arm of a cycle starts from the same weights."""
+    if ds.kind == "text":
+        return new_network("text", len(ds.labels), in_dim=ds.x.shape[1], seed=seed)
+    return new_network("image", len(ds.labels), image_size=ds.x.shape[2:], channels=ds.x.shape[1], seed=seed)
 
 
 def tensors(ds: Dataset, pos: IntArray) -> tuple[torch.Tensor, torch.Tensor]:
@@ -86,9 +82,23 @@ def train_and_test(ds: Dataset, pool: IntArray, labeled: IntArray, valid: IntArr
         tensors(ds, valid),
         num_classes=len(ds.labels),
         test=tensors(ds, test),  # evaluated on the kept checkpoint only: never part of any choice
-        config=train_config(seed_for(seed, 5)),
+        # The product's recipe for this kind of model (engine.recipes), identical for every arm.
+        config=train_config(model, seed=seed_for(seed, 5)),
     )
     return result
+
+
+def has_probe(ds: Dataset) -> bool:
+    """Whether ``ds`` is a frozen-feature dataset (text: cached MiniLM embeddings), where the head must reach the
+    linear probe; the image CNN learns its own features, so a probe on raw pixels is no floor for it."""
+    return ds.kind == "text"
+
+
+def head_vs_probe(results: dict[str, Any]) -> float | None:
+    """Mean over frozen-feature datasets of AUC(random-labeled head) - AUC(linear probe): the default head's
+    macro-F1 minus the probe's at equal random labels, averaged over the label budget."""
+    gains = [r["auc"]["random"][0] - r["auc"][PROBE][0] for r in results.values() if PROBE in r["auc"]]
+    return round(float(np.mean(gains)), 4) if gains else None
 
 
 def context(
@@ -120,9 +130,17 @@ def context(
 
 
 def run_arm(
-    ds: Dataset, plan: Plan, arm: Arm, seed: int, pool_cap: int | None, t: int, first: dict[int, Any]
+    ds: Dataset,
+    plan: Plan,
+    arm: Arm,
+    seed: int,
+    pool_cap: int | None,
+    t: int,
+    first: dict[int, Any],
+    probe: list[tuple[float, float]] | None = None,
 ) -> FloatArray:
-    """One arm, one seed: the test macro-F1 after each cycle, as [labels spent, macro-F1] rows."""
+    """One arm, one seed: the test macro-F1 after each cycle, as [labels spent, macro-F1] rows. With ``probe`` (a
+    list), the linear probe trained on the same labels at each cycle adds its own row there."""
     split = make_split(len(ds.y), n_test=plan.n_test, n_valid=plan.n_valid, seed=seed)
     pool = split.pool[:pool_cap] if pool_cap else split.pool  # the split is a random order: a prefix is random
     labeled = initial_labeled(len(pool), plan.initial, seed=seed)
@@ -135,6 +153,10 @@ def run_arm(
             if cycle == 0:
                 first[seed] = result
         rows.append((labels_spent(len(labeled), plan.n_valid), result.test.macro_f1))
+        if probe is not None:
+            x_lab, y_lab = ds.x[pool[labeled]], ds.y[pool[labeled]]
+            fit = probe_metrics(x_lab, y_lab, ds.x[split.test], ds.y[split.test], len(ds.labels))
+            probe.append((rows[-1][0], fit.macro_f1))
         if cycle == plan.cycles:
             break
         unlabeled = np.setdiff1d(np.arange(len(pool)), labeled)
@@ -196,10 +218,17 @@ def main() -> None:
         ds = DATASETS[dname]()
         plan = dataclasses.replace(ds.plan, cycles=cycles) if cycles else ds.plan
         curves_raw: dict[str, list[FloatArray]] = {n: [] for n in arms}
+        with_probe = has_probe(ds) and "random" in runs
+        if with_probe:
+            curves_raw[PROBE] = []
         for seed in range(args.first_seed, args.first_seed + seeds):
             first: dict[int, Any] = {}
             for name in runs:
-                curves_raw[name].append(run_arm(ds, plan, arms[name], seed, pool_cap, spec["mc_iterations"], first))
+                probe: list[tuple[float, float]] | None = [] if with_probe and name == "random" else None
+                rows = run_arm(ds, plan, arms[name], seed, pool_cap, spec["mc_iterations"], first, probe)
+                curves_raw[name].append(rows)
+                if probe is not None:
+                    curves_raw[PROBE].append(np.asarray(probe, dtype=np.float64))
             if "default" in arms and "default" not in runs:
                 curves_raw["default"].append(curves_raw[str(alias)][-1])
             finals = {n: round(float(c[-1][-1][1]), 3) for n, c in curves_raw.items()}
@@ -242,6 +271,8 @@ def main() -> None:
             for n, r in results.items()
         },
         "auc": {n: {a: v[0] for a, v in r["auc"].items()} for n, r in results.items()},
+        # issue 19's floor: the default head's macro-F1 minus the linear probe's, at equal random labels (AUC).
+        "head_vs_linear_probe_f1": head_vs_probe(results),
         "minutes": round((time.perf_counter() - started) / 60, 2),
     }
     CACHE.mkdir(parents=True, exist_ok=True)

@@ -27,14 +27,15 @@ from campaigns.services.detection_training import Fit, ProgressFn, detector_fit
 from campaigns.services.features import frozen_backbone, image_config, item_inputs
 from campaigns.services.model_config import model_config_problem
 from campaigns.services.training_sets import HASH_PARAM, SIZE_PARAM, training_set_hash, training_set_record
-from engine.architectures import ImageCNN, TextHead, load_backbone
+from engine.architectures import FeaturesHeadModel, TextHead, load_backbone
 from engine.detection import box_fractions
 from engine.detector import CenterDetector
 from engine.detector_training import score_detector
 from engine.external import PyFuncClassifier, PyFuncDetector
 from engine.metrics import bootstrap_interval
+from engine.recipes import EPOCHS, MIN_STEPS, MONITOR, new_network, train_config
 from engine.scoring import Batch, ScoreChunk, concat_chunks, score_chunks, score_model
-from engine.training import TrainConfig, effective_schedule, train_classifier
+from engine.training import effective_schedule, train_classifier
 from models_registry.models import ModelStatus, ModelVersion
 from models_registry.registry import ModelRegistry
 
@@ -86,14 +87,14 @@ def _new_model(project: Project) -> torch.nn.Module:
     if problem := model_config_problem(cfg, check_storage=False):
         raise TrainingError(f"model_config: {problem}")
     if project.task_type == TaskType.TEXT_CLASSIFICATION:
-        return TextHead(n, in_dim=int(cfg.get("embedding_dim", 384)), dropout=float(cfg.get("dropout", 0.3)))
+        return new_network("text", n, in_dim=int(cfg.get("embedding_dim", 384)), dropout=cfg.get("dropout"))
     if project.task_type == TaskType.IMAGE_CLASSIFICATION and (backbone := frozen_backbone(project)) is not None:
         # The user's pretrained network is the trunk and its features are cached per item (features.item_inputs):
         # alweb trains and MC-samples only the dropout head, the one text projects put on their encoder.
         return TextHead(n, in_dim=backbone_dim(backbone), dropout=float(cfg.get("dropout", 0.3)))
     if project.task_type == TaskType.IMAGE_CLASSIFICATION:
         size, channels = image_config(project)
-        model = ImageCNN(n, image_size=size, channels=channels, dropout=float(cfg.get("dropout", 0.5)))
+        model = new_network("image", n, image_size=size, channels=channels, dropout=cfg.get("dropout"))
         if cfg.get("backbone"):
             _load_backbone(model, str(cfg["backbone"]), freeze=bool(cfg.get("freeze_backbone", False)))
         return model
@@ -105,7 +106,7 @@ def _new_model(project: Project) -> torch.nn.Module:
     raise TrainingError(f"alweb cannot train a model for a {project.task_type} project")
 
 
-def _load_backbone(model: ImageCNN, name: str, *, freeze: bool) -> None:
+def _load_backbone(model: FeaturesHeadModel, name: str, *, freeze: bool) -> None:
     """Start the convolutional trunk from a user's state_dict, a file in media storage (`model_config.backbone`);
     the dropout head always starts fresh for the project's labels."""
     if not default_storage.exists(name):
@@ -192,14 +193,14 @@ def _classifier_fit(
     on_epoch: ProgressFn | None,
 ) -> Fit:
     cfg = project.model_config or {}
-    config = TrainConfig(
-        epochs=int(cfg.get("epochs", 30)),
-        min_steps=int(cfg.get("min_steps", 300)),
-        # Early stopping on validation macro-F1, not loss: with rare classes heavily weighted, the weighted
-        # validation loss rises from the first epochs (confident mistakes on rare classes) while F1 still improves,
-        # and stopping on it kept near-untrained checkpoints.
-        monitor=cfg.get("monitor", "val_macro_f1"),
+    # The recipe the benchmarks measure (engine.recipes): a head on frozen features trains its whole schedule, the
+    # image CNN keeps its best validation epoch.
+    config = train_config(
+        model,
         seed=seed,
+        epochs=int(cfg.get("epochs", EPOCHS)),
+        min_steps=int(cfg.get("min_steps", MIN_STEPS)),
+        monitor=cfg.get("monitor", MONITOR),
     )
     epochs, _ = effective_schedule(config, len(train_items))
     x_train, y_train = _xy(project, train_items)
