@@ -23,6 +23,12 @@ def label_quality_latest(*, project: Project) -> LabelQualityRun | None:
     )
 
 
+def label_quality_pending(*, project: Project) -> LabelQualityRun | None:
+    """The project's newest run if it has not finished (queued, running or failed): what the page says is coming."""
+    run = LabelQualityRun.objects.filter(project=project).select_related("cycle").order_by("-id").first()
+    return run if run is not None and run.state != RunState.DONE else None
+
+
 def label_suspects_of_run(*, run: LabelQualityRun | None) -> QuerySet[LabelSuspect]:
     """The run's suspects, most likely wrong first, with their items (their current label) in one query."""
     if run is None:

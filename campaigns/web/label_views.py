@@ -14,6 +14,7 @@ from django.views.decorators.http import require_GET, require_POST
 from campaigns.models import ReviewState
 from campaigns.selectors.labels import (
     label_quality_latest,
+    label_quality_pending,
     label_reviews_for_project,
     label_suspects_of_run,
     open_reviews_by_item,
@@ -34,6 +35,7 @@ def label_suspects_view(request: HttpRequest, pk: int) -> HttpResponse:
     context = {
         "project": project,
         "run": run,
+        "pending": label_quality_pending(project=project),
         "rows": [{"suspect": s, "review": in_review.get(s.item_id)} for s in suspects],
         "reviews": list(label_reviews_for_project(project=project, state=ReviewState.OPEN)[:SUSPECTS_SHOWN]),
         "shown": SUSPECTS_SHOWN,

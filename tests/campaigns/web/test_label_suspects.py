@@ -52,6 +52,19 @@ def test_members_see_suspects_and_send_them_back(as_owner: Any, project: Any, su
     assert "1 item(s) sent back" in page and "in review" in page
 
 
+def test_a_running_check_shows_its_progress(as_owner: Any, project: Any, suspect: LabelSuspect) -> None:
+    LabelQualityRun.objects.create(
+        project=project,
+        cycle=CycleFactory(project=project, number=3),
+        model_version=ModelVersionFactory(project=project),
+        state=RunState.RUNNING,
+        progress={"stage": "folds", "done": 2, "total": 5},
+    )
+    page = as_owner.get(f"/projects/{project.pk}/label-errors/").content.decode()
+    assert "after cycle 3" in page and "model 2 of 5 trained" in page
+    assert "doubtful-1" in page  # the last finished run's suspects stay shown meanwhile
+
+
 def test_bad_input_is_said_and_nothing_is_sent(as_owner: Any, project: Any, suspect: LabelSuspect) -> None:
     for data in ({}, {"item": ["x"]}, {"item": [ItemFactory(label="positive").pk]}):
         response = as_owner.post(f"/projects/{project.pk}/label-errors/review/", data, follow=True)
