@@ -51,6 +51,8 @@ MLFLOW_SCHEMES = ("runs:/", "models:/")
 # several projects; each can be hundreds of MB.
 _LOADED_MAX = 2
 _loaded: OrderedDict[str, nn.Module] = OrderedDict()
+_DIGESTS_MAX = 64
+_digests: OrderedDict[tuple[str, int, float], str] = OrderedDict()
 _lock = threading.Lock()
 
 
@@ -92,7 +94,8 @@ def is_mlflow_uri(value: str) -> bool:
 def mlflow_uri_problem(value: str) -> str | None:
     """Only URIs that always name the same model: the features cached under it must stay true."""
     parts = value.split("/")
-    if value.startswith("models:/") and (len(parts) != 3 or not parts[2].isdigit()):
+    logged_model = len(parts) == 2 and parts[1].startswith("m-") and "@" not in parts[1]  # MLflow 3's model ids
+    if value.startswith("models:/") and not logged_model and (len(parts) != 3 or not parts[2].isdigit()):
         return "must name a fixed model version (models:/<name>/<version>), not an alias or latest"
     if value.startswith("runs:/") and (len(parts) < 3 or not parts[1]):
         return "must be a run's model URI: runs:/<run_id>/<path>"
@@ -129,21 +132,43 @@ def file_is_network(name: str) -> bool:
     return is_mlflow_uri(name) or _file_format(name) in ("torchscript", "export")
 
 
+def _stamp(name: str) -> tuple[str, int, float] | None:
+    """The file's name, size and modification time, or None where the storage cannot tell the time."""
+    try:
+        return name, int(default_storage.size(name)), default_storage.get_modified_time(name).timestamp()
+    except (NotImplementedError, OSError, SuspiciousFileOperation, ValueError):
+        return None
+
+
 def _load(source: str) -> tuple[nn.Module, str]:
-    """(network, digest). The file is read to hash it every time (a changed file must not reuse the old network);
-    the network itself is loaded once per digest and process."""
+    """(network, digest). The network is loaded once per digest and process. A file's digest is remembered by its
+    name, size and modification time: hashing a large file for every scoring chunk and every Label Studio
+    prediction would cost more than the features; any change to the file changes the stamp and is hashed again."""
+    data: bytes | None = None
     if is_mlflow_uri(source):
         if problem := mlflow_uri_problem(source):
             raise BackboneError(problem)
         digest = hashlib.sha256(source.encode()).hexdigest()
-        data = None
     else:
-        data = _read_file(source)
-        digest = hashlib.sha256(data).hexdigest()
+        stamp = _stamp(source)
+        with _lock:
+            known = _digests.get(stamp) if stamp is not None else None
+        if known is not None and known in _loaded:
+            digest = known
+        else:
+            data = _read_file(source)
+            digest = hashlib.sha256(data).hexdigest()
+            if stamp is not None:
+                with _lock:
+                    _digests[stamp] = digest
+                    while len(_digests) > _DIGESTS_MAX:
+                        _digests.popitem(last=False)
     with _lock:
         if digest in _loaded:
             _loaded.move_to_end(digest)
             return _loaded[digest], digest
+    if data is None and not is_mlflow_uri(source):
+        data = _read_file(source)  # evicted between the two looks: read it again
     module = _load_mlflow(source) if data is None else load_network(data)
     with _lock:
         _loaded[digest] = module

@@ -115,3 +115,29 @@ def test_frozen_torchscript_backbone_cycle_caches_features_and_registers(
 
     item_inputs(project, list(Item.objects.filter(project=project)[:3]))
     assert sum(seen) == items + 3 and len(set(rows.values_list("encoder", flat=True))) == 2
+
+
+def test_an_mlflow_pytorch_model_serves_as_a_backbone_by_a_fixed_uri(mlflow_store: str) -> None:
+    import mlflow.pytorch
+
+    from campaigns.services.model_config import model_config_problem
+
+    torch.manual_seed(0)
+    trunk = TinyTrunk().eval()
+    with registry().active(), mlflow.start_run():
+        info = mlflow.pytorch.log_model(
+            trunk, name="trunk", registered_model_name="user-trunk", serialization_format="pickle"
+        )
+    config = {"image_size": 16, "channels": 1, "backbone": "models:/user-trunk/1"}
+    assert model_config_problem(config) is None
+    assert model_config_problem({**config, "backbone": info.model_uri}) is None  # MLflow 3's logged model id
+    alias = model_config_problem({**config, "backbone": "models:/user-trunk@champion"})
+    assert alias is not None and "fixed model version" in alias
+    missing = model_config_problem({**config, "backbone": "models:/nobody/1"})
+    assert missing is not None and "does not load as an MLflow pytorch model" in missing
+    backbone = backbones.backbone_for(config, default_size=32)
+    assert backbone is not None
+    images = np.random.default_rng(0).random((3, 1, 16, 16), dtype=np.float32)
+    with torch.inference_mode():
+        expected = trunk(torch.as_tensor((images - 0.449) / 0.226)).numpy()
+    np.testing.assert_allclose(backbones.backbone_compute(backbone, images), expected, rtol=1e-5, atol=1e-6)
