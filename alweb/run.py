@@ -147,7 +147,7 @@ def main() -> None:
                 "alweb",
                 "worker",
                 "-Q",
-                "celery,cpu,io",
+                "celery,cpu,io,quality",
                 "--concurrency",
                 "2",
                 "--loglevel",

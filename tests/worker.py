@@ -24,6 +24,9 @@ class Worker:
     log: Path
     proc: subprocess.Popen[bytes] | None = field(default=None)
     name: str = "worker"
+    # Not `quality`: the label-quality task trains K models after every training and would hold up the cycles a test
+    # waits for; the test of that task adds the queue.
+    queues: str = "celery,cpu,io"
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
@@ -35,7 +38,7 @@ class Worker:
                 "alweb",
                 "worker",
                 "-Q",
-                "celery,cpu,io",
+                self.queues,
                 "--pool",
                 "solo",
                 "--loglevel",

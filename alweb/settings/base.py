@@ -264,12 +264,15 @@ CELERY_BEAT_SCHEDULE = {
 # (e.g. ALWEB_QUEUE_SCORING=gpu, served by workers on GPU hosts) with ALWEB_QUEUE_TRAINING / ALWEB_QUEUE_SCORING.
 ALWEB_QUEUE_TRAINING = env.str("ALWEB_QUEUE_TRAINING", default="cpu")
 ALWEB_QUEUE_SCORING = env.str("ALWEB_QUEUE_SCORING", default="cpu")
+# Suspected label errors (K out-of-fold trainings after each training) are background work on a queue of their own:
+# on the training queue they ran ahead of the cycle's scoring chunks and held a cycle up for minutes.
+ALWEB_QUEUE_LABEL_QUALITY = env.str("ALWEB_QUEUE_LABEL_QUALITY", default="quality")
 CELERY_TASK_DEFAULT_QUEUE = "celery"
 CELERY_TASK_ROUTES = {
     "campaigns.tasks.cycle_train": {"queue": ALWEB_QUEUE_TRAINING},
     "campaigns.tasks.cycle_train_closing": {"queue": ALWEB_QUEUE_TRAINING},
     "campaigns.tasks.simulation_run": {"queue": ALWEB_QUEUE_TRAINING},  # it trains a model per cycle per arm
-    "campaigns.tasks.label_quality": {"queue": ALWEB_QUEUE_TRAINING},  # it trains K models (out-of-fold)
+    "campaigns.tasks.label_quality": {"queue": ALWEB_QUEUE_LABEL_QUALITY},  # K out-of-fold trainings
     "campaigns.tasks.review_sync": {"queue": "io"},
     "campaigns.tasks.cycle_score": {"queue": ALWEB_QUEUE_SCORING},
     "campaigns.tasks.cycle_score_chunk": {"queue": ALWEB_QUEUE_SCORING},

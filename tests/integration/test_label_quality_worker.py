@@ -22,6 +22,9 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.integration, 
 
 
 def test_the_worker_ranks_suspects_after_a_training(tmp_path: Path, celery_worker: Any) -> None:
+    celery_worker.stop()
+    celery_worker.queues += ",quality"  # the label-quality queue (ALWEB_QUEUE_LABEL_QUALITY)
+    celery_worker.start()
     project = ProjectFactory(
         task_type="image_classification",
         labels=DIGIT_LABELS,
