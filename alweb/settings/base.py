@@ -208,6 +208,11 @@ SPECTACULAR_SETTINGS = {
         "ExternalModelKindEnum": "campaigns.services.training.EXTERNAL_KINDS",
         # A task-run row's state (queued, running, done, failed): exports and simulation runs share the choice set.
         "JobStateEnum": "campaigns.models.simulations.SimulationState",
+        # Every other "state" field gets its own name, instead of a hash-suffixed one that changes with the set.
+        "ItemStateEnum": "campaigns.models.ItemState",
+        "ReviewStateEnum": "campaigns.models.label_review.ReviewState",
+        "CycleStateEnum": "campaigns.states.CycleState",
+        "SyncStateEnum": "campaigns.models.SyncState",
     },
 }
 
