@@ -1,4 +1,5 @@
-# Reserved for one change in flight (filled in by the change that owns it); empty until then, which Django allows.
+# No schema change: this slot was reserved for the model-backbone work, which needed none. Kept as a no-op so the
+# chain 0019 -> 0021 stays as shipped.
 from django.db import migrations
 
 
