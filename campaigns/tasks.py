@@ -53,14 +53,29 @@ class RetryingTask(Task):
     max_retries = settings.ALWEB_TASK_MAX_RETRIES
 
 
-class CycleTask(RetryingTask):
-    """Marks the cycle failed, with the reason, once retries are exhausted or the error is not retryable."""
+class RecordTask(RetryingTask):
+    """A task working on one record (a cycle, an export, a run): once it gives up, the record is marked failed with
+    the reason. Subclasses name the argument holding the record's id (passed by name or first) and how to fail it."""
+
+    record_arg = ""
+
+    def mark_failed(self, record_id: int, reason: str) -> None:
+        raise NotImplementedError
 
     def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
-        cycle_id = task_arg(args, kwargs, "cycle_id", 0)
-        if cycle_id is not None:
-            cycle_fail(cycle_id=cycle_id, reason=f"{type(exc).__name__}: {exc}")
-        log.error("task %s for cycle %s failed: %s", self.name, cycle_id, exc)
+        record_id = task_arg(args, kwargs, self.record_arg, 0)
+        if record_id is not None:
+            self.mark_failed(record_id, f"{type(exc).__name__}: {exc}")
+        log.error("task %s for %s %s failed: %s", self.name, self.record_arg, record_id, exc)
+
+
+class CycleTask(RecordTask):
+    """Marks the cycle failed, with the reason, once retries are exhausted or the error is not retryable."""
+
+    record_arg = "cycle_id"
+
+    def mark_failed(self, record_id: int, reason: str) -> None:
+        cycle_fail(cycle_id=record_id, reason=reason)
 
 
 @shared_task(base=CycleTask, bind=True, name="campaigns.tasks.cycle_train")
@@ -124,14 +139,13 @@ def project_overlap(self: Task, project_id: int) -> None:
     project_run_overlap(project_id=project_id)
 
 
-class ExportTask(RetryingTask):
+class ExportTask(RecordTask):
     """Marks the export failed, with the reason, once it gives up; a retry or redelivery rewrites the same file."""
 
-    def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
-        export_id = task_arg(args, kwargs, "export_id", 0)
-        if export_id is not None:
-            export_fail(export_id=export_id, reason=f"{type(exc).__name__}: {exc}")
-        log.error("export %s failed: %s", export_id, exc)
+    record_arg = "export_id"
+
+    def mark_failed(self, record_id: int, reason: str) -> None:
+        export_fail(export_id=record_id, reason=reason)
 
 
 @shared_task(base=ExportTask, bind=True, name="campaigns.tasks.project_export")
@@ -168,14 +182,13 @@ def compact_item_counts() -> None:
         log.info("folded %s item count rows", removed)
 
 
-class LabelQualityTask(RetryingTask):
+class LabelQualityTask(RecordTask):
     """Marks the label-quality run failed, with the reason, once it gives up; the cycle is not affected."""
 
-    def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
-        model_version_id = task_arg(args, kwargs, "model_version_id", 0)
-        if model_version_id is not None:
-            label_quality_fail(model_version_id=model_version_id, reason=f"{type(exc).__name__}: {exc}")
-        log.error("label quality of model version %s failed: %s", model_version_id, exc)
+    record_arg = "model_version_id"
+
+    def mark_failed(self, record_id: int, reason: str) -> None:
+        label_quality_fail(model_version_id=record_id, reason=reason)
 
 
 @shared_task(base=LabelQualityTask, bind=True, name="campaigns.tasks.label_quality")
@@ -190,15 +203,14 @@ def review_sync(self: Task, project_id: int) -> None:
     reviews_run_sync(project_id=project_id)
 
 
-class SimulationTask(RetryingTask):
+class SimulationTask(RecordTask):
     """Marks the simulation failed, with the reason, once it gives up (its sandboxes deleted); a retry or a
     redelivery starts the run again cleanly (`simulation_runs.simulation_run`)."""
 
-    def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
-        run_id = task_arg(args, kwargs, "run_id", 0)
-        if run_id is not None:
-            simulation_runs.simulation_fail(run_id=run_id, reason=f"{type(exc).__name__}: {exc}")
-        log.error("simulation %s failed: %s", run_id, exc)
+    record_arg = "run_id"
+
+    def mark_failed(self, record_id: int, reason: str) -> None:
+        simulation_runs.simulation_fail(run_id=record_id, reason=reason)
 
 
 @shared_task(base=SimulationTask, bind=True, name="campaigns.tasks.simulation_run")
