@@ -86,10 +86,12 @@ def _recover(client: lsc.LabelStudio, project: Project) -> None:
 
 
 def _save(task_ids: dict[int, int]) -> None:
-    for review_id, task_id in task_ids.items():
-        LabelReview.objects.filter(pk=review_id).update(
-            ls_task_id=task_id, sync_state=ReviewSync.SYNCED, sync_batch="", sync_error=""
-        )
+    """The reviews' task ids, one UPDATE per batch (not one per review)."""
+    rows = [
+        LabelReview(pk=review_id, ls_task_id=task_id, sync_state=ReviewSync.SYNCED, sync_batch="", sync_error="")
+        for review_id, task_id in task_ids.items()
+    ]
+    LabelReview.objects.bulk_update(rows, ["ls_task_id", "sync_state", "sync_batch", "sync_error"], batch_size=BATCH)
 
 
 def _task(project: Project, info: LabelConfigInfo, review: LabelReview) -> convert.TaskPayload:
