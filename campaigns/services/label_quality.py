@@ -23,9 +23,8 @@ from campaigns.models import Cycle, LabelQualityRun, LabelSuspect, RunState, Tas
 from campaigns.selectors import items_labeled
 from campaigns.services import queue
 from campaigns.services.features import item_inputs
-from campaigns.services.training import build_model
+from campaigns.services.training import build_model, project_train_config
 from engine.label_quality import MAX_FOLDS, out_of_fold_probs, rank_label_issues
-from engine.training import TrainConfig
 from models_registry.models import ModelVersion
 
 log = logging.getLogger(__name__)
@@ -72,10 +71,8 @@ def label_quality_run(*, model_version_id: int) -> LabelQualityRun | None:
     y = np.asarray([labels.index(i.label) for i in items], dtype=np.int64)
     if len(items) < MIN_LABELS or len(np.unique(y)) < 2:
         return _finish(run, [], summary={"labeled": len(items), "skipped": "too few labels or a single class"})
-    cfg = project.model_config or {}
-    config = TrainConfig(
-        epochs=int(cfg.get("epochs", 30)), min_steps=int(cfg.get("min_steps", 300)), seed=int(cycle.seed)
-    )
+    # The folds train the way the cycle's model did (the same recipe and schedule), only without each fold's labels.
+    config = project_train_config(project, build_model(project, seed=int(cycle.seed)), seed=int(cycle.seed))
     x = torch.as_tensor(item_inputs(project, items))
     probs = out_of_fold_probs(
         lambda fold: build_model(project, seed=int(cycle.seed) + fold),

@@ -35,7 +35,7 @@ from engine.external import PyFuncClassifier, PyFuncDetector
 from engine.metrics import bootstrap_interval
 from engine.recipes import EPOCHS, MIN_STEPS, MONITOR, new_network, train_config
 from engine.scoring import Batch, ScoreChunk, concat_chunks, score_chunks, score_model
-from engine.training import effective_schedule, train_classifier
+from engine.training import TrainConfig, effective_schedule, train_classifier
 from models_registry.models import ModelStatus, ModelVersion
 from models_registry.registry import ModelRegistry
 
@@ -69,6 +69,20 @@ def registry() -> ModelRegistry:
 
 def registered_name(project: Project) -> str:
     return f"alweb-project-{project.pk}"
+
+
+def project_train_config(project: Project, model: torch.nn.Module, *, seed: int) -> TrainConfig:
+    """The recipe the benchmarks measure (engine.recipes) with the project's own schedule: a head on frozen features
+    trains its whole schedule, the image CNN keeps its best validation epoch. Every training of a project's network
+    (a cycle's model, the label-quality folds) uses it."""
+    cfg = project.model_config or {}
+    return train_config(
+        model,
+        seed=seed,
+        epochs=int(cfg.get("epochs", EPOCHS)),
+        min_steps=int(cfg.get("min_steps", MIN_STEPS)),
+        monitor=cfg.get("monitor", MONITOR),
+    )
 
 
 def build_model(project: Project, *, seed: int = 0) -> torch.nn.Module:
@@ -192,16 +206,7 @@ def _classifier_fit(
     seed: int,
     on_epoch: ProgressFn | None,
 ) -> Fit:
-    cfg = project.model_config or {}
-    # The recipe the benchmarks measure (engine.recipes): a head on frozen features trains its whole schedule, the
-    # image CNN keeps its best validation epoch.
-    config = train_config(
-        model,
-        seed=seed,
-        epochs=int(cfg.get("epochs", EPOCHS)),
-        min_steps=int(cfg.get("min_steps", MIN_STEPS)),
-        monitor=cfg.get("monitor", MONITOR),
-    )
+    config = project_train_config(project, model, seed=seed)
     epochs, _ = effective_schedule(config, len(train_items))
     x_train, y_train = _xy(project, train_items)
     result = train_classifier(
