@@ -12,7 +12,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from campaigns.ingest.jsonlimits import JSONLimitError, check_json_text
-from campaigns.models import Heuristic, Strategy, TaskType
+from campaigns.models import ConsensusRule, Heuristic, Strategy, TaskType
 
 SPLITS = ("train", "valid", "test", "pool")
 
@@ -83,6 +83,17 @@ class ProjectCreateForm(ServiceErrorsMixin, forms.Form):
         label="Test items to label",
         help_text="As above; the learning curve is measured on these human labels.",
     )
+    annotators_per_task = forms.IntegerField(
+        initial=1,
+        label="Annotators per task",
+        help_text="How many people label each task (Label Studio's overlap); 1: one answer per item.",
+    )
+    consensus_rule = forms.ChoiceField(
+        choices=ConsensusRule.choices,
+        initial=ConsensusRule.MAJORITY,
+        label="Consensus rule",
+        help_text="How several answers become the training label. A ground-truth answer in Label Studio wins.",
+    )
     model_config = forms.CharField(
         required=False,
         label="Model settings (JSON)",
@@ -142,12 +153,22 @@ class ProjectCreateForm(ServiceErrorsMixin, forms.Form):
             "default_mc_iterations": data["default_mc_iterations"],
             "eval_valid_target": data.get("eval_valid_target"),
             "eval_test_target": data.get("eval_test_target"),
+            "annotators_per_task": data["annotators_per_task"],
+            "consensus_rule": data["consensus_rule"],
             "ls_url": data["ls_url"] or "",
             "ls_api_key": data["ls_api_key"] or "",
         }
         if data.get("ls_project_id") is not None:
             kwargs["ls_project_id"] = data["ls_project_id"]
         return kwargs
+
+
+class OverlapForm(ServiceErrorsMixin, forms.Form):
+    """A project's overlap settings after creation (the agreement page): the service checks the values, as the
+    API's project update does."""
+
+    annotators_per_task = ProjectCreateForm.base_fields["annotators_per_task"]
+    consensus_rule = ProjectCreateForm.base_fields["consensus_rule"]
 
 
 class ItemImportForm(forms.Form):

@@ -34,3 +34,21 @@ def test_agreement_page_shows_the_figures_and_is_for_members(
     project.task_type = "object_detection"
     project.save()
     assert "classification projects only" in as_member.get(url).content.decode()
+
+
+def test_overlap_form_saves_through_the_service_and_names_a_bad_field(
+    project: Any, member: Any, client_for: Any
+) -> None:
+    url = f"/projects/{project.pk}/agreement/"
+    as_member = client_for(member)
+    assert 'id="overlap-form"' in as_member.get(url).content.decode()
+    refused = as_member.post(url, {"annotators_per_task": "0", "consensus_rule": "majority"})
+    assert refused.status_code == 422
+    assert 'id="id_annotators_per_task_error"' in refused.content.decode()
+    assert "between 1 and 20" in refused.content.decode()
+    project.refresh_from_db()
+    assert project.annotators_per_task == 1
+    saved = as_member.post(url, {"annotators_per_task": "3", "consensus_rule": "quorum"})
+    assert saved.status_code == 302
+    project.refresh_from_db()
+    assert (project.annotators_per_task, project.consensus_rule) == (3, "quorum")

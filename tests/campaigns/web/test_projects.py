@@ -35,6 +35,8 @@ VALID = {
     "default_budget": "50",
     "default_heuristic": "bald",
     "default_mc_iterations": "10",
+    "annotators_per_task": "3",
+    "consensus_rule": "quorum",
     "model_config": "",
     "ls_url": "http://127.0.0.1:8080",
     "ls_api_key": LS_KEY,
@@ -56,6 +58,7 @@ def test_create_project_stores_it_with_the_owner_as_member(client_for: Any, owne
     assert project.labels == ["positive", "negative", "neutral"]
     assert project.split_ratios == {"train": 0.0, "valid": 0.1, "test": 0.1, "pool": 0.8}
     assert (project.default_budget, project.default_mc_iterations) == (50, 10)
+    assert (project.annotators_per_task, project.consensus_rule) == (3, "quorum")
     assert project.ls_api_key == LS_KEY  # stored; the scanning client proves no page ever shows it
     assert Membership.objects.get(project=project, user=owner).role == "owner"
 
@@ -81,6 +84,8 @@ def test_create_form_never_renders_the_api_key_back(client_for: Any, owner: Any)
         ({"model_config": "{not json"}, "model_config", "must be JSON"),
         ({"model_config": "[1, 2]"}, "model_config", "JSON object"),
         ({"ls_url": "not a url"}, "ls_url", "Enter a valid URL"),
+        ({"annotators_per_task": "21"}, "annotators_per_task", "between 1 and 20"),
+        ({"consensus_rule": "loudest"}, "consensus_rule", "Select a valid choice"),
         ({"name": ""}, "name", "This field is required"),
     ],
 )
