@@ -182,6 +182,15 @@ def effective_schedule(config: TrainConfig, n_train: int) -> tuple[int, int]:
     return math.ceil(config.epochs * scale), math.ceil(config.patience * scale)
 
 
+def _param_groups(model: nn.Module, lr: float) -> list[dict[str, Any]]:
+    """The optimizer's parameter groups: the model's own (``optimizer_groups(lr)``: a fine-tuned encoder learns at
+    a lower rate than its new head), else every trainable parameter at ``lr``."""
+    groups = getattr(model, "optimizer_groups", None)
+    if callable(groups):
+        return list(groups(lr))
+    return [{"params": [p for p in model.parameters() if p.requires_grad]}]
+
+
 def train_classifier(
     model: nn.Module,
     train: DataLike,
@@ -207,9 +216,7 @@ def train_classifier(
     criterion = nn.CrossEntropyLoss(weight=weights.to(device))
     eval_criterion = nn.CrossEntropyLoss(weight=weights)  # evaluate() returns its logits on the CPU
     scaler = torch.amp.GradScaler("cuda") if needs_grad_scaler(device) else None
-    optimizer = torch.optim.AdamW(
-        [p for p in model.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=cfg.weight_decay
-    )
+    optimizer = torch.optim.AdamW(_param_groups(model, cfg.lr), lr=cfg.lr, weight_decay=cfg.weight_decay)
     history: list[EpochLog] = []
     best: EpochLog | None = None
     best_state = copy.deepcopy(model.state_dict())
