@@ -21,6 +21,10 @@ import torch
 from torch import nn
 
 from engine.architectures import FeaturesHeadModel, ImageCNN, TextHead
+from engine.text_finetune import BATCH_SIZE as FT_BATCH_SIZE
+from engine.text_finetune import EPOCHS as FT_EPOCHS
+from engine.text_finetune import HEAD_LR, TextFinetuneModel
+from engine.text_finetune import MIN_STEPS as FT_MIN_STEPS
 from engine.training import Monitor, TrainConfig
 
 Kind = Literal["text", "image"]
@@ -63,10 +67,35 @@ def new_network(
 
 
 def train_config(
-    model: nn.Module, *, seed: int, epochs: int = EPOCHS, min_steps: int = MIN_STEPS, monitor: Monitor = MONITOR
+    model: nn.Module,
+    *,
+    seed: int,
+    epochs: int | None = None,
+    min_steps: int | None = None,
+    monitor: Monitor = MONITOR,
 ) -> TrainConfig:
     """The training recipe for ``model``: a head on frozen features (a ``TextHead``, on text embeddings or on a
     frozen backbone's cached features) keeps its last epoch, a network trained end to end its best validation
-    epoch (see the module docstring for why)."""
+    epoch (see the module docstring for why). A fine-tuned text encoder (``TextFinetuneModel``) gets the short
+    schedule of BERT fine-tuning (a few epochs, small batches, its encoder at a lower rate than its head) and keeps
+    its last epoch too: its validation set is as small as the head's. ``epochs``/``min_steps``: the project's own
+    (None: the recipe's)."""
+    if isinstance(model, TextFinetuneModel):
+        return TrainConfig(
+            epochs=FT_EPOCHS if epochs is None else epochs,
+            min_steps=FT_MIN_STEPS if min_steps is None else min_steps,
+            batch_size=FT_BATCH_SIZE,
+            lr=HEAD_LR,
+            eval_batch_size=FT_BATCH_SIZE * 4,
+            monitor=monitor,
+            seed=seed,
+            keep="last",
+        )
     keep: Literal["best", "last"] = "last" if isinstance(model, TextHead) else "best"
-    return TrainConfig(epochs=epochs, min_steps=min_steps, monitor=monitor, seed=seed, keep=keep)
+    return TrainConfig(
+        epochs=EPOCHS if epochs is None else epochs,
+        min_steps=MIN_STEPS if min_steps is None else min_steps,
+        monitor=monitor,
+        seed=seed,
+        keep=keep,
+    )

