@@ -13,7 +13,7 @@ from celery import Task, shared_task
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
-from campaigns.services import pipeline, simulation_runs
+from campaigns.services import feature_fanout, pipeline, simulation_runs
 from campaigns.services.cycles import cycle_fail
 from campaigns.services.exports import export_fail, export_run, exports_prune
 from campaigns.services.item_counts import item_counts_compact
@@ -99,6 +99,19 @@ def cycle_score(self: Task, cycle_id: int) -> None:
 def cycle_score_chunk(self: Task, cycle_id: int, chunk: int) -> None:
     """One chunk of a cycle's pool, on whichever scoring worker takes it; the last one completes the cycle."""
     pipeline.cycle_run_score_chunk(cycle_id=cycle_id, chunk=chunk)
+
+
+@shared_task(base=RetryingTask, bind=True, name="campaigns.tasks.project_features")
+def project_features(self: Task, project_id: int) -> None:
+    """Plans the features of a project's items that have none (after an import) and sends one task per chunk."""
+    feature_fanout.features_plan(project_id=project_id)
+
+
+@shared_task(base=RetryingTask, bind=True, name="campaigns.tasks.project_features_chunk")
+def project_features_chunk(self: Task, project_id: int, chunk: int, chunk_ids: int, key: str) -> None:
+    """One chunk's missing features, on whichever scoring worker takes it; a redelivery computes only what is
+    still missing."""
+    feature_fanout.features_chunk(project_id=project_id, chunk=chunk, chunk_ids=chunk_ids, key=key)
 
 
 @shared_task(base=CycleTask, bind=True, name="campaigns.tasks.cycle_select")

@@ -281,6 +281,9 @@ CELERY_TASK_ROUTES = {
     "campaigns.tasks.review_sync": {"queue": "io"},
     "campaigns.tasks.cycle_score": {"queue": ALWEB_QUEUE_SCORING},
     "campaigns.tasks.cycle_score_chunk": {"queue": ALWEB_QUEUE_SCORING},
+    # Item features after an import: the scoring workers' kind of work (a network over items), shared the same way.
+    "campaigns.tasks.project_features": {"queue": ALWEB_QUEUE_SCORING},
+    "campaigns.tasks.project_features_chunk": {"queue": ALWEB_QUEUE_SCORING},
     "campaigns.tasks.cycle_sync": {"queue": "io"},
     "campaigns.tasks.cycle_resync": {"queue": "io"},
     "campaigns.tasks.project_pull": {"queue": "io"},
@@ -298,6 +301,8 @@ ALWEB_STAGE_TIME_LIMITS = {
     "campaigns.tasks.cycle_train_closing": ALWEB_TIME_LIMIT_TRAIN,
     "campaigns.tasks.cycle_score": env.int("ALWEB_TIME_LIMIT_SCORE_PLAN", default=600),
     "campaigns.tasks.cycle_score_chunk": env.int("ALWEB_TIME_LIMIT_SCORE_CHUNK", default=900),
+    "campaigns.tasks.project_features": env.int("ALWEB_TIME_LIMIT_SCORE_PLAN", default=600),
+    "campaigns.tasks.project_features_chunk": env.int("ALWEB_TIME_LIMIT_SCORE_CHUNK", default=900),
     "campaigns.tasks.cycle_select": env.int("ALWEB_TIME_LIMIT_SELECT", default=900),
     "campaigns.tasks.cycle_sync": ALWEB_TIME_LIMIT_SYNC,
     "campaigns.tasks.cycle_resync": ALWEB_TIME_LIMIT_SYNC,

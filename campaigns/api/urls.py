@@ -47,6 +47,7 @@ urlpatterns = [
     re_path(rf"^{_nested}/predict/$", predict_views.PredictView.as_view(), name="project-predict"),
     re_path(rf"^{_nested}/agreement/$", agreement_views.AgreementView.as_view(), name="project-agreement"),
     re_path(rf"^{_nested}/backbones/$", backbone_views.BackboneUploadView.as_view(), name="project-backbones"),
+    re_path(rf"^{_nested}/features/$", backbone_views.FeaturesView.as_view(), name="project-features"),
     re_path(rf"^{_nested}/annotators/$", agreement_views.AnnotatorsView.as_view(), name="project-annotators"),
     re_path(rf"^{_nested}/model/download/$", predict_views.ModelDownloadView.as_view(), name="project-model-download"),
     *router.urls,

@@ -23,6 +23,7 @@ from campaigns.ingest.tabular import RowBuilder, read_csv, read_jsonl
 from campaigns.ingest.tiling import tile_rows
 from campaigns.ingest.zipped import TABLE_FORMATS, read_table_zip, table_in_zip
 from campaigns.models import Project
+from campaigns.services.feature_fanout import features_request
 from campaigns.services.item_writer import ItemWriter
 
 FORMATS = ("csv", "jsonl", "parquet", "images", "coco")
@@ -169,6 +170,8 @@ def items_import(
                     progress(total)
             if total == 0:
                 raise ItemImportError(path.name, None, "no rows to import")
+            if writer.created:
+                features_request(project=project)  # the new items' embeddings, on the scoring workers
         except BaseException:
             writer.discard_files()
             raise

@@ -22,6 +22,7 @@ from campaigns.models import (
     Project,
     TaskType,
 )
+from campaigns.services.feature_fanout import feature_key, features_request
 from campaigns.services.model_config import model_config_problem
 from campaigns.services.params import MAX_BUDGET, MAX_MC_ITERATIONS, passes_problem
 from campaigns.services.queue import PROJECT_OVERLAP, enqueue_on_commit
@@ -261,6 +262,8 @@ def project_update(*, project: Project, **changes: Any) -> Project:
     if any(getattr(project, f) != getattr(previous, f) for f in ("annotators_per_task", "consensus_rule")):
         # Labels follow the new rule and Label Studio the new overlap: both are a task's work (LS is slow I/O).
         enqueue_on_commit(PROJECT_OVERLAP, project_id=project.pk)
+    if has_items and "model_config" in changes and feature_key(project) != feature_key(previous):
+        features_request(project=project)  # another backbone or encoder: its features, ahead of the next cycle
     return project
 
 

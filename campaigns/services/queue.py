@@ -30,6 +30,8 @@ PROJECT_OVERLAP = "campaigns.tasks.project_overlap"
 SIMULATION_RUN = "campaigns.tasks.simulation_run"
 LABEL_QUALITY = "campaigns.tasks.label_quality"
 REVIEW_SYNC = "campaigns.tasks.review_sync"
+PROJECT_FEATURES = "campaigns.tasks.project_features"
+PROJECT_FEATURES_CHUNK = "campaigns.tasks.project_features_chunk"
 
 # The task that carries a cycle on from each stage a retry or a requeue can put it back in. Stages missing here wait
 # for a person (scored without auto-advance, selected without it) or for annotators (labeling): nothing to send.

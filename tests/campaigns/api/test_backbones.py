@@ -138,3 +138,24 @@ def test_an_uploaded_backbone_is_stored_by_content_and_usable_by_name(
         big = upload(as_member, buf.getvalue())
     assert big.status_code == 400 and "over ALWEB_MAX_MODEL_BYTES (100 bytes)" in big.json()["file"][0]
     assert upload(as_outsider, buf.getvalue()).status_code == 404
+
+
+def test_features_endpoint_reports_and_requests(as_member: Any, project: Project, monkeypatch: Any) -> None:
+    from campaigns.services import feature_fanout
+
+    queued: list[dict[str, Any]] = []
+    monkeypatch.setattr(feature_fanout.queue, "enqueue_on_commit", lambda name, **kw: queued.append(kw))
+    url = f"/api/projects/{project.pk}/features/"
+    project.task_type = "text_classification"
+    project.save(update_fields=["task_type"])
+    Item = project.items.model
+    Item.objects.create(project=project, key="a", text="hello", split="pool")
+    got = as_member.get(url)
+    assert got.status_code == 200 and got.json() == {"key": "minilm-l6-v2", "items": 1, "ready": 0}
+    asked = as_member.post(url)
+    assert asked.status_code == 202 and asked.json()["queued"] is True
+    assert queued == [{"project_id": project.pk}]
+    project.task_type = "image_classification"
+    project.save(update_fields=["task_type"])
+    pixels = as_member.post(url)
+    assert pixels.status_code == 200 and pixels.json() == {"key": None, "items": 1, "ready": 0, "queued": False}
