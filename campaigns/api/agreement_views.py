@@ -84,6 +84,11 @@ class AnnotatorSerializer(serializers.Serializer):
     labels_per_hour = serializers.FloatField(allow_null=True, help_text="Answers per hour of lead time.")
     first_answer_at = serializers.DateTimeField(allow_null=True)
     last_answer_at = serializers.DateTimeField(allow_null=True)
+    crowdlab_quality = serializers.FloatField(
+        allow_null=True,
+        help_text="CROWDLAB's estimate of the annotator's quality in [0, 1], from the latest label-quality run over "
+        "items with several answers (null before one).",
+    )
 
 
 class _ProjectReadView(ApiErrorsMixin, GenericAPIView):

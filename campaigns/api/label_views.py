@@ -63,6 +63,9 @@ class SuspectSerializer(serializers.ModelSerializer):
             "current_label",
             "suggested_label",
             "suggested_probability",
+            "annotations",
+            "consensus_label",
+            "consensus_quality",
             "cycle",
             "review",
         ]

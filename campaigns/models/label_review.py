@@ -75,8 +75,12 @@ class LabelQualityRun(models.Model):
     state = models.CharField(max_length=8, choices=RunState.choices, default=RunState.QUEUED)
     # {"stage": "folds", "done": n, "total": k, "updated_at": iso}
     progress = models.JSONField(default=dict, blank=True)
-    # {"folds": k, "labeled": n, "issues": m, "method": ...}: what was run, for the dashboard and the API.
+    # {"folds": k, "labeled": n, "issues": m, "method": ..., "annotators": [per-annotator CROWDLAB quality]}: what
+    # was run, for the dashboard and the API.
     summary = models.JSONField(default=dict, blank=True)
+    # The out-of-fold probabilities (an .npz of item_ids and probs): a later cycle's ActiveLab split compares its
+    # labeled items with new ones on them, without training the folds again.
+    probabilities = models.BinaryField(null=True, blank=True, editable=False)
     failure_reason = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -106,6 +110,11 @@ class LabelSuspect(models.Model):
     label = models.JSONField(help_text="The label the item had when ranked.")
     suggested_label = models.CharField(max_length=200)
     suggested_probability = models.FloatField()
+    # Items with several answers: CROWDLAB's consensus over the annotators and the model, and how likely it is right
+    # (then also the `quality` above); "" and None for a single answer.
+    annotations = models.PositiveSmallIntegerField(default=1, help_text="How many annotators' answers the item has.")
+    consensus_label = models.CharField(max_length=200, blank=True, default="")
+    consensus_quality = models.FloatField(null=True, blank=True)
 
     class Meta:
         ordering = ["run", "rank"]

@@ -32,6 +32,10 @@ class SimulationRun(models.Model):
     cycles = models.PositiveSmallIntegerField(default=4)
     budget = models.PositiveIntegerField(default=20)
     heuristic = models.CharField(max_length=32, choices=Heuristic.choices, default=Heuristic.MARGIN)
+    # The simulated annotators' error rates: one annotator with `noise_rate`, or several (`annotators`, each a rate)
+    # answering each task as the project's overlap asks (integrations.labelstudio.oracle).
+    noise_rate = models.FloatField(default=0.0)
+    annotators = models.JSONField(default=list, blank=True)
     state = models.CharField(max_length=8, choices=SimulationState.choices, default=SimulationState.QUEUED)
     # Bumped by every claim (queued→running, or a takeover of a running run whose worker died): a worker writes
     # progress and the result only while the run's attempt is still its own, so a superseded one stops.
@@ -60,6 +64,9 @@ class SimulationRun(models.Model):
             models.CheckConstraint(condition=Q(seeds__gte=2), name="%(app_label)s_%(class)s_seeds_at_least_2"),
             models.CheckConstraint(condition=Q(cycles__gte=1), name="%(app_label)s_%(class)s_cycles_positive"),
             models.CheckConstraint(condition=Q(budget__gte=1), name="%(app_label)s_%(class)s_budget_positive"),
+            models.CheckConstraint(
+                condition=Q(noise_rate__gte=0) & Q(noise_rate__lt=1), name="%(app_label)s_%(class)s_noise_rate_range"
+            ),
             models.CheckConstraint(
                 condition=Q(finished_at__isnull=True) | Q(finished_at__gte=F("created_at")),
                 name="%(app_label)s_%(class)s_finished_after_created",

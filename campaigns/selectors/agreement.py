@@ -17,7 +17,7 @@ from typing import Any
 
 from django.db.models import Q
 
-from campaigns.models import Annotation, Item, Project, TaskType
+from campaigns.models import Annotation, Item, LabelQualityRun, Project, RunState, TaskType
 from engine.agreement import (
     Answer,
     class_alphas,
@@ -90,6 +90,8 @@ class AnnotatorStats:
     labels_per_hour: float | None  # answers with a lead time / their summed lead time in hours
     first_answer_at: datetime | None
     last_answer_at: datetime | None
+    # CROWDLAB's estimate of the annotator's quality (the latest label-quality run with several answers per item).
+    crowdlab_quality: float | None = None
 
 
 @dataclass
@@ -209,6 +211,7 @@ def annotators_for_project(*, project: Project) -> list[AnnotatorStats]:
     by_annotator: dict[str, list[_Row]] = defaultdict(list)
     for r in latest.values():
         by_annotator[r.annotator].append(r)
+    crowdlab = _crowdlab_quality(project)
     out = []
     for name, rows in by_annotator.items():
         judged = [r for r in rows if r.item in consensus]
@@ -227,6 +230,19 @@ def annotators_for_project(*, project: Project) -> list[AnnotatorStats]:
                 labels_per_hour=len(times) / (sum(times) / 3600) if times else None,
                 first_answer_at=min(moments) if moments else None,
                 last_answer_at=max(moments) if moments else None,
+                crowdlab_quality=crowdlab.get(name),
             )
         )
     return sorted(out, key=lambda s: (-s.answers, s.annotator))
+
+
+def _crowdlab_quality(project: Project) -> dict[str, float]:
+    """Per annotator, CROWDLAB's quality from the project's latest finished label-quality run (none: {})."""
+    summary = (
+        LabelQualityRun.objects.filter(project=project, state=RunState.DONE)
+        .order_by("-id")
+        .values_list("summary", flat=True)
+        .first()
+    )
+    rows = (summary or {}).get("annotators") or []
+    return {str(r["annotator"]): float(r["quality"]) for r in rows if isinstance(r, dict) and "quality" in r}

@@ -3,7 +3,8 @@
 The resolved label follows LS's own precedence: an annotation flagged ground truth wins; otherwise the majority
 of live (not deleted, not cancelled, error-free) answers, ties broken by the earliest answer. Agreement is the
 majority's share. With several annotators per task (`Project.annotators_per_task`), the project's consensus rule
-decides when the majority becomes the label: at once ("majority"), or once more than half of them agree ("quorum").
+decides when the majority becomes the label: at once ("majority"), or once more than half of them agree ("quorum");
+a label resolved from several answers has the source "consensus" (in the item and its history).
 An answer that cannot be mapped (unknown label, malformed shape) is stored with its error and recorded on the item;
 the rest of the pull still applies. Applying the same records twice changes nothing.
 """
@@ -162,7 +163,10 @@ def items_resolve_labels(*, item_ids: set[int]) -> int:
         errors = [a.error for a in annotations if a.error and a.deleted_at is None]
         if item.label_source == "import" and label is None:
             continue  # an imported label stays until an annotator gives another
-        source: str = LabelSource.ANNOTATION
+        live = live_answers(annotations)
+        # Several answers resolved by the project's rule: the label is a consensus (a ground-truth answer is not).
+        consensus = len(live) > 1 and not any(a.ground_truth for a in live)
+        source: str = LabelSource.CONSENSUS if consensus else LabelSource.ANNOTATION
         if item.label_source == LabelSource.REVIEW:
             label, source = item.label, LabelSource.REVIEW  # a reviewer's decision overrides the answers it reviewed
         new = {

@@ -10,7 +10,10 @@ replaces its suspects in one transaction.
 
 from __future__ import annotations
 
+import io
 import logging
+from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -18,13 +21,15 @@ import torch
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from numpy.typing import NDArray
 
-from campaigns.models import Cycle, LabelQualityRun, LabelSuspect, RunState, TaskType
+from campaigns.models import Annotation, Cycle, Item, LabelQualityRun, LabelSuspect, RunState, TaskType
 from campaigns.selectors import items_labeled
 from campaigns.services import queue
 from campaigns.services.features import item_inputs
 from campaigns.services.training import build_model, project_train_config
 from engine.label_quality import MAX_FOLDS, out_of_fold_probs, rank_label_issues
+from engine.multiannotator import Crowdlab, annotator_matrix, crowdlab
 from models_registry.models import ModelVersion
 
 log = logging.getLogger(__name__)
@@ -84,27 +89,109 @@ def label_quality_run(*, model_version_id: int) -> LabelQualityRun | None:
         on_fold=lambda done, total: _progress(run.pk, done, total),
     )
     issues = rank_label_issues(y, probs)
-    flagged = [int(p) for p in issues.order if issues.flagged[p]][:MAX_SUSPECTS]
+    quality, flags = issues.quality.copy(), issues.flagged.copy()
+    crowd, crowd_skipped = _crowdlab(items, labels, probs)
+    if crowd is not None:
+        # Items with several answers: CROWDLAB's consensus quality replaces self-confidence, and a consensus that
+        # differs from the item's label flags it too.
+        for p, consensus, q in zip(crowd.positions, crowd.result.consensus, crowd.result.quality, strict=True):
+            quality[p] = q
+            flags[p] = flags[p] or int(consensus) != int(y[p])
+    order = np.argsort(quality, kind="stable")
+    flagged = [int(p) for p in order if flags[p]][:MAX_SUSPECTS]
+    consensus_of = {} if crowd is None else crowd.by_position()
+    answers = _answer_counts([i.pk for i in items])
     suspects = [
         LabelSuspect(
             run=run,
             item_id=items[p].pk,
             rank=rank,
-            quality=float(issues.quality[p]),
+            quality=float(quality[p]),
             label=items[p].label,
             suggested_label=labels[int(issues.suggested[p])],
             suggested_probability=float(issues.suggested_probability[p]),
+            annotations=min(answers.get(items[p].pk, 0), 32767) or 1,
+            consensus_label=labels[consensus_of[p][0]] if p in consensus_of else "",
+            consensus_quality=consensus_of[p][1] if p in consensus_of else None,
         )
         for rank, p in enumerate(flagged, start=1)
     ]
-    summary = {
+    summary: dict[str, Any] = {
         "labeled": len(items),
-        "flagged": int(issues.flagged.sum()),
+        "flagged": int(flags.sum()),
         "folds": min(MAX_FOLDS, len(items)),
         "method": "cleanlab find_label_issues (prune_by_noise_rate), ranked by self-confidence, on K-fold "
         "out-of-fold probabilities of the cycle's architecture",
     }
+    if crowd is not None:
+        summary["method"] += "; items with several answers: CROWDLAB (get_label_quality_multiannotator)"
+        summary["multi_annotator_items"] = int((crowd.result.annotations > 1).sum())
+        summary["annotators"] = crowd.result.annotators
+    elif crowd_skipped:
+        summary["crowdlab_skipped"] = crowd_skipped
+    run.probabilities = probabilities_pack([i.pk for i in items], probs)
     return _finish(run, suspects, summary=summary)
+
+
+@dataclass(frozen=True)
+class _Crowd:
+    positions: list[int]  # positions in the run's items of the items with at least one answer
+    result: Crowdlab
+
+    def by_position(self) -> dict[int, tuple[int, float]]:
+        """(consensus class, its quality) of the items with several answers."""
+        return {
+            p: (int(c), float(q))
+            for p, c, q, n in zip(
+                self.positions, self.result.consensus, self.result.quality, self.result.annotations, strict=True
+            )
+            if n > 1
+        }
+
+
+def _live_answers(item_ids: list[int]) -> dict[int, dict[str, str]]:
+    """Per item, each annotator's latest live answer (not deleted, skipped or unmappable)."""
+    out: dict[int, dict[str, str]] = defaultdict(dict)
+    rows = (
+        Annotation.objects.filter(item_id__in=item_ids, deleted_at__isnull=True, was_cancelled=False, error="")
+        .order_by("ls_created_at", "ls_annotation_id")
+        .values_list("item_id", "annotator", "value", "ls_annotation_id")
+    )
+    for item_id, annotator, value, annotation_id in rows.iterator(chunk_size=5000):
+        if isinstance(value, str):
+            out[item_id][annotator or f"annotation {annotation_id}"] = value
+    return out
+
+
+def _answer_counts(item_ids: list[int]) -> dict[int, int]:
+    return {pk: len(answers) for pk, answers in _live_answers(item_ids).items()}
+
+
+def _crowdlab(items: list[Item], labels: list[str], probs: NDArray[np.float64]) -> tuple[_Crowd | None, str]:
+    """CROWDLAB over the items annotators answered, when at least one has several answers: (its result, ""), or
+    (None, why not) when cleanlab refuses the data; (None, "") without several answers anywhere."""
+    answers = _live_answers([i.pk for i in items])
+    positions = [p for p, i in enumerate(items) if any(v in labels for v in answers.get(i.pk, {}).values())]
+    rows = [{a: labels.index(v) for a, v in answers[items[p].pk].items() if v in labels} for p in positions]
+    if not any(len(r) > 1 for r in rows):
+        return None, ""
+    matrix, names = annotator_matrix(rows)
+    try:
+        return _Crowd(positions, crowdlab(matrix, probs[positions], names)), ""
+    except ValueError as exc:  # cleanlab refuses some data (e.g. one annotator only): confident learning alone
+        log.warning("CROWDLAB skipped: %s", exc)
+        return None, str(exc)[:500]
+
+
+def probabilities_pack(item_ids: list[int], probs: NDArray[np.float64]) -> bytes:
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, item_ids=np.asarray(item_ids, dtype=np.int64), probs=probs.astype(np.float32))
+    return buffer.getvalue()
+
+
+def probabilities_unpack(blob: bytes | memoryview) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    with np.load(io.BytesIO(bytes(blob))) as data:
+        return data["item_ids"].astype(np.int64), data["probs"].astype(np.float64)
 
 
 @transaction.atomic
@@ -112,7 +199,7 @@ def _finish(run: LabelQualityRun, suspects: list[LabelSuspect], *, summary: dict
     LabelSuspect.objects.filter(run=run).delete()
     LabelSuspect.objects.bulk_create(suspects, batch_size=1000)
     run.state, run.summary, run.finished_at = RunState.DONE, summary, timezone.now()
-    run.save(update_fields=["state", "summary", "finished_at"])
+    run.save(update_fields=["state", "summary", "finished_at", "probabilities"])
     log.info("label quality of model version %s: %s suspects", run.model_version_id, len(suspects))
     return run
 

@@ -6,8 +6,10 @@ from typing import Any
 
 import pytest
 
+from campaigns.models import LabelQualityRun, RunState
 from campaigns.selectors.agreement import agreement_for_project
 from tests.campaigns.selectors.test_agreement import ANSWERS, LABELS, annotate
+from tests.factories import CycleFactory, ModelVersionFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -42,6 +44,17 @@ def test_annotators_endpoint(annotated: Any, as_member: Any, as_outsider: Any, a
     assert [r["annotator"] for r in rows] == ["ann", "bob", "cid"]
     assert rows[0]["answers"] == 6 and rows[0]["agreement_with_consensus"] == pytest.approx(0.8)
     assert rows[0]["mean_lead_time"] == 6.0 and rows[0]["labels_per_hour"] == pytest.approx(600.0)
+    assert rows[0]["crowdlab_quality"] is None  # no label-quality run yet
+    # After a run, each annotator's CROWDLAB quality from its summary.
+    LabelQualityRun.objects.create(
+        project=annotated,
+        cycle=CycleFactory(project=annotated, number=1),
+        model_version=ModelVersionFactory(project=annotated),
+        state=RunState.DONE,
+        summary={"annotators": [{"annotator": "bob", "quality": 0.71}, {"annotator": "cid", "quality": 0.42}]},
+    )
+    quality = {r["annotator"]: r["crowdlab_quality"] for r in as_member.get(url).json()}
+    assert quality == {"ann": None, "bob": 0.71, "cid": 0.42}
     assert as_outsider.get(url).status_code == 404 and anon.get(url).status_code == 401
 
 

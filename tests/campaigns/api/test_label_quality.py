@@ -36,6 +36,9 @@ def suspects(project: Any) -> list[LabelSuspect]:
             label=item.label,
             suggested_label="neutral" if rank < 3 else "positive",
             suggested_probability=0.9,
+            annotations=3 if rank == 1 else 1,
+            consensus_label="neutral" if rank == 1 else "",
+            consensus_quality=0.01 if rank == 1 else None,
         )
         for rank, item in enumerate(items, start=1)
     ]
@@ -57,6 +60,8 @@ def test_members_see_the_suspects_with_the_models_suggestion(
     assert first["item"] == suspects[0].item_id and first["item_key"] == suspects[0].item.key
     assert (first["label"], first["current_label"], first["suggested_label"]) == ("positive", "positive", "neutral")
     assert first["cycle"] == 1 and first["review"] is None
+    assert (first["annotations"], first["consensus_label"], first["consensus_quality"]) == (3, "neutral", 0.01)
+    assert (rows[1]["consensus_label"], rows[1]["consensus_quality"]) == ("", None)
 
 
 def test_outsiders_get_404_and_anonymous_401(

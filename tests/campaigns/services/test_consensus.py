@@ -27,7 +27,7 @@ def test_quorum_waits_for_more_than_half_of_the_overlap() -> None:
     assert item.label is None and item.metadata["agreement"] == 0.5  # a tie: still no quorum
     annotations_apply(project=item.project, records=[rec(3, 501, "negative", who="c@x", minutes=3)])
     item.refresh_from_db()
-    assert (item.label, item.label_source) == ("negative", "annotation")  # 2 of 3 agree
+    assert (item.label, item.label_source) == ("negative", "consensus")  # 2 of 3 agree
     assert item.metadata["agreement"] == pytest.approx(2 / 3)
 
 

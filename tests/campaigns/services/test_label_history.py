@@ -73,7 +73,7 @@ def test_annotations_record_each_change_with_who_and_a_removal(make_project: Any
     annotations_apply(project=item.project, records=[], deleted_ids=[1, 2, 3])
     assert history(item) == [
         (None, "negative", "annotation", "a@x"),
-        ("negative", "positive", "annotation", "b@x, c@x"),
+        ("negative", "positive", "consensus", "b@x, c@x"),  # three answers: the majority
         ("positive", None, "annotation", ""),
     ]
 

@@ -13,8 +13,9 @@ from campaigns.demo_data import DIGIT_LABELS, write_digits
 from campaigns.models import Item, LabelQualityRun, LabelSuspect, RunState
 from campaigns.services.cycles import cycle_create
 from campaigns.services.items import items_import
-from campaigns.services.label_quality import label_quality_queue, label_quality_run
+from campaigns.services.label_quality import label_quality_queue, label_quality_run, probabilities_unpack
 from campaigns.services.training import model_train_for_cycle
+from tests.factories import AnnotationFactory
 
 pytestmark = pytest.mark.django_db
 PLANTED = 6
@@ -43,6 +44,11 @@ def test_a_training_ranks_planted_label_errors_first(
 ) -> None:
     project, planted = digits_with_planted_errors(make_project, tmp_path)
     assert len(planted) == PLANTED
+    # Overlap on the first 30 labeled items: a and b give the item's label, c another digit on two items of three.
+    for n, item in enumerate(Item.objects.filter(project=project, label__isnull=False).order_by("pk")[:30]):
+        other = DIGIT_LABELS[(DIGIT_LABELS.index(item.label) + 3) % 10]
+        for who, value in (("a", item.label), ("b", item.label), ("c", item.label if n % 3 == 0 else other)):
+            AnnotationFactory(item=item, annotator=who, value=value)
     cycle = cycle_create(project=project, budget=10, auto_advance=False)
     mv = model_train_for_cycle(cycle=cycle)
     with django_capture_on_commit_callbacks(execute=False) as sent:
@@ -66,6 +72,17 @@ def test_a_training_ranks_planted_label_errors_first(
     # The model's suggestion for a planted error is its true digit.
     assert sum(s.suggested_label == s.item.ground_truth for s in found) >= len(found) - 1
     assert all(s.label == s.item.label for s in suspects)
+    # CROWDLAB on the items with three answers: c, wrong on two thirds, is the least trusted annotator; a suspect
+    # with several answers carries the consensus and its quality (also its ranking quality).
+    quality = {a["annotator"]: a["quality"] for a in done.summary["annotators"]}
+    assert set(quality) == {"a", "b", "c"} and quality["c"] < min(quality["a"], quality["b"]), quality
+    assert done.summary["multi_annotator_items"] == 30
+    multi = [s for s in suspects if s.annotations == 3]
+    assert all(s.consensus_label in DIGIT_LABELS and s.consensus_quality == s.quality for s in multi)
+    assert all(s.consensus_label == "" and s.consensus_quality is None for s in suspects if s.annotations == 1)
+    # The out-of-fold probabilities stay with the run, for a later ActiveLab split.
+    ids, probs = probabilities_unpack(done.probabilities)
+    assert len(ids) == 150 and probs.shape == (150, 10)
 
     # A redelivered task finds the run done and changes nothing.
     assert label_quality_run(model_version_id=mv.pk) is None

@@ -31,6 +31,9 @@ def suspect(project: Any) -> LabelSuspect:
         label="positive",
         suggested_label="negative",
         suggested_probability=0.93,
+        annotations=3,
+        consensus_label="neutral",
+        consensus_quality=0.004,
     )
 
 
@@ -39,6 +42,7 @@ def test_members_see_suspects_and_send_them_back(as_owner: Any, project: Any, su
     page = as_owner.get(f"/projects/{project.pk}/label-errors/").content.decode()
     assert "cycle 2" in page and "40 labeled items checked" in page
     assert "doubtful-1" in page and "negative" in page and "0.004" in page
+    assert 'neutral <span class="muted">(3 answers, 0.00)</span>' in page  # CROWDLAB's consensus
     response = as_owner.post(f"/projects/{project.pk}/label-errors/review/", {"item": [suspect.item_id]}, follow=True)
     assert response.status_code == 200
     review = LabelReview.objects.get(item=suspect.item)
