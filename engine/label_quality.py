@@ -117,6 +117,27 @@ def noisy_answer(truth: str, labels: Sequence[str], *, rate: float, seed: int, k
     return rng.choice([label for label in labels if label != truth])
 
 
+@dataclass(frozen=True)
+class Noise:
+    """Simulated annotators: one with the error rate `rate`, or several with the error rates `annotators`."""
+
+    rate: float = 0.0
+    annotators: tuple[float, ...] = ()
+
+
+def simulated_answers(
+    truth: str, labels: Sequence[str], *, rates: Sequence[float], overlap: int, seed: int, key: object
+) -> list[tuple[str, str]]:
+    """Several simulated annotators ("sim-1", "sim-2", ... with error rates `rates`): `overlap` of them (all when
+    fewer) answer the item, taken in turn from a start drawn per item, each with their own seeded noise. Returns
+    (annotator, answer) pairs, in the order they answer."""
+    if not rates:
+        return []
+    start = random.Random(f"{seed}:{key}:who").randrange(len(rates))
+    who = [(start + j) % len(rates) for j in range(max(1, min(overlap, len(rates))))]
+    return [(f"sim-{a + 1}", noisy_answer(truth, labels, rate=rates[a], seed=seed, key=f"{key}:{a}")) for a in who]
+
+
 def flip_labels(
     y: NDArray[np.int64], *, rate: float, num_classes: int, seed: int
 ) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:

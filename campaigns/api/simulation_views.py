@@ -42,6 +42,16 @@ class SimulationRequestSerializer(serializers.Serializer):
     heuristic = serializers.CharField(
         max_length=32, required=False, help_text="Uncertainty heuristic; the project's default when left out."
     )
+    noise_rate = serializers.FloatField(
+        default=0.0, help_text="The simulated annotator's share of wrong answers, in [0, 1); 0: always right."
+    )
+    annotators = serializers.ListField(
+        child=serializers.FloatField(),
+        default=list,
+        max_length=32,
+        help_text="Several simulated annotators instead, by error rate (e.g. [0.05, 0.2, 0.3]): the project's "
+        "annotators per task answer each item, the majority is its label. Not with noise_rate.",
+    )
 
 
 class ArmSerializer(serializers.Serializer):
@@ -88,6 +98,8 @@ class SimulationSerializer(serializers.ModelSerializer):
             "cycles",
             "budget",
             "heuristic",
+            "noise_rate",
+            "annotators",
             "state",
             "progress",
             "report",
@@ -138,6 +150,8 @@ class SimulationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiVie
                 cycles=data["cycles"],
                 budget=data["budget"],
                 heuristic=data.get("heuristic") or self.project.default_heuristic,
+                noise_rate=data["noise_rate"],
+                annotators=data["annotators"],
             )
         except SimulationConflict as exc:
             raise Conflict(f"Not started: {exc}.") from exc

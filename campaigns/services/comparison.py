@@ -25,8 +25,20 @@ import numpy as np
 from django.db import transaction
 from django.db.models import QuerySet
 
-from campaigns.models import ColdStart, Cycle, Heuristic, Item, LabelSource, Project, SelectedItem, Strategy
+from campaigns.models import (
+    MAX_ANNOTATORS_PER_TASK,
+    Annotation,
+    ColdStart,
+    Cycle,
+    Heuristic,
+    Item,
+    LabelSource,
+    Project,
+    SelectedItem,
+    Strategy,
+)
 from campaigns.selectors import project_learning_curve
+from campaigns.services.annotations import resolve
 from campaigns.services.closing import cycles_close_if_labeled
 from campaigns.services.cycles import cycle_create, cycle_transition
 from campaigns.services.label_history import item_labels_set
@@ -35,7 +47,7 @@ from campaigns.services.projects import project_delete
 from campaigns.services.selection import selection_make
 from campaigns.states import CycleState
 from engine import learning_protocol as lp
-from engine.label_quality import noisy_answer
+from engine.label_quality import Noise, noisy_answer, simulated_answers
 
 log = logging.getLogger(__name__)
 S = CycleState
@@ -51,7 +63,7 @@ MAX_BUDGET = 10_000
 
 class ComparisonError(ValueError):
     """The project cannot be simulated as asked (no answer key, too few items, unknown strategy), naming the
-    parameter at fault: `field` is one of strategies, seeds, cycles, budget, heuristic."""
+    parameter at fault: `field` is one of strategies, seeds, cycles, budget, heuristic, noise_rate, annotators."""
 
     def __init__(self, field: str, reason: str) -> None:
         super().__init__(f"{field}: {reason}")
@@ -153,6 +165,9 @@ def sandbox_create(*, source: Project, name: str, run_id: int | None = None) -> 
             default_budget=source.default_budget,
             eval_valid_target=source.eval_valid_target,
             eval_test_target=source.eval_test_target,
+            # The simulated annotators answer as many times per item as the project's people would.
+            annotators_per_task=source.annotators_per_task,
+            consensus_rule=source.consensus_rule,
             train_on_close=False,  # the comparison trains its closing points itself, in this process
             owner=source.owner,
             sandbox_of=source,
@@ -182,19 +197,29 @@ def sandboxes_delete(*, sandboxes: QuerySet[Project]) -> int:
     return deleted
 
 
-def oracle_answer_in_process(*, cycle: Cycle, noise_rate: float = 0.0, noise_seed: int = 0) -> int:
+def oracle_answer_in_process(
+    *, cycle: Cycle, noise_rate: float = 0.0, noise_seed: int = 0, annotators: Sequence[float] = ()
+) -> int:
     """The simulated annotator without Label Studio: every selected item gets its answer key as its label (what the
     Label Studio oracle's annotations resolve to), then the cycle closes. Returns how many were answered.
 
     `noise_rate`: a share of classification answers flipped to another class, seeded by `noise_seed` and the item's
-    key (the same item gets the same answer in every arm of a comparison), as a careless annotator would."""
+    key (the same item gets the same answer in every arm of a comparison), as a careless annotator would.
+    `annotators`: several simulated annotators instead (their error rates); the project's annotators per task answer
+    each item and the majority of their answers is its label (the "majority" rule of `annotations.resolve`: a quorum
+    could leave an item unlabeled, and a sandbox cycle open, for good)."""
     selected = SelectedItem.objects.filter(selection__cycle=cycle, item__label__isnull=True).values("item_id")
     truth = Item.objects.filter(pk__in=selected, ground_truth__isnull=False).values_list("pk", "key", "ground_truth")
-    labels = list(cycle.project.labels)
-    answers = {  # boxes (detection) are answered as they are: the noise flips classes
-        pk: noisy_answer(t, labels, rate=noise_rate, seed=noise_seed, key=key) if isinstance(t, str) else t
-        for pk, key, t in truth
-    }
+    labels, overlap = list(cycle.project.labels), cycle.project.annotators_per_task
+
+    def answer(key: str, t: str) -> Any:
+        if not annotators:
+            return noisy_answer(t, labels, rate=noise_rate, seed=noise_seed, key=key)
+        said = simulated_answers(t, labels, rates=annotators, overlap=overlap, seed=noise_seed, key=key)
+        return resolve([Annotation(annotator=who, value=value) for who, value in said])[0]
+
+    # Boxes (detection) are answered as they are: the noise flips classes.
+    answers = {pk: answer(key, t) if isinstance(t, str) else t for pk, key, t in truth}
     answered = item_labels_set(labels=answers, source=LabelSource.SIMULATION, annotator="oracle")
     cycle_transition(cycle_id=cycle.pk, to=S.SYNCING, from_states=[S.SELECTED])
     cycle_transition(cycle_id=cycle.pk, to=S.LABELING, from_states=[S.SYNCING])
@@ -202,7 +227,26 @@ def oracle_answer_in_process(*, cycle: Cycle, noise_rate: float = 0.0, noise_see
     return answered
 
 
-def _run_arm(sandbox: Project, *, strategy: str, heuristic: str, cycles: int, budget: int, seed: int) -> None:
+def noise_validate(*, noise_rate: Any, annotators: Any) -> Noise:
+    """Check the simulated annotators' error rates (ComparisonError naming `noise_rate` or `annotators`)."""
+
+    def rate_ok(value: Any) -> bool:
+        return isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < 1
+
+    if not rate_ok(noise_rate):
+        raise ComparisonError("noise_rate", "must be a share of wrong answers in [0, 1)")
+    if not isinstance(annotators, list | tuple) or len(annotators) > MAX_ANNOTATORS_PER_TASK:
+        raise ComparisonError("annotators", f"must be a list of at most {MAX_ANNOTATORS_PER_TASK} error rates")
+    if not all(rate_ok(a) for a in annotators):
+        raise ComparisonError("annotators", "every annotator's error rate must be a number in [0, 1)")
+    if annotators and noise_rate:
+        raise ComparisonError("noise_rate", "give noise_rate (one annotator) or annotators (several), not both")
+    return Noise(float(noise_rate), tuple(float(a) for a in annotators))
+
+
+def _run_arm(
+    sandbox: Project, *, strategy: str, heuristic: str, cycles: int, budget: int, seed: int, noise: Noise
+) -> None:
     for k in range(cycles):
         # The cycle seed depends on (seed, k) only: every arm of a seed starts from the same first batch.
         cycle = cycle_create(
@@ -220,7 +264,12 @@ def _run_arm(sandbox: Project, *, strategy: str, heuristic: str, cycles: int, bu
         if Cycle.objects.get(pk=cycle.pk).state == S.SCORING:
             cycle_run_scoring(cycle_id=cycle.pk)
         selection_make(cycle=Cycle.objects.select_related("project", "model_version").get(pk=cycle.pk))
-        oracle_answer_in_process(cycle=Cycle.objects.select_related("project").get(pk=cycle.pk))
+        oracle_answer_in_process(
+            cycle=Cycle.objects.select_related("project").get(pk=cycle.pk),
+            noise_rate=noise.rate,
+            annotators=noise.annotators,
+            noise_seed=seed,  # the same answers in every arm of a seed
+        )
     last = Cycle.objects.filter(project=sandbox, state=S.CLOSED).order_by("-number").first()
     if last is not None:
         cycle_run_closing_training(cycle_id=last.pk, chain=False)
@@ -241,11 +290,12 @@ def project_compare_strategies(
     heuristic: str = Heuristic.MARGIN,
     on_progress: Callable[[int, int], None] | None = None,
     run_id: int | None = None,
+    noise: Noise | None = None,
 ) -> ComparisonReport:
     """Run each strategy and random with `seeds` paired seeds through the product's loop on sandboxes of the
     project; compare their learning curves. Raises ComparisonError for what cannot be simulated. `on_progress(done,
     total)` runs after each arm (an exception from it stops the comparison, its sandbox deleted); `run_id` marks the
-    sandboxes as that SimulationRun's."""
+    sandboxes as that SimulationRun's; `noise` sets the simulated annotators (`noise_validate`), exact by default."""
     arms = comparison_validate(
         project=project, strategies=strategies, seeds=seeds, cycles=cycles, budget=budget, heuristic=heuristic
     )
@@ -256,7 +306,15 @@ def project_compare_strategies(
             name = f"{project.name} [simulation {arm} seed {seed} {uuid.uuid4().hex[:6]}]"
             sandbox = sandbox_create(source=project, name=name[-200:], run_id=run_id)
             try:
-                _run_arm(sandbox, strategy=arm, heuristic=heuristic, cycles=cycles, budget=budget, seed=seed)
+                _run_arm(
+                    sandbox,
+                    strategy=arm,
+                    heuristic=heuristic,
+                    cycles=cycles,
+                    budget=budget,
+                    seed=seed,
+                    noise=noise or Noise(),
+                )
                 curves[arm].append(_curve(sandbox))
             finally:
                 project_delete(project=sandbox)

@@ -27,6 +27,7 @@ from campaigns.services.pipeline import (
 )
 from campaigns.services.selection import selection_make
 from campaigns.states import CycleState
+from engine.label_quality import Noise
 from integrations.labelstudio.oracle import oracle_annotate
 
 log = logging.getLogger(__name__)
@@ -44,12 +45,9 @@ class Point:
     macro_f1: float
 
 
-def _oracle(cycle: Cycle, seed: int) -> int:
-    return oracle_annotate(cycle=cycle, seed=seed)
-
-
-def simulation_cycle(*, project: Project, seed: int, **params: Any) -> Cycle:
-    """One full cycle: train (or cold start) → score → select → sync → the oracle labels in LS → pull → closed."""
+def simulation_cycle(*, project: Project, seed: int, noise: Noise | None = None, **params: Any) -> Cycle:
+    """One full cycle: train (or cold start) → score → select → sync → the oracle labels in LS → pull → closed.
+    `noise`: the simulated annotators (`comparison.noise_validate`); one exact oracle by default."""
     cycle = cycle_create(project=project, seed=seed, auto_advance=False, **params)
     cycle_run_training(cycle_id=cycle.pk, chain=False)
     cycle.refresh_from_db()
@@ -62,7 +60,10 @@ def simulation_cycle(*, project: Project, seed: int, **params: Any) -> Cycle:
     if cycle.state != S.SELECTED:
         raise SimulationError(f"cycle {cycle.number} is {cycle.state}: {cycle.failure_reason}")
     cycle_run_sync(cycle_id=cycle.pk)
-    answered = _oracle(Cycle.objects.get(pk=cycle.pk), seed)
+    noise = noise or Noise()
+    answered = oracle_annotate(
+        cycle=Cycle.objects.get(pk=cycle.pk), seed=seed, noise_rate=noise.rate, annotators=noise.annotators
+    )
     project_run_pull(project_id=project.pk)
     cycle.refresh_from_db()
     if cycle.state != S.CLOSED:
@@ -89,6 +90,7 @@ def simulation_run(
     strategy_params: dict[str, Any] | None = None,
     mc_iterations: int = 20,
     on_cycle: Callable[[Cycle], None] | None = None,
+    noise: Noise | None = None,
 ) -> list[Point]:
     """`cycles` cycles of `budget` labels each (the first is a cold start when nothing is labeled), then a final
     evaluation; returns the learning curve (labels → test accuracy and macro-F1)."""
@@ -103,6 +105,7 @@ def simulation_run(
             strategy=strategy,
             strategy_params=strategy_params or {},
             mc_iterations=mc_iterations,
+            noise=noise,
         )
         if on_cycle is not None:
             on_cycle(cycle)

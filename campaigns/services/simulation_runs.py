@@ -34,9 +34,11 @@ from campaigns.services import queue
 from campaigns.services.comparison import (
     ComparisonError,
     comparison_validate,
+    noise_validate,
     project_compare_strategies,
     sandboxes_delete,
 )
+from engine.label_quality import Noise
 
 log = logging.getLogger(__name__)
 St = SimulationState
@@ -65,13 +67,17 @@ def simulation_request(
     cycles: int = 4,
     budget: int = 20,
     heuristic: str = Heuristic.MARGIN,
+    noise_rate: float = 0.0,
+    annotators: Sequence[float] = (),
 ) -> SimulationRun:
     """Check the request (a ValidationError naming the parameter), record the run and queue its task after commit.
-    SimulationConflict when the project already has one queued or running."""
+    SimulationConflict when the project already has one queued or running. `noise_rate` or `annotators`: the
+    simulated annotators' error rates (`comparison.noise_validate`)."""
     try:
         arms = comparison_validate(
             project=project, strategies=strategies, seeds=seeds, cycles=cycles, budget=budget, heuristic=heuristic
         )
+        noise = noise_validate(noise_rate=noise_rate, annotators=annotators)
     except ComparisonError as exc:
         raise ValidationError({exc.field: exc.reason}) from exc
     if SimulationRun.objects.filter(project=project, state__in=ACTIVE_SIMULATION_STATES).exists():
@@ -85,6 +91,8 @@ def simulation_request(
                 cycles=cycles,
                 budget=budget,
                 heuristic=heuristic,
+                noise_rate=noise.rate,
+                annotators=list(noise.annotators),
                 created_by=cast(User | None, user),
                 progress=_progress_value(0, len(arms) * seeds),
             )
@@ -168,6 +176,7 @@ def simulation_run(*, run_id: int) -> SimulationRun | None:
             heuristic=run.heuristic,
             on_progress=on_progress,
             run_id=run.pk,
+            noise=Noise(run.noise_rate, tuple(run.annotators)),
         )
     except _Superseded:
         log.warning("simulation %s: attempt %s superseded, stopping", run_id, attempt)

@@ -37,10 +37,29 @@ class SimulationForm(ServiceErrorsMixin, forms.Form):
     cycles = forms.IntegerField(initial=4, min_value=1, max_value=MAX_CYCLES)
     budget = forms.IntegerField(initial=20, min_value=1, max_value=MAX_BUDGET, help_text="Labels per cycle.")
     heuristic = forms.ChoiceField(choices=Heuristic.choices)
+    noise_rate = forms.FloatField(
+        initial=0.0,
+        required=False,
+        label="Annotator error rate",
+        help_text="The simulated annotator's share of wrong answers (0.1: one in ten); 0: always right.",
+    )
+    annotators = forms.CharField(
+        required=False,
+        label="Several annotators (error rates)",
+        help_text="Instead, e.g. 0.05, 0.2, 0.3: each task is answered by the project's annotators per task of "
+        "them, the majority is the label.",
+    )
 
     def __init__(self, *args: Any, project: Project, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["heuristic"].initial = project.default_heuristic
+
+    def clean_annotators(self) -> list[float]:
+        parts = [p.strip() for p in self.cleaned_data["annotators"].replace(";", ",").split(",") if p.strip()]
+        try:
+            return [float(p) for p in parts]
+        except ValueError:
+            raise ValidationError("Give error rates separated by commas, e.g. 0.05, 0.2, 0.3.") from None
 
 
 def _status(run: SimulationRun) -> dict[str, Any]:
@@ -74,6 +93,8 @@ def simulations_view(request: HttpRequest, pk: int) -> HttpResponse:
                 cycles=data["cycles"],
                 budget=data["budget"],
                 heuristic=data["heuristic"],
+                noise_rate=data["noise_rate"] or 0.0,
+                annotators=data["annotators"],
             )
         except ValidationError as exc:
             form.add_service_errors(exc)

@@ -48,6 +48,7 @@ def test_a_member_requests_a_run_and_follows_it(
     assert body["state"] == "queued" and body["strategies"] == ["topk", "badge"] and body["created_by"] == "mario"
     assert body["heuristic"] == labeled.default_heuristic  # left out: the project's default
     assert body["progress"]["done"] == 0 and body["progress"]["total"] == 6 and body["report"] == {}
+    assert (body["noise_rate"], body["annotators"]) == (0.0, [])
     assert sent == [body["id"]]
     report = {"project": labeled.pk, "recommendation": "Use topk", "arms": []}
     SimulationRun.objects.filter(pk=body["id"]).update(state="done", report=report)
@@ -71,6 +72,10 @@ def test_a_member_requests_a_run_and_follows_it(
         ({"cycles": 0}, "cycles", "from 1"),
         ({"heuristic": "magic"}, "heuristic", "unknown"),
         ({"budget": 20}, "budget", "only 60 items have a label"),  # 2 cycles of 20 need 80
+        ({"noise_rate": 1.0}, "noise_rate", "[0, 1)"),
+        ({"noise_rate": 0.1, "annotators": [0.1, 0.2]}, "noise_rate", "not both"),
+        ({"annotators": [0.1, -0.2]}, "annotators", "error rate"),
+        ({"annotators": "0.1"}, "annotators", "list"),
     ],
 )
 def test_a_bad_parameter_is_a_400_naming_the_field(
@@ -81,6 +86,14 @@ def test_a_bad_parameter_is_a_400_naming_the_field(
     errors = response.json()
     assert list(errors) == [field] and words in " ".join(errors[field]), errors
     assert not SimulationRun.objects.exists() and sent == []
+
+
+def test_simulated_annotators_are_stored_with_the_run(
+    as_member: Any, labeled: Any, post_json: Callable[..., Any], sent: list[int]
+) -> None:
+    body = post_json(as_member, url(labeled), {**BODY, "annotators": [0.05, 0.2, 0.3]}).json()
+    run = SimulationRun.objects.get(pk=body["id"])
+    assert (run.noise_rate, run.annotators) == (0.0, [0.05, 0.2, 0.3]) and body["annotators"] == [0.05, 0.2, 0.3]
 
 
 def test_a_second_run_while_one_is_queued_is_a_409(

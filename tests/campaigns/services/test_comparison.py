@@ -117,3 +117,13 @@ def test_simulate_command_compares_a_strategy_with_random(
     assert Project.objects.count() == 1 and not Item.objects.filter(project=project, label__isnull=True).exists()
     with pytest.raises(CommandError, match="unknown nonsense"):
         call_command("simulate", str(project.pk), "--strategies", "nonsense")
+
+
+def test_simulate_command_refuses_bad_simulated_annotators_naming_the_option(make_project: Any) -> None:
+    project = make_project()
+    with pytest.raises(CommandError, match="--noise-rate: must be a share"):
+        call_command("simulate", str(project.pk), "--noise-rate", "1.5")
+    with pytest.raises(CommandError, match="--annotators: every annotator"):
+        call_command("simulate", str(project.pk), "--annotators", "0.1,2")
+    with pytest.raises(CommandError, match="--annotators: error rates separated by commas"):
+        call_command("simulate", str(project.pk), "--annotators", "0.1,x")

@@ -17,7 +17,7 @@ from campaigns.services.cycles import cycle_create
 from campaigns.services.items import items_import
 from campaigns.services.label_history import LabelSet, item_labels_set, label_changes_record
 from campaigns.services.selection import selection_make
-from engine.label_quality import noisy_answer
+from engine.label_quality import noisy_answer, simulated_answers
 from tests.factories import ItemFactory
 
 pytestmark = pytest.mark.django_db
@@ -100,6 +100,12 @@ def test_only_real_changes_and_known_sources_are_recorded(make_project: Any) -> 
         label_changes_record(changes=[LabelSet(item.pk, None, "a")], source="guess")
 
 
+def create_and_select(sandbox: Any) -> Cycle:
+    cycle = cycle_create(project=sandbox, budget=60, auto_advance=False)
+    selection_make(cycle=cycle)
+    return cycle
+
+
 def test_simulation_oracle_records_its_answers_with_seeded_noise(make_project: Any) -> None:
     project = make_project(split_ratios={"train": 0.0, "valid": 0.0, "test": 0.0, "pool": 1.0})
     labels = list(project.labels)
@@ -107,8 +113,7 @@ def test_simulation_oracle_records_its_answers_with_seeded_noise(make_project: A
         [Item(project=project, key=f"k{i}", split="pool", text=f"t{i}", label=labels[i % 3]) for i in range(60)]
     )
     sandbox = sandbox_create(source=project, name="sandbox")
-    cycle = cycle_create(project=sandbox, budget=60, auto_advance=False)
-    selection_make(cycle=cycle)
+    cycle = create_and_select(sandbox)
     answered = oracle_answer_in_process(cycle=Cycle.objects.get(pk=cycle.pk), noise_rate=0.3, noise_seed=7)
     assert answered == 60
     items = list(Item.objects.filter(project=sandbox))
@@ -120,3 +125,27 @@ def test_simulation_oracle_records_its_answers_with_seeded_noise(make_project: A
     changes = LabelChange.objects.filter(item__project=sandbox)
     assert changes.count() == 60
     assert set(changes.values_list("source", "annotator")) == {("simulation", "oracle")}
+
+
+def test_several_simulated_annotators_answer_as_the_overlap_asks_and_the_majority_labels(make_project: Any) -> None:
+    project = make_project(split_ratios={"train": 0.0, "valid": 0.0, "test": 0.0, "pool": 1.0}, annotators_per_task=3)
+    labels = list(project.labels)
+    Item.objects.bulk_create(
+        [Item(project=project, key=f"k{i}", split="pool", text=f"t{i}", label=labels[i % 3]) for i in range(60)]
+    )
+    sandbox = sandbox_create(source=project, name="sandbox")
+    assert sandbox.annotators_per_task == 3
+    cycle = create_and_select(sandbox)
+    rates = [0.0, 0.6, 0.6]
+    oracle_answer_in_process(cycle=Cycle.objects.get(pk=cycle.pk), annotators=rates, noise_seed=3)
+    items = list(Item.objects.filter(project=sandbox))
+    said = {i.pk: simulated_answers(i.ground_truth, labels, rates=rates, overlap=3, seed=3, key=i.key) for i in items}
+    assert all(len(s) == 3 and {who for who, _ in s} == {"sim-1", "sim-2", "sim-3"} for s in said.values())
+    # The label is the majority of the three answers (the earliest on a tie), as the product resolves them.
+    for i in items:
+        values = [v for _, v in said[i.pk]]
+        best = max(values.count(v) for v in values)
+        assert i.label == next(v for v in values if values.count(v) == best)
+    # Two careless annotators outvote the careful one now and then, never more often than each errs alone.
+    wrong = sum(i.label != i.ground_truth for i in items)
+    assert 0 < wrong < sum(v != i.ground_truth for i in items for who, v in said[i.pk] if who == "sim-2")

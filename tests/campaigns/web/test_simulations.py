@@ -77,11 +77,18 @@ def test_the_form_starts_a_run_listed_with_a_polled_progress_bar(
     with django_capture_on_commit_callbacks(execute=True):
         response = as_owner.post(
             page(labeled),
-            {"strategies": ["topk", "coreset"], "seeds": 2, "cycles": 2, "budget": 10, "heuristic": "margin"},
+            {
+                "strategies": ["topk", "coreset"],
+                "seeds": 2,
+                "cycles": 2,
+                "budget": 10,
+                "heuristic": "margin",
+                "noise_rate": "0.1",
+            },
         )
     assert response.status_code == 302
     run = SimulationRun.objects.get(project=labeled)
-    assert sent == [run.pk] and run.strategies == ["topk", "coreset"]
+    assert sent == [run.pk] and run.strategies == ["topk", "coreset"] and run.noise_rate == 0.1
     SimulationRun.objects.filter(pk=run.pk).update(state="running", progress={"done": 3, "total": 6})
     listing = as_owner.get(page(labeled)).content.decode()
     assert f'id="simulation-{run.pk}"' in listing and "hx-trigger" in listing
@@ -101,6 +108,15 @@ def test_refused_parameters_are_said_next_to_their_field(as_owner: Any, labeled:
     assert budget_field is not None and "only 60 items have a label" in budget_field.group(0)
     one_seed = as_owner.post(page(labeled), {"strategies": ["topk"], "seeds": 1, "cycles": 2, "budget": 10})
     assert one_seed.status_code == 422 and b"has-error" in one_seed.content
+    ok = {"strategies": ["topk"], "seeds": 2, "cycles": 2, "budget": 10, "heuristic": "margin"}
+    for bad, field, words in (
+        ({"annotators": "0.1, lots"}, "annotators", "separated by commas"),
+        ({"annotators": "0.1, 1.5"}, "annotators", "error rate must be"),
+        ({"noise_rate": "2"}, "noise_rate", "[0, 1)"),
+    ):
+        refused = as_owner.post(page(labeled), {**ok, **bad})
+        html = refused.content.decode()
+        assert refused.status_code == 422 and f'id="id_{field}_error"' in html and words in html, (bad, html[-3000:])
     SimulationRun.objects.create(project=labeled, strategies=["topk"], seeds=2, state="running")
     busy = as_owner.post(
         page(labeled), {"strategies": ["topk"], "seeds": 2, "cycles": 2, "budget": 10, "heuristic": "margin"}

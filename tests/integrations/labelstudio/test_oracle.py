@@ -6,9 +6,10 @@ from typing import Any
 
 import pytest
 
-from campaigns.models import Annotation, Cycle, Item, SelectedItem
+from campaigns.models import Annotation, Cycle, Item, Project, SelectedItem
 from campaigns.services.pipeline import cycle_run_sync, project_run_pull
 from campaigns.states import CycleState
+from engine.label_quality import simulated_answers
 from integrations.labelstudio.client import LabelStudio
 from integrations.labelstudio.oracle import oracle_annotate
 from tests.integrations.labelstudio.builders import cold_cycle, ls_tasks, make_project
@@ -53,3 +54,23 @@ def test_oracle_draws_boxes_for_detection(ls_settings: Any, ls_pat_client: Label
         (truth,) = si.item.ground_truth
         assert box["label"] == truth["label"]
         assert [box[k] for k in "xywh"] == pytest.approx([truth[k] for k in "xywh"], abs=1e-6)
+
+
+def test_several_simulated_annotators_answer_as_their_own_label_studio_users(
+    ls_settings: Any, ls_pat_client: LabelStudio
+) -> None:
+    project = make_project(n=10)
+    Project.objects.filter(pk=project.pk).update(annotators_per_task=2)
+    cycle = cold_cycle(project, budget=4)
+    cycle_run_sync(cycle_id=cycle.pk)
+    rates = [0.0, 0.5, 0.9]
+    assert oracle_annotate(cycle=cycle, seed=5, annotators=rates) == 8  # two answers per task
+    assert oracle_annotate(cycle=cycle, seed=5, annotators=rates) == 0  # a rerun answers nothing twice
+    project_run_pull(project_id=project.pk)
+    labels = list(project.labels)
+    for item in Item.objects.filter(selections__selection__cycle=cycle):
+        said = simulated_answers(item.ground_truth, labels, rates=rates, overlap=2, seed=5, key=item.key)
+        stored = {a.annotator: a.value for a in Annotation.objects.filter(item=item)}
+        assert stored == {f"{who}@alweb.local": value for who, value in said}
+        assert item.label == said[0][1] or item.label == said[1][1]
+        assert item.label_source == "consensus"
