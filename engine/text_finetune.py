@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -193,13 +194,7 @@ class TextFinetuneModel(FeaturesHeadModel):
 
     def tokenize(self, texts: Sequence[str]) -> NDArray[np.int64]:
         """The model's input for ``texts``: ``[n, 2, max_length]`` int64 (token ids, attention mask)."""
-        texts = [t if isinstance(t, str) else "" for t in texts]
-        if not texts:
-            return np.zeros((0, 2, self.max_length), dtype=np.int64)
-        enc = self.tokenizer(
-            texts, padding="max_length", truncation=True, max_length=self.max_length, return_tensors="np"
-        )
-        return np.stack([enc["input_ids"], enc["attention_mask"]], axis=1).astype(np.int64)
+        return tokenize(self.tokenizer, texts, self.max_length)
 
     def optimizer_groups(self, lr: float) -> list[dict[str, Any]]:
         """For engine.training: the pretrained layers at ``encoder_lr``, the new classifier at ``lr``."""
@@ -265,9 +260,34 @@ def new_finetune_model(
         )
 
 
-def encoder_depth(model_dir: str | Path) -> int:
-    """The encoder's transformer layers, from its config.json alone (no weights read)."""
+def tokenize(tokenizer: Any, texts: Sequence[str], max_length: int) -> NDArray[np.int64]:
+    """``[n, 2, max_length]`` int64: token ids and attention mask, padded to ``max_length`` (one array shape for
+    every batch and chunk; the model trims each batch to its longest real sequence)."""
+    texts = [t if isinstance(t, str) else "" for t in texts]
+    if not texts:
+        return np.zeros((0, 2, max_length), dtype=np.int64)
+    enc = tokenizer(texts, padding="max_length", truncation=True, max_length=max_length, return_tensors="np")
+    return np.stack([enc["input_ids"], enc["attention_mask"]], axis=1).astype(np.int64)
+
+
+@lru_cache(maxsize=2)
+def _folder_tokenizer(model_dir: str) -> tuple[Any, int]:
+    from transformers import AutoConfig, AutoTokenizer
+
+    config = AutoConfig.from_pretrained(model_dir, local_files_only=True)
+    positions = int(getattr(config, "max_position_embeddings", MAX_LENGTH))
+    return AutoTokenizer.from_pretrained(model_dir, local_files_only=True), min(MAX_LENGTH, positions)
+
+
+def folder_tokens(model_dir: str | Path, texts: Sequence[str]) -> NDArray[np.int64]:
+    """The input a model fine-tuned from ``model_dir`` takes, when that model is not at hand (the same tokenizer
+    and length ``new_finetune_model`` gives it)."""
+    tokenizer, length = _folder_tokenizer(str(model_dir))
+    return tokenize(tokenizer, texts, length)
+
+
+def encoder_width(model_dir: str | Path) -> int:
+    """The encoder's hidden size (its embeddings' width), from its config.json alone."""
     from transformers import AutoConfig
 
-    config = AutoConfig.from_pretrained(str(model_dir), local_files_only=True)
-    return int(getattr(config, "num_hidden_layers", 0))
+    return int(AutoConfig.from_pretrained(str(model_dir), local_files_only=True).hidden_size)

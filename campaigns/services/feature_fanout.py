@@ -23,7 +23,8 @@ from django.db.models import Count, Exists, F, OuterRef, QuerySet
 
 from campaigns.models import Item, ItemEmbedding, Project, TaskType
 from campaigns.services import queue
-from campaigns.services.features import TEXT_ENCODER, frozen_backbone, item_inputs
+from campaigns.services.encoders import EncoderConfigError, encoder_for
+from campaigns.services.features import frozen_backbone, item_inputs, project_text_embeddings
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,11 @@ def feature_key(project: Project) -> str | None:
     """The ItemEmbedding key the project's model reads its inputs under, or None when its inputs are not cached
     (pixels for alweb's own CNN, a detector): then there is nothing to compute ahead."""
     if project.task_type == TaskType.TEXT_CLASSIFICATION:
-        return TEXT_ENCODER
+        # The encoder's embeddings (by its content), also when it is fine-tuned: cold start and diversity read them.
+        try:
+            return encoder_for(project.model_config or {}).identity
+        except EncoderConfigError:
+            return None  # an encoder folder gone from storage: the cycle says why, nothing to compute ahead
     backbone = frozen_backbone(project)
     return backbone.identity if backbone is not None else None
 
@@ -83,7 +88,11 @@ def features_chunk(*, project_id: int, chunk: int, chunk_ids: int, key: str) -> 
     lo = chunk * chunk_ids
     items = list(_missing(project_id, key).filter(pk__gte=lo, pk__lt=lo + chunk_ids).order_by("pk"))
     if items:
-        item_inputs(project, items)  # computes the missing vectors and stores them (ItemEmbedding)
+        # Computes the missing vectors and stores them (ItemEmbedding).
+        if project.task_type == TaskType.TEXT_CLASSIFICATION:
+            project_text_embeddings(project, items)
+        else:
+            item_inputs(project, items)
     return len(items)
 
 

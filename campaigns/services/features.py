@@ -24,6 +24,7 @@ from campaigns.services.backbones import (
     backbone_features,
     backbone_for,
 )
+from campaigns.services.encoders import EncoderConfigError, encoder_for, is_finetune
 
 # A detector's heatmap is a quarter of the input a side: at 32 px a small object would be one or two cells.
 DEFAULT_DETECTION_IMAGE_SIZE = 64
@@ -64,8 +65,19 @@ def text_encoder() -> Any:
     return default_encoder()
 
 
-def text_embeddings(items: Sequence[tuple[int, str]], *, encoder: str = TEXT_ENCODER) -> NDArray[np.float32]:
-    """Embeddings for (item id, text) pairs in order; computes and stores only the missing ones."""
+def _embedder(model_dir: str | None) -> Any:
+    """The shipped MiniLM (None), or the frozen encoder of a project's `model_config.encoder` folder (two kept per
+    process by engine.text.folder_encoder)."""
+    from engine.text import folder_encoder
+
+    return text_encoder() if model_dir is None else folder_encoder(model_dir)
+
+
+def text_embeddings(
+    items: Sequence[tuple[int, str]], *, encoder: str = TEXT_ENCODER, model_dir: str | None = None
+) -> NDArray[np.float32]:
+    """Embeddings for (item id, text) pairs in order; computes and stores only the missing ones. `encoder` is the
+    cache key (the encoder's identity), `model_dir` the folder it is read from (None: the shipped MiniLM)."""
     ids = [i for i, _ in items]
     cached = {
         item_id: np.frombuffer(bytes(vec), dtype=np.float32)
@@ -75,7 +87,7 @@ def text_embeddings(items: Sequence[tuple[int, str]], *, encoder: str = TEXT_ENC
     }
     missing = [(i, t) for i, t in items if i not in cached]
     if missing:
-        vectors = np.asarray(text_encoder().encode([t for _, t in missing]), dtype=np.float32)
+        vectors = np.asarray(_embedder(model_dir).encode([t for _, t in missing]), dtype=np.float32)
         ItemEmbedding.objects.bulk_create(
             [
                 ItemEmbedding(item_id=i, encoder=encoder, vector=v.tobytes())
@@ -85,7 +97,32 @@ def text_embeddings(items: Sequence[tuple[int, str]], *, encoder: str = TEXT_ENC
             ignore_conflicts=True,  # a concurrent or redelivered task may have stored them first
         )
         cached.update({i: v for (i, _), v in zip(missing, vectors, strict=True)})
-    return np.stack([cached[i] for i in ids]) if ids else np.empty((0, 384), dtype=np.float32)
+    return np.stack([cached[i] for i in ids]) if ids else np.empty((0, _embedder(model_dir).dim), dtype=np.float32)
+
+
+def _text_encoder_of(project: Project) -> Any:
+    try:
+        return encoder_for(project.model_config or {})
+    except EncoderConfigError as exc:
+        raise FeatureError(f"model_config.encoder: {exc}") from exc
+
+
+def project_text_embeddings(project: Project, items: Sequence[Item]) -> NDArray[np.float32]:
+    """The frozen encoder's embeddings of `items` (cached per item under the encoder's identity, so a changed
+    encoder never reuses another's)."""
+    encoder = _text_encoder_of(project)
+    model_dir = str(encoder.path) if encoder.source else None
+    return text_embeddings([(i.pk, i.text) for i in items], encoder=encoder.identity, model_dir=model_dir)
+
+
+def text_tokens(project: Project, texts: Sequence[str], model: Any = None) -> NDArray[np.int64]:
+    """A fine-tuned text model's input: tokenized by the model's own tokenizer (it travels with the model), or by
+    the project's encoder folder's before there is a model."""
+    if model is not None and callable(getattr(model, "tokenize", None)):
+        return np.asarray(model.tokenize(list(texts)), dtype=np.int64)
+    from engine.text_finetune import folder_tokens
+
+    return folder_tokens(_text_encoder_of(project).path, list(texts))
 
 
 def frozen_backbone(project: Project) -> Backbone | None:
@@ -103,23 +140,30 @@ def _pixels(project: Project, items: Sequence[Item]) -> NDArray[np.float32]:
     return np.stack([image_array(i, size=size, channels=channels) for i in items])
 
 
-def item_inputs(project: Project, items: Sequence[Item]) -> NDArray[np.float32]:
+def item_inputs(project: Project, items: Sequence[Item], *, model: Any = None) -> NDArray[Any]:
     """Model inputs for `items` (in order) for the project's model kind: text embeddings, a frozen backbone's
-    features (both cached per item), or pixels."""
+    features (both cached per item), pixels, or token ids for a fine-tuned text encoder (`model`'s tokenizer)."""
     if project.task_type == TaskType.TEXT_CLASSIFICATION:
-        return text_embeddings([(i.pk, i.text) for i in items])
+        if is_finetune(project.model_config or {}):
+            return text_tokens(project, [i.text for i in items], model)
+        return project_text_embeddings(project, items)
     if (backbone := frozen_backbone(project)) is not None:
         by_id = {i.pk: i for i in items}
         return backbone_features(backbone, [i.pk for i in items], lambda ids: _pixels(project, [by_id[i] for i in ids]))
     return _pixels(project, items)
 
 
-def payload_inputs(project: Project, payloads: Sequence[str | bytes]) -> NDArray[np.float32]:
+def payload_inputs(project: Project, payloads: Sequence[str | bytes], *, model: Any = None) -> NDArray[Any]:
     """Model inputs for data that is not an item (a prediction request), in order: texts for a text project
-    (embedded now, never stored: nothing to key a cache on), encoded image bytes otherwise."""
+    (embedded now, never stored: nothing to key a cache on; tokenized by `model` when it fine-tunes its encoder),
+    encoded image bytes otherwise."""
     if project.task_type == TaskType.TEXT_CLASSIFICATION:
         texts = [str(p) for p in payloads]
-        return np.asarray(text_encoder().encode(texts), dtype=np.float32) if texts else np.empty((0, 384), np.float32)
+        if is_finetune(project.model_config or {}):
+            return text_tokens(project, texts, model)
+        encoder = _text_encoder_of(project)
+        embed = _embedder(str(encoder.path) if encoder.source else None)
+        return np.asarray(embed.encode(texts), dtype=np.float32) if texts else np.empty((0, embed.dim), np.float32)
     size, channels = image_config(project)
     images = [p for p in payloads if isinstance(p, bytes)]
     if len(images) != len(payloads):
@@ -136,7 +180,10 @@ def payload_inputs(project: Project, payloads: Sequence[str | bytes]) -> NDArray
 def raw_features(project: Project, item_ids: Sequence[int]) -> NDArray[np.float32]:
     """One flat vector per item id (in order) before any model exists: pixels, or text embeddings."""
     by_id = Item.objects.in_bulk(list(item_ids))
-    x = item_inputs(project, [by_id[i] for i in item_ids])
+    items = [by_id[i] for i in item_ids]
+    # A fine-tuned text model's input is token ids: distances between items read the frozen encoder's embeddings.
+    x = project_text_embeddings(project, items) if project.task_type == TaskType.TEXT_CLASSIFICATION else None
+    x = item_inputs(project, items) if x is None else x
     return x.reshape(len(item_ids), -1)
 
 

@@ -24,6 +24,7 @@ from campaigns.services.backbones import (
     is_mlflow_uri,
     mlflow_uri_problem,
 )
+from campaigns.services.encoders import encoder_check, finetune_problem
 from models_registry.policies import CHAMPION_POLICIES
 
 # engine.training.Monitor's values (not imported: that module imports torch, and validating a form should not).
@@ -76,6 +77,9 @@ KEYS = frozenset(
         "std",
         "freeze_backbone",
         "champion_policy",
+        "encoder",
+        "finetune",
+        "mc_layers",
     }
 )
 
@@ -155,6 +159,10 @@ def model_config_problem(config: Any, *, check_storage: bool = True) -> str | No
     if (problem := _preprocessing_problem(config)) is not None:
         return problem
     if "backbone" in config and check_storage and (problem := backbone_check(config, default_size=DEFAULT_IMAGE_SIZE)):
+        return problem
+    if (problem := finetune_problem(config)) is not None:
+        return problem
+    if check_storage and ("encoder" in config or "finetune" in config) and (problem := encoder_check(config)):
         return problem
     if not isinstance(config.get("freeze_backbone", False), bool):
         return "freeze_backbone must be true or false"

@@ -117,7 +117,7 @@ def predict(*, project: Project, inputs: list[PredictInput]) -> PredictionResult
     payloads = [_payload(i, max_bytes=settings.ALWEB_PREDICT_MAX_BYTES) for i in inputs]
     labels = list(project.labels)
     model = model_cached(model_version=mv)  # loaded once per process: a version's files never change
-    x = payload_inputs(project, payloads)
+    x = payload_inputs(project, payloads, model=model)
     heuristic, iterations = project.default_heuristic, project.default_mc_iterations
     chunk = model_score(
         model=model,

@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 def _score_items(*, cycle: Cycle, items: list[Item], model: object, seed: int) -> ScoreChunk:
     return model_score(
         model=model,
-        inputs=item_inputs(cycle.project, items),
+        inputs=item_inputs(cycle.project, items, model=model),
         ids=[i.pk for i in items],
         iterations=cycle.mc_iterations,
         heuristic=cycle.heuristic,

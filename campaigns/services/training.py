@@ -24,6 +24,7 @@ from campaigns.selectors import items_evaluation, items_labeled
 from campaigns.services.backbones import backbone_dim
 from campaigns.services.cycles import cycle_progress
 from campaigns.services.detection_training import Fit, ProgressFn, detector_fit
+from campaigns.services.encoders import EncoderConfigError, text_network, text_params
 from campaigns.services.features import frozen_backbone, image_config, item_inputs
 from campaigns.services.model_config import model_config_problem
 from campaigns.services.training_sets import HASH_PARAM, SIZE_PARAM, training_set_hash, training_set_record
@@ -33,7 +34,7 @@ from engine.detector import CenterDetector
 from engine.detector_training import score_detector
 from engine.external import PyFuncClassifier, PyFuncDetector
 from engine.metrics import bootstrap_interval
-from engine.recipes import EPOCHS, MIN_STEPS, MONITOR, new_network, train_config
+from engine.recipes import MONITOR, new_network, train_config
 from engine.scoring import Batch, ScoreChunk, concat_chunks, score_chunks, score_model
 from engine.training import TrainConfig, effective_schedule, train_classifier
 from models_registry.models import ModelStatus, ModelVersion
@@ -79,8 +80,9 @@ def project_train_config(project: Project, model: torch.nn.Module, *, seed: int)
     return train_config(
         model,
         seed=seed,
-        epochs=int(cfg.get("epochs", EPOCHS)),
-        min_steps=int(cfg.get("min_steps", MIN_STEPS)),
+        # Absent: the recipe's own schedule for the model (a fine-tuned encoder's is far shorter than a head's).
+        epochs=int(cfg["epochs"]) if "epochs" in cfg else None,
+        min_steps=int(cfg["min_steps"]) if "min_steps" in cfg else None,
         monitor=cfg.get("monitor", MONITOR),
     )
 
@@ -101,7 +103,10 @@ def _new_model(project: Project) -> torch.nn.Module:
     if problem := model_config_problem(cfg, check_storage=False):
         raise TrainingError(f"model_config: {problem}")
     if project.task_type == TaskType.TEXT_CLASSIFICATION:
-        return new_network("text", n, in_dim=int(cfg.get("embedding_dim", 384)), dropout=cfg.get("dropout"))
+        try:  # a head on the frozen encoder's embeddings, or the encoder fine-tuned (model_config.finetune)
+            return text_network(cfg, n)
+        except EncoderConfigError as exc:
+            raise TrainingError(f"model_config: {exc}") from exc
     if project.task_type == TaskType.IMAGE_CLASSIFICATION and (backbone := frozen_backbone(project)) is not None:
         # The user's pretrained network is the trunk and its features are cached per item (features.item_inputs):
         # alweb trains and MC-samples only the dropout head, the one text projects put on their encoder.
@@ -133,9 +138,9 @@ def _load_backbone(model: FeaturesHeadModel, name: str, *, freeze: bool) -> None
         raise TrainingError(f"model_config.backbone: {name!r} does not fit this project's network: {exc}") from exc
 
 
-def _xy(project: Project, items: list[Any]) -> tuple[torch.Tensor, torch.Tensor]:
+def _xy(project: Project, items: list[Any], model: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
     labels = list(project.labels)
-    x = torch.as_tensor(item_inputs(project, items))
+    x = torch.as_tensor(item_inputs(project, items, model=model))
     y = torch.as_tensor([labels.index(i.label) for i in items], dtype=torch.long)
     return x, y
 
@@ -208,13 +213,13 @@ def _classifier_fit(
 ) -> Fit:
     config = project_train_config(project, model, seed=seed)
     epochs, _ = effective_schedule(config, len(train_items))
-    x_train, y_train = _xy(project, train_items)
+    x_train, y_train = _xy(project, train_items, model)
     result = train_classifier(
         model,
         (x_train, y_train),
-        _xy(project, valid) if valid else None,
+        _xy(project, valid, model) if valid else None,
         num_classes=len(project.labels),
-        test=_xy(project, test) if test else None,
+        test=_xy(project, test, model) if test else None,
         config=config,
         on_epoch=None if on_epoch is None else (lambda log: on_epoch(log.epoch, epochs)),
     )
@@ -278,6 +283,8 @@ def model_train_for_cycle(*, cycle: Cycle, closing: bool = False) -> ModelVersio
         **fit.params,
         # A frozen backbone's file (by sha256) and preprocessing: the head is only reloadable with exactly these.
         **(backbone.params() if (backbone := frozen_backbone(project)) is not None else {}),
+        # A text project's encoder (by content), and whether it was fine-tuned and MC-sampled in its top layers.
+        **(text_params(project.model_config or {}) if project.task_type == TaskType.TEXT_CLASSIFICATION else {}),
         "seed": cycle.seed,
         # Which items with which labels, provably: a snapshot export of this cycle recomputes it.
         HASH_PARAM: training_set_hash(train_items),
@@ -409,7 +416,12 @@ def model_score(
         # One probability vector per item: BALD would be 0 everywhere, so a single-sample heuristic stands in.
         single = heuristic if heuristic in ("entropy", "margin", "least_confidence", "random") else "entropy"
         return concat_chunks(score_chunks(model, [Batch(inputs, ids=ids)], heuristic=single, seed=seed))
-    batches = [Batch(lambda: torch.as_tensor(inputs), ids=ids, size=len(ids))]
+    # A fine-tuned encoder replicates whole sequences T times: smaller batches bound that memory.
+    size = int(getattr(model, "score_batch_size", 0)) or len(ids) or 1
+    batches = [
+        Batch(lambda lo=lo: torch.as_tensor(inputs[lo : lo + size]), ids=ids[lo : lo + size])
+        for lo in range(0, len(ids), size)
+    ]
     return concat_chunks(
         score_model(model, batches, iterations=iterations, heuristic=heuristic, seed=seed, embeddings=True)
     )

@@ -19,7 +19,7 @@ import numpy as np
 from campaigns.models import Item, Project, TaskType
 from campaigns.services.actions import NothingToSelect, cycle_start
 from campaigns.services.cycles import CycleConflict
-from campaigns.services.features import FeatureError, item_inputs, text_embeddings, text_encoder
+from campaigns.services.features import FeatureError, item_inputs, payload_inputs
 from campaigns.services.training import model_load, model_score
 from engine.scoring import ScoreChunk
 from integrations.labelstudio import convert
@@ -85,18 +85,19 @@ def _items_for(project: Project, tasks: Sequence[Mapping[str, Any]]) -> list[Ite
     return out
 
 
-def _inputs(project: Project, info: LabelConfigInfo, tasks: Sequence[Mapping[str, Any]]) -> list[Any]:
-    """One model input per task, or None where alweb cannot build one."""
+def _inputs(project: Project, info: LabelConfigInfo, tasks: Sequence[Mapping[str, Any]], model: Any) -> list[Any]:
+    """One model input per task, or None where alweb cannot build one. A text project's are the model's own:
+    embeddings of its encoder, or token ids from the fine-tuned model's tokenizer."""
     items = _items_for(project, tasks)
     inputs: list[Any] = [None] * len(tasks)
     if project.task_type == TaskType.TEXT_CLASSIFICATION:
         known = [(n, i) for n, i in enumerate(items) if i is not None]
-        for (n, _), vec in zip(known, text_embeddings([(i.pk, i.text) for _, i in known]), strict=True):
+        for (n, _), vec in zip(known, item_inputs(project, [i for _, i in known], model=model), strict=True):
             inputs[n] = vec
         raw = [(n, (t.get("data") or {}).get(info.data_key)) for n, t in enumerate(tasks) if items[n] is None]
         raw = [(n, text) for n, text in raw if isinstance(text, str) and text]
         if raw:  # a task added in LS by hand: embed its text as alweb would
-            vectors = np.asarray(text_encoder().encode([t for _, t in raw]), dtype=np.float32)
+            vectors = payload_inputs(project, [str(t) for _, t in raw], model=model)
             for (n, _), vec in zip(raw, vectors, strict=True):
                 inputs[n] = vec
         return inputs
@@ -119,13 +120,14 @@ def ml_predict(*, project: Project, tasks: Sequence[Mapping[str, Any]], label_co
 
     version = ls_model_version(version=mv.version, cycle_number=0)
     info = _config(project, label_config)
-    inputs = _inputs(project, info, tasks)
+    model = _load(mv)
+    inputs = _inputs(project, info, tasks, model)
     usable = [n for n, x in enumerate(inputs) if x is not None]
     results: list[dict[str, Any]] = [{"result": [], "model_version": version} for _ in tasks]
     if usable:
         scored = model_score(
-            model=_load(mv),
-            inputs=np.stack([inputs[n] for n in usable]).astype(np.float32),
+            model=model,
+            inputs=np.stack([inputs[n] for n in usable]),
             ids=usable,
             iterations=project.default_mc_iterations,
             heuristic=project.default_heuristic,

@@ -26,17 +26,18 @@ TEXTS = [
 WORDS = sorted({w for text in TEXTS for w in text.split()})
 
 
-def tiny_bert_folder(path: Path, *, layers: int = 2) -> Path:
-    """A Hugging Face folder (config, weights, tokenizer) of a randomly initialised tiny BERT."""
+def tiny_bert_folder(path: Path, *, layers: int = 2, words: list[str] | None = None, seed: int = 0) -> Path:
+    """A Hugging Face folder (config, weights, tokenizer) of a randomly initialised tiny BERT over ``words``."""
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
     path.mkdir(parents=True, exist_ok=True)
     vocab = path / "vocab.txt"
-    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n")
+    words = WORDS if words is None else words
+    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]) + "\n")
     tokenizer = BertTokenizerFast(vocab_file=str(vocab))
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     config = BertConfig(
-        vocab_size=len(WORDS) + 5,
+        vocab_size=len(words) + 5,
         hidden_size=32,
         num_hidden_layers=layers,
         num_attention_heads=2,
