@@ -29,6 +29,7 @@ import math
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,7 @@ from engine.learning_protocol import (  # noqa: E402
 )
 from engine.probe import probe_metrics  # noqa: E402
 from engine.recipes import new_network, train_config  # noqa: E402
-from engine.scoring import concat_chunks, iter_batches, score_model  # noqa: E402
+from engine.scoring import Sampler, concat_chunks, iter_batches, score_chunks, score_model  # noqa: E402
 from engine.training import train_classifier  # noqa: E402
 
 THREADS = 1  # two cores shared with other engineers' work: one torch thread, one process
@@ -88,6 +89,13 @@ def train_and_test(ds: Dataset, pool: IntArray, labeled: IntArray, valid: IntArr
     return result
 
 
+# What trains a cycle's model and what samples its predictions, replaceable so that bench/models_bayes.py runs other
+# Bayesian approximations (an ensemble, a Laplace last layer) through this same loop: (ds, pool, labeled, valid,
+# test, seed) -> a result with .model and .test, and (that result, T, embeddings?) -> an engine.scoring sampler.
+Trainer = Callable[[Dataset, IntArray, IntArray, IntArray, IntArray, int], Any]
+SamplerFor = Callable[[Any, int, bool], Sampler]
+
+
 def has_probe(ds: Dataset) -> bool:
     """Whether ``ds`` is a frozen-feature dataset (text: cached MiniLM embeddings), where the head must reach the
     linear probe; the image CNN learns its own features, so a probe on raw pixels is no floor for it."""
@@ -102,23 +110,28 @@ def head_vs_probe(results: dict[str, Any]) -> float | None:
 
 
 def context(
-    arm: Arm, model: torch.nn.Module, x_unl: np.ndarray, x_lab: np.ndarray, budget: int, t: int, seed: int
+    arm: Arm,
+    model: torch.nn.Module,
+    x_unl: np.ndarray,
+    x_lab: np.ndarray,
+    budget: int,
+    t: int,
+    seed: int,
+    sampler: Sampler | None = None,
 ) -> Context:
-    """Score the unlabeled pool for ``arm``: MC dropout for its heuristic, and the penultimate features (the
-    engine's extra pass with dropout off) of the unlabeled and labeled items if the arm needs them."""
+    """Score the unlabeled pool for ``arm``: MC dropout (or ``sampler``) for its heuristic, and the penultimate
+    features (the engine's extra pass with dropout off) of the unlabeled and labeled items if the arm needs them."""
     unc = probs = emb = lab_emb = None
     if arm.heuristic is not None or arm.embeddings:
         # Labeled items ride along only for their features (Coreset measures coverage from the labeled set).
         x = np.concatenate([x_unl, x_lab]) if arm.embeddings else x_unl
+        heuristic = arm.heuristic or "entropy"
         chunk = concat_chunks(
             score_model(
-                model,
-                iter_batches(x, 512),
-                iterations=t,
-                heuristic=arm.heuristic or "entropy",
-                seed=seed,
-                embeddings=arm.embeddings,
+                model, iter_batches(x, 512), iterations=t, heuristic=heuristic, seed=seed, embeddings=arm.embeddings
             )
+            if sampler is None
+            else score_chunks(sampler, iter_batches(x, 512), heuristic=heuristic, seed=seed)
         )
         n = len(x_unl)
         unc, probs = chunk.uncertainty[:n], chunk.probs[:n]
@@ -138,9 +151,12 @@ def run_arm(
     t: int,
     first: dict[int, Any],
     probe: list[tuple[float, float]] | None = None,
+    train: Trainer = train_and_test,
+    sampler_for: SamplerFor | None = None,
 ) -> FloatArray:
     """One arm, one seed: the test macro-F1 after each cycle, as [labels spent, macro-F1] rows. With ``probe`` (a
-    list), the linear probe trained on the same labels at each cycle adds its own row there."""
+    list), the linear probe trained on the same labels at each cycle adds its own row there. ``train`` and
+    ``sampler_for`` replace the product's head and its MC dropout (see ``Trainer``)."""
     split = make_split(len(ds.y), n_test=plan.n_test, n_valid=plan.n_valid, seed=seed)
     pool = split.pool[:pool_cap] if pool_cap else split.pool  # the split is a random order: a prefix is random
     labeled = initial_labeled(len(pool), plan.initial, seed=seed)
@@ -149,7 +165,7 @@ def run_arm(
         if cycle == 0 and seed in first:  # every arm's first model is the same model: train it once per seed
             result = first[seed]
         else:
-            result = train_and_test(ds, pool, labeled, split.valid, split.test, seed_for(seed, cycle))
+            result = train(ds, pool, labeled, split.valid, split.test, seed_for(seed, cycle))
             if cycle == 0:
                 first[seed] = result
         rows.append((labels_spent(len(labeled), plan.n_valid), result.test.macro_f1))
@@ -161,8 +177,10 @@ def run_arm(
             break
         unlabeled = np.setdiff1d(np.arange(len(pool)), labeled)
         budget = min(plan.step, len(unlabeled))
+        scores = arm.heuristic is not None or arm.embeddings
+        sampler = sampler_for(result, t, arm.embeddings) if sampler_for is not None and scores else None
         ctx = context(
-            arm, result.model, ds.x[pool[unlabeled]], ds.x[pool[labeled]], budget, t, seed_for(seed, cycle, 3)
+            arm, result.model, ds.x[pool[unlabeled]], ds.x[pool[labeled]], budget, t, seed_for(seed, cycle, 3), sampler
         )
         picks = np.asarray(arm.pick(ctx), dtype=np.int64)
         if len(np.unique(picks)) != len(picks) or len(picks) != budget:

@@ -134,6 +134,7 @@ def main() -> None:
         "--first-seed", type=int, default=0, help="fresh seeds to confirm a choice made on earlier ones"
     )
     parser.add_argument("--datasets", default=",".join(DATASETS), help="frozen-feature ones are kept")
+    parser.add_argument("--bayes", action="store_true", help="also MC dropout vs ensemble vs Laplace (models_bayes)")
     args = parser.parse_args()
     torch.set_num_threads(THREADS)
     started = time.perf_counter()
@@ -188,6 +189,11 @@ def main() -> None:
         },
         "minutes": round((time.perf_counter() - started) / 60, 2),
     }
+    if args.bayes:  # issue 19's other Bayesian heads: bench/models_bayes.py, the same datasets and seeds
+        from bench.models_bayes import measure
+
+        out = {**out, **measure(list(runs), seeds, quick=args.quick)[0]}
+        out["minutes"] = round((time.perf_counter() - started) / 60, 2)
     CACHE.mkdir(parents=True, exist_ok=True)
     (CACHE / f"models-{out['mode']}.json").write_text(json.dumps({"result": out, "details": per_dataset}, indent=1))
     print("RESULT " + json.dumps(out), flush=True)
