@@ -63,7 +63,9 @@ def _strategy_params(**kwargs: Any) -> JSONObjectField:
         help_text='Strategy options, e.g. {"power": 2} (power), {"quotas": {"cat": 0.5}} (quota), '
         '{"candidates_factor": 10} (diverse: its most uncertain candidates; coreset, badge: a uniform sample, 50 by '
         'default), {"cold_start": "kmeans"}, "typiclust" or "random" (a cycle with no model yet; kmeans by default '
-        "for diverse).",
+        'for diverse); any strategy: {"relabel": "activelab", "relabel_max_share": 0.5} splits the budget between '
+        "new items and labeled items to label again (ActiveLab scores decide; re-labels go to Label Studio as review "
+        "tasks, at most that share of the budget).",
         **kwargs,
     )
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+
 from django.db.models import QuerySet
 
-from campaigns.models import LabelChange, LabelQualityRun, LabelReview, LabelSuspect, Project, RunState
+from campaigns.models import Annotation, LabelChange, LabelQualityRun, LabelReview, LabelSuspect, Project, RunState
 
 
 def label_changes_ordered() -> QuerySet[LabelChange]:
@@ -44,3 +46,18 @@ def label_reviews_for_project(*, project: Project, state: str | None = None) -> 
 def open_reviews_by_item(*, item_ids: list[int]) -> dict[int, int]:
     """item id -> its open review's id, for the items given (one query)."""
     return dict(LabelReview.objects.filter(item_id__in=item_ids, state="open").values_list("item_id", "id"))
+
+
+def answers_by_item(item_ids: list[int]) -> dict[int, dict[str, str]]:
+    """Per item, each annotator's latest live class answer (not deleted, skipped or unmappable); items without one
+    are left out. One query, streamed."""
+    out: dict[int, dict[str, str]] = defaultdict(dict)
+    rows = (
+        Annotation.objects.filter(item_id__in=item_ids, deleted_at__isnull=True, was_cancelled=False, error="")
+        .order_by("ls_created_at", "ls_annotation_id")
+        .values_list("item_id", "annotator", "value", "ls_annotation_id")
+    )
+    for item_id, annotator, value, annotation_id in rows.iterator(chunk_size=5000):
+        if isinstance(value, str):
+            out[item_id][annotator or f"annotation {annotation_id}"] = value
+    return out

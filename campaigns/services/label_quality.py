@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import logging
-from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,8 +22,9 @@ from django.db.models import Q
 from django.utils import timezone
 from numpy.typing import NDArray
 
-from campaigns.models import Annotation, Cycle, Item, LabelQualityRun, LabelSuspect, RunState, TaskType
+from campaigns.models import Cycle, Item, LabelQualityRun, LabelSuspect, RunState, TaskType
 from campaigns.selectors import items_labeled
+from campaigns.selectors.labels import answers_by_item
 from campaigns.services import queue
 from campaigns.services.features import item_inputs
 from campaigns.services.training import build_model, project_train_config
@@ -149,28 +149,14 @@ class _Crowd:
         }
 
 
-def _live_answers(item_ids: list[int]) -> dict[int, dict[str, str]]:
-    """Per item, each annotator's latest live answer (not deleted, skipped or unmappable)."""
-    out: dict[int, dict[str, str]] = defaultdict(dict)
-    rows = (
-        Annotation.objects.filter(item_id__in=item_ids, deleted_at__isnull=True, was_cancelled=False, error="")
-        .order_by("ls_created_at", "ls_annotation_id")
-        .values_list("item_id", "annotator", "value", "ls_annotation_id")
-    )
-    for item_id, annotator, value, annotation_id in rows.iterator(chunk_size=5000):
-        if isinstance(value, str):
-            out[item_id][annotator or f"annotation {annotation_id}"] = value
-    return out
-
-
 def _answer_counts(item_ids: list[int]) -> dict[int, int]:
-    return {pk: len(answers) for pk, answers in _live_answers(item_ids).items()}
+    return {pk: len(answers) for pk, answers in answers_by_item(item_ids).items()}
 
 
 def _crowdlab(items: list[Item], labels: list[str], probs: NDArray[np.float64]) -> tuple[_Crowd | None, str]:
     """CROWDLAB over the items annotators answered, when at least one has several answers: (its result, ""), or
     (None, why not) when cleanlab refuses the data; (None, "") without several answers anywhere."""
-    answers = _live_answers([i.pk for i in items])
+    answers = answers_by_item([i.pk for i in items])
     positions = [p for p, i in enumerate(items) if any(v in labels for v in answers.get(i.pk, {}).values())]
     rows = [{a: labels.index(v) for a, v in answers[items[p].pk].items() if v in labels} for p in positions]
     if not any(len(r) > 1 for r in rows):

@@ -21,6 +21,7 @@ from numpy.typing import NDArray
 from campaigns.models import ColdStart, Heuristic, Strategy
 from campaigns.selectors import scores_sorted
 from engine.heuristics import NEEDS_SAMPLES
+from engine.multiannotator import DEFAULT_MAX_RELABEL_SHARE
 
 if TYPE_CHECKING:
     from campaigns.models import Cycle
@@ -34,6 +35,8 @@ DEFAULT_CANDIDATES_FACTOR = 10
 # when smaller): their distance passes cost candidates x budget, and a uniform sample keeps the algorithms' own
 # distribution, where a top-uncertainty cut would turn them into something else.
 DEFAULT_SAMPLE_FACTOR = 50
+# The one re-labeling method: ActiveLab's scores decide how much of the budget goes to labeled items.
+RELABEL_ACTIVELAB = "activelab"
 
 
 class Keep(enum.Enum):
@@ -112,6 +115,7 @@ def validate_strategy(strategy: Any, params: Any, *, labels: list[str]) -> dict[
         factor = clean.setdefault("candidates_factor", default)
         if not _is_int(factor) or not 1 <= factor <= 1000:
             raise ValidationError({"strategy_params": "candidates_factor must be an integer between 1 and 1000"})
+    _validate_relabel(clean)
     if strategy == Strategy.QUOTA:
         quotas = clean.get("quotas")
         if not isinstance(quotas, dict) or not quotas:
@@ -122,6 +126,23 @@ def validate_strategy(strategy: Any, params: Any, *, labels: list[str]) -> dict[
             if not _is_number(share) or not 0 <= share <= 1:
                 raise ValidationError({"strategy_params": f"quotas: share of {label!r} must be in [0, 1]"})
     return clean
+
+
+def _validate_relabel(clean: dict[str, Any]) -> None:
+    """`relabel: "activelab"` spends part of the budget on labeling labeled items again (campaigns.services.relabel),
+    at most `relabel_max_share` of it; any strategy may take it. Left out (or null): new items only."""
+    relabel = clean.get("relabel")
+    if relabel is None:
+        if "relabel_max_share" in clean:
+            raise ValidationError({"strategy_params": 'relabel_max_share needs relabel: "activelab"'})
+        clean.pop("relabel", None)
+        return
+    if relabel != RELABEL_ACTIVELAB:
+        reason = f'relabel must be "{RELABEL_ACTIVELAB}" (or left out: new items only)'
+        raise ValidationError({"strategy_params": reason})
+    share = clean.setdefault("relabel_max_share", DEFAULT_MAX_RELABEL_SHARE)
+    if not _is_number(share) or not 0 < share <= 1:
+        raise ValidationError({"strategy_params": "relabel_max_share must be a share of the budget in (0, 1]"})
 
 
 @dataclass(frozen=True, slots=True)

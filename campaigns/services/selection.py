@@ -28,7 +28,9 @@ from campaigns.services.cycles import InvalidTransition, cycle_transition
 from campaigns.services.embeddings import embeddings_for, embeddings_labeled, probabilities_for
 from campaigns.services.evaluation import evaluation_picks
 from campaigns.services.features import FeatureError, raw_features
-from campaigns.services.params import DEFAULT_CANDIDATES_FACTOR, SelectionParams
+from campaigns.services.params import DEFAULT_CANDIDATES_FACTOR, RELABEL_ACTIVELAB, SelectionParams
+from campaigns.services.relabel import relabel_split
+from campaigns.services.reviews import reviews_request
 from campaigns.states import CycleState
 from engine import selection as strategies
 
@@ -222,6 +224,17 @@ def selection_make(*, cycle: Cycle, params: SelectionParams | None = None) -> Se
     # The (possibly slow) choice runs outside the transaction; the claim and the write are one atomic step.
     notes: dict[str, Any] = {}
     picks = _pick(cycle, params, notes=notes)
+    relabels: list[int] = []
+    if params.options.get("relabel") == RELABEL_ACTIVELAB and not cold_start:
+        # Part of the budget may go to labeled items again (ActiveLab): the strategy's picks keep the rest.
+        split = relabel_split(
+            cycle=cycle,
+            new_item_ids=[p.item_id for p in picks],
+            budget=params.budget,
+            max_share=float(params.options["relabel_max_share"]),
+        )
+        picks, relabels = picks[: split.new], split.item_ids
+        notes.update(split.notes)
     # The evaluation sample rides along (validation/test items no model chose), on top of the budget.
     evaluation = evaluation_picks(project=cycle.project)
     boxes = _boxes_of(cycle, picks)
@@ -275,6 +288,8 @@ def selection_make(*, cycle: Cycle, params: SelectionParams | None = None) -> Se
                 ],
                 batch_size=5000,
             )
+            if relabels:  # review tasks in Label Studio, their sync sent once this commits
+                reviews_request(project=cycle.project, item_ids=relabels)
     except (InvalidTransition, IntegrityError):
         existing = Selection.objects.filter(cycle=cycle).first()
         if existing is not None:

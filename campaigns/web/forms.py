@@ -217,6 +217,18 @@ class CycleStartForm(ServiceErrorsMixin, forms.Form):
         help_text='Quotas need shares per label, e.g. {"quotas": {"cat": 0.5, "dog": 0.5}}; a first cycle without '
         'a model starts with {"cold_start": "kmeans"} (diverse), "typiclust" or "random".',
     )
+    relabel = forms.ChoiceField(
+        required=False,
+        choices=[("", "New items only"), ("activelab", "New items and re-labels, split by ActiveLab")],
+        label="Re-labeling",
+        help_text="ActiveLab compares one more label on a labeled item with a new item's first label and spends the "
+        "budget where it helps most; re-labels go to Label Studio as review tasks.",
+    )
+    relabel_max_share = forms.FloatField(
+        required=False,
+        label="Re-labels: at most this share of the budget",
+        help_text="Empty: half of it.",
+    )
     mc_iterations = forms.IntegerField(label="MC dropout passes")
     seed = forms.IntegerField(initial=0, label="Random seed", help_text="The same seed replays the same choices.")
     auto_advance = forms.BooleanField(
@@ -230,6 +242,25 @@ class CycleStartForm(ServiceErrorsMixin, forms.Form):
 
     def clean_strategy_params(self) -> dict[str, Any]:
         return _json_object(self.cleaned_data["strategy_params"], "Strategy options")
+
+    def clean(self) -> dict[str, Any]:
+        """The re-labeling fields are strategy options (`relabel`, `relabel_max_share`) the service checks."""
+        data = super().clean() or {}
+        options = data.get("strategy_params")
+        if isinstance(options, dict):
+            if data.get("relabel"):
+                options["relabel"] = data["relabel"]
+            if data.get("relabel_max_share") is not None:
+                options["relabel_max_share"] = data["relabel_max_share"]
+        return data
+
+    def add_service_errors(self, exc: ValidationError) -> None:
+        # A re-labeling option's error is said next to its own field, not the JSON options'.
+        reasons = getattr(exc, "error_dict", {}).get("strategy_params")
+        if reasons and all(str(r.message).startswith("relabel") for r in reasons):
+            self.add_error("relabel_max_share", [str(r.message) for r in reasons])
+            return
+        super().add_service_errors(exc)
 
 
 class SelectionForm(ServiceErrorsMixin, forms.Form):

@@ -256,6 +256,13 @@ def test_start_cycle_creates_it_and_opens_its_page(
     assert len(callbacks) == 1  # the training task, enqueued once the cycle is committed
 
 
+def test_start_cycle_with_activelab_relabeling_stores_it_as_strategy_options(as_owner: Any, project: Any) -> None:
+    ItemFactory(project=project, split="pool")
+    as_owner.post(reverse("dashboard:cycle-start", args=[project.pk]), {**START, "relabel": "activelab"})
+    cycle = Cycle.objects.get(project=project)
+    assert cycle.strategy_params == {"relabel": "activelab", "relabel_max_share": 0.5, "cold_start": "random"}
+
+
 @pytest.mark.parametrize(
     ("change", "field", "message"),
     [
@@ -268,6 +275,9 @@ def test_start_cycle_creates_it_and_opens_its_page(
         ({"strategy": "power", "strategy_params": '{"power": -1}'}, "strategy_params", "power must be"),
         ({"strategy_params": "[]"}, "strategy_params", "JSON object"),
         ({"heuristic": "magic"}, "heuristic", "Select a valid choice"),
+        ({"relabel": "activelab", "relabel_max_share": "0"}, "relabel_max_share", "share of the budget in (0, 1]"),
+        ({"relabel_max_share": "0.3"}, "relabel_max_share", 'needs relabel: "activelab"'),
+        ({"relabel": "always"}, "relabel", "Select a valid choice"),
     ],
 )
 def test_start_cycle_with_bad_input_shows_the_error_next_to_the_field(
