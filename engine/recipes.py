@@ -21,6 +21,8 @@ import torch
 from torch import nn
 
 from engine.architectures import FeaturesHeadModel, ImageCNN, TextHead
+from engine.augment import Augment
+from engine.finetune import FineTuneModel
 from engine.text_finetune import BATCH_SIZE as FT_BATCH_SIZE
 from engine.text_finetune import EPOCHS as FT_EPOCHS
 from engine.text_finetune import HEAD_LR, TextFinetuneModel
@@ -38,6 +40,9 @@ MIN_STEPS = 300
 # weighted the weighted validation loss rises from the first epochs (confident mistakes on rare classes) while F1
 # still improves, and stopping on it kept near-untrained checkpoints.
 MONITOR: Monitor = "val_macro_f1"
+# Training augmentation of image networks trained end to end when model_config.augment is absent: measured on the
+# image datasets of the learning benchmark (docs/models.md, "Training augmentation").
+IMAGE_AUGMENT: Augment | None = None
 
 
 def new_network(
@@ -73,13 +78,15 @@ def train_config(
     epochs: int | None = None,
     min_steps: int | None = None,
     monitor: Monitor = MONITOR,
+    augment: Augment | None = IMAGE_AUGMENT,
 ) -> TrainConfig:
     """The training recipe for ``model``: a head on frozen features (a ``TextHead``, on text embeddings or on a
     frozen backbone's cached features) keeps its last epoch, a network trained end to end its best validation
     epoch (see the module docstring for why). A fine-tuned text encoder (``TextFinetuneModel``) gets the short
     schedule of BERT fine-tuning (a few epochs, small batches, its encoder at a lower rate than its head) and keeps
     its last epoch too: its validation set is as small as the head's. ``epochs``/``min_steps``: the project's own
-    (None: the recipe's)."""
+    (None: the recipe's). ``augment`` (training batches, engine.augment) applies only to image networks trained end
+    to end (the CNN, a fine-tuned backbone): heads on cached features get none."""
     if isinstance(model, TextFinetuneModel):
         return TrainConfig(
             epochs=FT_EPOCHS if epochs is None else epochs,
@@ -98,4 +105,7 @@ def train_config(
         monitor=monitor,
         seed=seed,
         keep=keep,
+        augment=augment
+        if isinstance(model, ImageCNN | FineTuneModel) and augment is not None and augment.active
+        else None,
     )

@@ -42,6 +42,8 @@ _TORCH_DROPOUTS = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.Alph
 
 def is_stochastic(module: nn.Module) -> bool:
     """True if ``module`` itself draws random masks at inference (after baal's ``patch_module``)."""
+    if getattr(module, "mc_sampling", False):  # a fine-tuned TorchScript trunk's dropout (engine.finetune)
+        return True
     if isinstance(module, _DropoutNd):
         return module.training or type(module) not in _TORCH_DROPOUTS
     # baal's DropConnect layers are Linear/Conv subclasses, not _DropoutNd.
@@ -84,13 +86,19 @@ def _dropout_off(model: nn.Module) -> Iterator[None]:
     not hooked, so no random number is drawn. baal's DropConnect layers (random weights, not activations) stay as
     they are."""
     layers = [m for m in model.modules() if isinstance(m, _DropoutNd) and is_stochastic(m)]
+    # A module that samples by itself (engine.finetune.ScriptTrunk) is paused instead: its layers are compiled.
+    paused = [m for m in model.modules() if getattr(m, "mc_sampling", False)]
     for m in layers:
         m.forward = _identity
+    for p in paused:
+        setattr(p, "mc_paused", True)  # noqa: B010 (a plain attribute of a module mypy knows only as nn.Module)
     try:
         yield
     finally:
         for m in layers:
             del m.forward
+        for p in paused:
+            setattr(p, "mc_paused", False)  # noqa: B010
 
 
 def _identity(x: torch.Tensor) -> torch.Tensor:

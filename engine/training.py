@@ -21,6 +21,7 @@ from numpy.typing import ArrayLike
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
+from engine.augment import Augment, augment_batch
 from engine.device import autocast, needs_grad_scaler, resolve_device
 from engine.metrics import ClassificationMetrics, classification_metrics
 
@@ -50,6 +51,9 @@ class TrainConfig:
     deterministic: bool = True
     eval_batch_size: int = 512
     device: str | None = None  # None: ALWEB_DEVICE (engine.device), auto by default
+    # Training batches only (engine.augment), drawn from their own generator seeded by `seed`: image networks
+    # trained end to end; None for heads on frozen features (engine.recipes decides).
+    augment: Augment | None = None
 
 
 @dataclass(frozen=True)
@@ -227,11 +231,15 @@ def train_classifier(
         torch.manual_seed(cfg.seed)  # dropout masks during training
         generator = torch.Generator().manual_seed(cfg.seed)
         loader = DataLoader(train_ds, batch_size=cfg.batch_size, shuffle=True, generator=generator, drop_last=False)
+        # Its own stream: augmenting draws nothing from the shuffling generator or the dropout masks' global RNG.
+        aug_generator = torch.Generator().manual_seed(cfg.seed + 1)
         for epoch in range(1, epochs + 1):
             started = time.perf_counter()
             model.train()
             total, count = 0.0, 0
             for x, y in loader:
+                if cfg.augment is not None:
+                    x = augment_batch(x, cfg.augment, aug_generator)
                 x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
                 optimizer.zero_grad(set_to_none=True)
                 with autocast(device):

@@ -1,5 +1,6 @@
 """A user's pretrained image backbone (`model_config.backbone`): checked when the config is saved, loaded by the
-workers, and its features computed once per item and cached in ItemEmbedding, like the text encoder's.
+workers, and in frozen mode its features computed once per item and cached in ItemEmbedding, like the text
+encoder's (in finetune mode the network trains each cycle on pixels: engine.finetune).
 
 `backbone` is either a file under backbones/ in media storage (TorchScript or torch.export; a plain state_dict
 keeps its older meaning: weights for alweb's own CNN, see training._load_backbone) or an MLflow pytorch model URI of
@@ -35,11 +36,12 @@ from engine.backbone import (
     network_features,
     weight_bytes,
 )
+from engine.finetune import FineTuneModel, finetune_check, trainable_trunk
 from models_registry.registry import ModelRegistry
 
-# "finetune" (the whole network trained at a lower rate, MC dropout on the head) is issue 19's next step: until
-# the workers can train and reload it, the mode is refused when saved rather than failing a cycle later.
-MODES = ("frozen",)
+# "frozen": features computed once per item and cached, only alweb's head trains. "finetune": the whole network
+# trains each cycle on pixels (engine.finetune), the backbone at a lower rate than the head.
+MODES = ("frozen", "finetune")
 # Backbones live in their own folder of media storage: never an item's image (another project's media) or a path
 # outside storage. Uploads go to a subfolder per project.
 BACKBONE_FOLDER = "backbones/"
@@ -227,6 +229,13 @@ def backbone_check(config: Mapping[str, Any], *, default_size: int) -> str | Non
         backbone = backbone_for(config, default_size=default_size)
         if backbone is not None:
             backbone_dim(backbone)
+            if backbone.mode == "finetune":
+                finetune_check(backbone_network(backbone), channels=backbone.channels, size=backbone.size)
+        elif config.get("backbone_mode") == "finetune":
+            raise BackboneError(
+                "is a state_dict for alweb's own CNN (which always trains end to end): backbone_mode finetune needs a "
+                "TorchScript file or an MLflow pytorch model"
+            )
     except BackboneError as exc:
         return f"backbone {str(source)[:80]!r} {exc}"
     return None
@@ -235,6 +244,25 @@ def backbone_check(config: Mapping[str, Any], *, default_size: int) -> str | Non
 def backbone_dim(backbone: Backbone) -> int:
     module, _ = _load(backbone.source)
     return feature_dim(module, channels=backbone.channels, size=backbone.size, mean=backbone.mean, std=backbone.std)
+
+
+def backbone_network(backbone: Backbone) -> nn.Module:
+    """The loaded network, shared by this process's cache: copy it before training it (engine.finetune does)."""
+    module, _ = _load(backbone.source)
+    return module
+
+
+def backbone_finetune_model(backbone: Backbone, *, num_classes: int, dropout: float) -> FineTuneModel:
+    """A private trainable copy of the backbone under alweb's dropout head, its normalisation built in (the
+    model's input is pixels in [0, 1])."""
+    return FineTuneModel(
+        trainable_trunk(backbone_network(backbone)),
+        num_classes,
+        feature_dim=backbone_dim(backbone),
+        mean=backbone.mean,
+        std=backbone.std,
+        dropout=dropout,
+    )
 
 
 def backbone_compute(backbone: Backbone, images: NDArray[np.float32]) -> NDArray[np.float32]:

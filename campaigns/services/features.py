@@ -125,11 +125,17 @@ def text_tokens(project: Project, texts: Sequence[str], model: Any = None) -> ND
     return folder_tokens(_text_encoder_of(project).path, list(texts))
 
 
-def frozen_backbone(project: Project) -> Backbone | None:
-    """The project's own pretrained network when its features are the model's input (frozen mode), else None."""
+def image_backbone(project: Project) -> Backbone | None:
+    """The project's own pretrained network (either mode), or None."""
     if project.task_type != TaskType.IMAGE_CLASSIFICATION:
         return None
-    backbone = backbone_for(project.model_config or {}, default_size=DEFAULT_IMAGE_SIZE)
+    return backbone_for(project.model_config or {}, default_size=DEFAULT_IMAGE_SIZE)
+
+
+def frozen_backbone(project: Project) -> Backbone | None:
+    """The project's own pretrained network when its features are the model's input (frozen mode), else None. In
+    finetune mode the model's input is pixels: the network is part of the model and trains."""
+    backbone = image_backbone(project)
     return backbone if backbone is not None and backbone.mode == "frozen" else None
 
 

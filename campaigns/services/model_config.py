@@ -25,6 +25,7 @@ from campaigns.services.backbones import (
     mlflow_uri_problem,
 )
 from campaigns.services.encoders import encoder_check, finetune_problem
+from engine.augment import MAX_CROP, MAX_JITTER, PRESETS
 from models_registry.policies import CHAMPION_POLICIES
 
 # engine.training.Monitor's values (not imported: that module imports torch, and validating a form should not).
@@ -66,9 +67,15 @@ BOUNDS = {
     # 1 would drop every unit of the head; MC dropout samples this rate, so past 0.9 predictions are mostly noise.
     "dropout": Bound(0, 0.9, False, "the share of the head's units dropped; 1 would drop them all"),
 }
+# Training augmentation (engine.augment) of image networks trained end to end.
+AUGMENT_BOUNDS = {
+    "crop": Bound(0, MAX_CROP, False, "the largest shift, as a share of the side; past it the object leaves view"),
+    "jitter": Bound(0, MAX_JITTER, False, "brightness and contrast scaled by up to 1 +/- this"),
+}
 KEYS = frozenset(
     {
         *BOUNDS,
+        "augment",
         "embedding_dim",
         "monitor",
         "backbone",
@@ -118,8 +125,11 @@ def _backbone_problem(value: Any, *, check_storage: bool) -> str | None:
 
 def _preprocessing_problem(config: Mapping[str, Any]) -> str | None:
     """backbone_mode, and mean/std: one number per channel, std above 0 (it divides)."""
-    if config.get("backbone_mode", "frozen") not in MODES:
-        return f"backbone_mode must be one of {', '.join(MODES)} (fine-tuning a supplied backbone is not available yet)"
+    mode = config.get("backbone_mode", "frozen")
+    if mode not in MODES:
+        return f"backbone_mode must be one of {', '.join(MODES)}"
+    if mode == "finetune" and not config.get("backbone"):
+        return "backbone_mode finetune needs a backbone (a TorchScript file or an MLflow pytorch model) to fine-tune"
     channels = config.get("channels", 3)
     for name in ("mean", "std"):
         if name not in config:
@@ -133,6 +143,26 @@ def _preprocessing_problem(config: Mapping[str, Any]) -> str | None:
         if not numbers or (name == "std" and any(v <= 0 for v in value)):
             kind = "positive numbers" if name == "std" else "numbers"
             return f"{name} must be a list of {channels} {kind}, one per channel (pixels in [0, 1] are normalised)"
+    return None
+
+
+def _augment_problem(value: Any) -> str | None:
+    """augment: a preset name, true/false, or an object of flip (boolean), crop and jitter (bounded numbers)."""
+    presets = ", ".join(sorted(PRESETS))
+    if isinstance(value, bool) or (isinstance(value, str) and value in PRESETS):
+        return None
+    if not isinstance(value, Mapping):
+        return f"augment must be a preset ({presets}), true/false, or an object with flip, crop, jitter"
+    unknown = sorted(set(value) - {"flip", "crop", "jitter"})
+    if unknown:
+        return f"augment has unknown key {str(unknown[0])[:40]!r}: the keys are crop, flip, jitter"
+    if not isinstance(value.get("flip", False), bool):
+        return (
+            "augment.flip must be true or false (mirror images left-right: only where a mirrored item keeps its label)"
+        )
+    for name, bound in AUGMENT_BOUNDS.items():
+        if name in value and (problem := bound.problem(f"augment.{name}", value[name])):
+            return problem
     return None
 
 
@@ -159,6 +189,8 @@ def model_config_problem(config: Any, *, check_storage: bool = True) -> str | No
     if (problem := _preprocessing_problem(config)) is not None:
         return problem
     if "backbone" in config and check_storage and (problem := backbone_check(config, default_size=DEFAULT_IMAGE_SIZE)):
+        return problem
+    if "augment" in config and (problem := _augment_problem(config["augment"])):
         return problem
     if (problem := finetune_problem(config)) is not None:
         return problem

@@ -21,20 +21,22 @@ from mlflow.exceptions import MlflowException
 
 from campaigns.models import Cycle, Project, Split, TaskType
 from campaigns.selectors import items_evaluation, items_labeled
-from campaigns.services.backbones import backbone_dim
+from campaigns.services.backbones import backbone_dim, backbone_finetune_model
 from campaigns.services.cycles import cycle_progress
 from campaigns.services.detection_training import Fit, ProgressFn, detector_fit
 from campaigns.services.encoders import EncoderConfigError, text_network, text_params
-from campaigns.services.features import frozen_backbone, image_config, item_inputs
+from campaigns.services.features import image_backbone, image_config, item_inputs
 from campaigns.services.model_config import model_config_problem
 from campaigns.services.training_sets import HASH_PARAM, SIZE_PARAM, training_set_hash, training_set_record
 from engine.architectures import FeaturesHeadModel, TextHead, load_backbone
+from engine.augment import augment_from
+from engine.backbone import BackboneError
 from engine.detection import box_fractions
 from engine.detector import CenterDetector
 from engine.detector_training import score_detector
 from engine.external import PyFuncClassifier, PyFuncDetector
 from engine.metrics import bootstrap_interval
-from engine.recipes import MONITOR, new_network, train_config
+from engine.recipes import IMAGE_AUGMENT, MONITOR, new_network, train_config
 from engine.scoring import Batch, ScoreChunk, concat_chunks, score_chunks, score_model
 from engine.training import TrainConfig, effective_schedule, train_classifier
 from models_registry.models import ModelStatus, ModelVersion
@@ -84,6 +86,7 @@ def project_train_config(project: Project, model: torch.nn.Module, *, seed: int)
         epochs=int(cfg["epochs"]) if "epochs" in cfg else None,
         min_steps=int(cfg["min_steps"]) if "min_steps" in cfg else None,
         monitor=cfg.get("monitor", MONITOR),
+        augment=augment_from(cfg["augment"]) if "augment" in cfg else IMAGE_AUGMENT,
     )
 
 
@@ -107,10 +110,21 @@ def _new_model(project: Project) -> torch.nn.Module:
             return text_network(cfg, n)
         except EncoderConfigError as exc:
             raise TrainingError(f"model_config: {exc}") from exc
-    if project.task_type == TaskType.IMAGE_CLASSIFICATION and (backbone := frozen_backbone(project)) is not None:
-        # The user's pretrained network is the trunk and its features are cached per item (features.item_inputs):
-        # alweb trains and MC-samples only the dropout head, the one text projects put on their encoder.
+    if project.task_type == TaskType.IMAGE_CLASSIFICATION and (backbone := image_backbone(project)) is not None:
+        if backbone.mode == "finetune":
+            # The whole network trains on pixels, the backbone at a lower rate than the head (engine.finetune).
+            try:
+                return backbone_finetune_model(backbone, num_classes=n, dropout=float(cfg.get("dropout", 0.3)))
+            except BackboneError as exc:
+                raise TrainingError(f"model_config.backbone: {exc}") from exc
+        # Frozen: the user's pretrained network is the trunk and its features are cached per item
+        # (features.item_inputs): alweb trains and MC-samples only the dropout head, the one text projects put on
+        # their encoder.
         return TextHead(n, in_dim=backbone_dim(backbone), dropout=float(cfg.get("dropout", 0.3)))
+    if project.task_type == TaskType.IMAGE_CLASSIFICATION and cfg.get("backbone_mode") == "finetune":
+        raise TrainingError(
+            "model_config.backbone_mode: finetune needs a TorchScript or MLflow backbone, not a state_dict"
+        )
     if project.task_type == TaskType.IMAGE_CLASSIFICATION:
         size, channels = image_config(project)
         model = new_network("image", n, image_size=size, channels=channels, dropout=cfg.get("dropout"))
@@ -226,7 +240,12 @@ def _classifier_fit(
     return Fit(
         model=result.model,
         metrics=_evaluation_metrics(project, result, seed=seed),
-        params={"epochs_run": result.epochs_run, "best_epoch": result.best_epoch},
+        # The augmentation the batches went through (none: no augment_* params), recorded with the version.
+        params={
+            "epochs_run": result.epochs_run,
+            "best_epoch": result.best_epoch,
+            **(config.augment.params() if config.augment is not None else {}),
+        },
         history=[{"epoch": h.epoch, **h.metrics()} for h in result.history],
         final_metrics=result.final_metrics(list(project.labels)),
         champion_metric="best_val_macro_f1",
@@ -281,8 +300,9 @@ def model_train_for_cycle(*, cycle: Cycle, closing: bool = False) -> ModelVersio
         "heuristic": cycle.heuristic,
         "mc_iterations": cycle.mc_iterations,
         **fit.params,
-        # A frozen backbone's file (by sha256) and preprocessing: the head is only reloadable with exactly these.
-        **(backbone.params() if (backbone := frozen_backbone(project)) is not None else {}),
+        # A backbone's file (by sha256), mode and preprocessing: a frozen one's head is only reloadable with exactly
+        # these; a fine-tuned version carries its trained network, these say where it started from.
+        **(backbone.params() if (backbone := image_backbone(project)) is not None else {}),
         # A text project's encoder (by content), and whether it was fine-tuned and MC-sampled in its top layers.
         **(text_params(project.model_config or {}) if project.task_type == TaskType.TEXT_CLASSIFICATION else {}),
         "seed": cycle.seed,

@@ -106,7 +106,11 @@ def test_an_unusable_backbone_is_a_400_naming_it_and_why(as_owner: Any, project:
         ({"mean": [0.5, 0.5]}, "mean must be a list of 1 numbers"),
         ({"std": [0]}, "std must be a list of 1 positive numbers"),
         ({"backbone_mode": "thawed"}, "backbone_mode must be one of frozen"),
-        ({"backbone_mode": "finetune"}, "fine-tuning a supplied backbone is not available yet"),
+        ({"backbone_mode": "finetune"}, "backbone_mode finetune needs a backbone"),
+        ({"augment": "strong"}, "augment must be a preset (light, off, photos)"),
+        ({"augment": {"crop": 0.9}}, "augment.crop must be a number from 0 to 0.3"),
+        ({"augment": {"flip": "yes"}}, "augment.flip must be true or false"),
+        ({"augment": {"rotate": 10}}, "augment has unknown key 'rotate'"),
     ],
 )
 def test_preprocessing_is_checked_by_key(as_owner: Any, project: Any, config: dict[str, Any], reason: str) -> None:

@@ -141,3 +141,83 @@ def test_an_mlflow_pytorch_model_serves_as_a_backbone_by_a_fixed_uri(mlflow_stor
     with torch.inference_mode():
         expected = trunk(torch.as_tensor((images - 0.449) / 0.226)).numpy()
     np.testing.assert_allclose(backbones.backbone_compute(backbone, images), expected, rtol=1e-5, atol=1e-6)
+
+
+class DropoutTrunk(TinyTrunk):
+    """TinyTrunk with a dropout layer inside: fine-tuned, it is patched for MC sampling like the head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.drop = nn.Dropout(0.3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.drop(torch.flatten(self.pool(torch.relu(self.conv(x))), 1))  # TorchScript has no super()
+
+
+def test_finetuned_torchscript_backbone_cycle_trains_registers_and_reloads(
+    make_project: Any, tmp_path: Path, mlflow_store: str
+) -> None:
+    from campaigns.services.model_cache import model_cache_clear, model_cached
+    from campaigns.services.model_config import model_config_problem
+    from campaigns.services.training import model_score
+    from engine.finetune import FineTuneModel, ScriptTrunk
+
+    name = save_scripted(DropoutTrunk(), "backbones/dropout-trunk.pt")
+    config = {
+        "image_size": 16,
+        "channels": 1,
+        "backbone": name,
+        "backbone_mode": "finetune",
+        "augment": {"crop": 0.1, "jitter": 0.2},
+        "epochs": 2,
+        "min_steps": 0,
+    }
+    assert model_config_problem(config) is None
+    project = make_project(
+        task_type="image_classification",
+        labels=DIGIT_LABELS,
+        model_config=config,
+        split_ratios={"train": 0.0, "valid": 0.2, "test": 0.2, "pool": 0.6},
+    )
+    items_import(project=project, path=write_digits(tmp_path / "digits", limit=80, size=16))
+    label_some(project, 20)
+    cycle = cycle_create(project=project, mc_iterations=5, budget=5)
+    cycle_run_training(cycle_id=cycle.pk)
+    cycle_run_scoring(cycle_id=cycle.pk)
+    cycle = Cycle.objects.get(pk=cycle.pk)
+    mv = cycle.model_version
+    assert cycle.state == CycleState.SCORED and mv is not None and mv.architecture == "FineTuneModel"
+    pool = Item.objects.filter(project=project, split="pool", label__isnull=True)
+    assert Score.objects.filter(cycle=cycle).count() == pool.count()
+    assert not ItemEmbedding.objects.filter(item__project=project).exists()  # pixels, not cached features
+    params = registry().client.get_run(mv.mlflow_run_id).data.params
+    assert params["backbone_mode"] == "finetune" and params["backbone_sha256"] == mv.params["backbone_sha256"]
+    assert params["normalise_mean"] == "[0.449]" and params["input_size"] == "16"
+    assert params["augment_crop"] == "0.1" and params["augment_flip"] == "false"  # MLflow params are JSON text
+
+    # A fresh worker: the version loads from MLflow without the user's class and scores with MC dropout, the
+    # backbone's own dropout sampling too.
+    model_cache_clear()
+    model = model_cached(model_version=mv)
+    assert isinstance(model, FineTuneModel) and isinstance(model.features[1], ScriptTrunk)
+    from campaigns.services.features import item_inputs
+
+    x = item_inputs(project, list(pool[:4]))
+    assert x.shape == (4, 1, 16, 16)
+    chunk = model_score(model=model, inputs=x, ids=[1, 2, 3, 4], iterations=6, heuristic="bald", seed=0)
+    assert chunk.probs.shape == (4, 10) and np.isfinite(chunk.uncertainty).all() and chunk.uncertainty.max() > 0
+    again = registry().load_torch(mv.model_uri)
+    with torch.inference_mode():
+        assert torch.equal(again(torch.as_tensor(x)), model(torch.as_tensor(x)))
+
+    # A state_dict or a torch.export program cannot be fine-tuned: refused when saved, naming the key.
+    exported = io.BytesIO()
+    torch.export.save(torch.export.export(TinyTrunk().eval(), (torch.rand(2, 1, 16, 16),)), exported)
+    pt2 = str(default_storage.save("backbones/trunk.pt2", ContentFile(exported.getvalue())))
+    problem = model_config_problem({**config, "backbone": pt2})
+    assert problem is not None and problem.startswith("backbone") and "cannot be fine-tuned" in problem
+    state = io.BytesIO()
+    torch.save({"features.0.weight": torch.zeros(1)}, state)
+    sd = str(default_storage.save("backbones/weights.pt", ContentFile(state.getvalue())))
+    problem = model_config_problem({**config, "backbone": sd})
+    assert problem is not None and "backbone_mode finetune needs a TorchScript file" in problem
