@@ -37,10 +37,14 @@ def drop_bench_projects(owner: Any) -> None:
     # Django's cascade collector would load a million rows; the bench database is ours, so delete in SQL.
     from django.db import connection
 
-    from campaigns.models import Project
+    from campaigns.models import Item, Project
 
     ids = list(Project.objects.filter(owner=owner, name__in=NAMES).values_list("pk", flat=True))
     if ids:
+        # Rows that point at the items first (label history, embeddings, ...), each table in one DELETE.
+        for rel in Item._meta.related_objects:
+            rows = rel.related_model._base_manager.filter(**{f"{rel.field.name}__project_id__in": ids})
+            rows._raw_delete(connection.alias)
         with connection.cursor() as cursor:
             cursor.execute("DELETE FROM campaigns_item WHERE project_id = ANY(%s)", [ids])
         Project.objects.filter(pk__in=ids).delete()

@@ -10,8 +10,9 @@ alweb's own Postgres database (bench/_django.py). N text items with predictions 
 then two more syncs of the same cycle: a plain retry, and a retry from the state a crash between LS's import and
 alweb's save leaves (rows pending, no ids, batch tokens kept), for every batch at once; then the duplicate tasks
 and predictions in LS, and the items without a task, counted from LS's own listing. Timings are best-of-k over
-alternating repetitions of (a) and (b) (the machine is shared). Last line: RESULT {json}; targets
-ratio_to_raw_bulk >= 0.8, speedup_vs_loop >= 50, duplicates 0.
+alternating repetitions of (a) and (b); `ratio_to_raw_bulk` is the **median** over repetitions of each pair's
+ratio (a repetition's alweb rate over the raw rate measured next to it), so one lucky or unlucky run moves it
+little. Last line: RESULT {json}; targets ratio_to_raw_bulk >= 0.9, speedup_vs_loop >= 50, duplicates 0.
 
     .venv/bin/python bench/ls_sync.py --quick
 """
@@ -22,6 +23,7 @@ import argparse
 import json
 import logging
 import random
+import statistics
 import sys
 import time
 from collections import Counter
@@ -138,7 +140,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="N = 2000")
     parser.add_argument("--n", type=int, default=None, help="items (default 10000, --quick 2000)")
     parser.add_argument("--loop-sample", type=int, default=60, help="items timed for the one-by-one loop")
-    parser.add_argument("--repeats", type=int, default=3, help="alternating repetitions of (a) and (b); best kept")
+    parser.add_argument("--repeats", type=int, default=5, help="alternating repetitions of (a) and (b)")
     parser.add_argument("--data-dir", type=Path, default=ROOT / "var" / "bench-labelstudio")
     args = parser.parse_args()
     n = args.n or (2000 if args.quick else 10_000)
@@ -228,9 +230,12 @@ def main() -> None:
                 print(f"could not delete LS project {pid}: {exc}", file=sys.stderr)
         server.stop()
 
-    rate_a, rate_b, rate_c = n / min(raw_s), n / min(sync_s), len(sample) / loop_s
+    rate_a, rate_b, rate_c = n / statistics.median(raw_s), n / statistics.median(sync_s), len(sample) / loop_s
+    ratios = [a / b for a, b in zip(raw_s, sync_s, strict=True)]  # per repetition: alweb's rate / raw rate
     out = {
-        "ratio_to_raw_bulk": round(rate_b / rate_a, 3),
+        "ratio_to_raw_bulk": round(statistics.median(ratios), 3),
+        "ratio_to_raw_bulk_runs": [round(r, 3) for r in ratios],
+        "ratio_of_best_runs": round(min(raw_s) / min(sync_s), 3),
         "speedup_vs_loop": round(rate_b / rate_c, 1),
         "duplicates_after_retry": dups["duplicate_tasks"] + dups["duplicate_predictions"] + dups["items_without_task"],
         "n": n,

@@ -13,8 +13,12 @@ Stages: import (bulk rows), training (in this process), scoring on 1 worker proc
 scored again on 2, each twice: cold (fresh workers, each loads the model on its first chunk) and warm (the model
 already in each worker's cache: a running cluster, and the steady state of a large pool, where one load per worker
 is spread over hundreds of chunks); `workers_speedup` is the warm ratio, `workers_speedup_cold` the other. Then the
-selection of the budget with the project's default strategy. Each worker's peak resident memory is sampled
-(psutil) while it scores. Not measured here: the Label Studio sync and pull of the selection (bench/ls_sync.py).
+selection of the budget with the project's default strategy (margin top-k, chosen by bench/learning.py), and, timed
+beside it, with the diversity strategy (`diverse`) the issue names; then the rest of the cycle against a real Label
+Studio started from var/ls-venv: the selection synced (tasks with predictions), answered by the oracle annotator
+(one annotation per task, as people would: ground truth from the synthetic clusters) and pulled back into alweb.
+Each worker's peak resident memory is sampled (psutil) while it scores. At a million items the cold pass is left
+out by default (`--cold`): one model load per worker is nothing against 500 chunks, and each pass is long.
 
     .venv/bin/python bench/scale.py --quick     # 20,000 pool items: a few minutes
     .venv/bin/python bench/scale.py             # 1,000,000 pool items (a long run: not on a shared machine)
@@ -224,7 +228,9 @@ def timed_scoring(cycle_id: int, timeout: float, what: str, on: str) -> float:
         time.sleep(0.2)
 
 
-def score_with(procs: list[subprocess.Popen[bytes]], cycle_id: int, tmp: Path, timeout: float) -> dict[str, Any]:
+def score_with(
+    procs: list[subprocess.Popen[bytes]], cycle_id: int, tmp: Path, timeout: float, *, cold_pass: bool = True
+) -> dict[str, Any]:
     """Score the cycle twice on these worker processes: cold (each loads the model on its first chunk) and warm (the
     model already in each worker's cache, as in a cluster that has been running)."""
     from campaigns.models import ScoringChunk
@@ -234,8 +240,10 @@ def score_with(procs: list[subprocess.Popen[bytes]], cycle_id: int, tmp: Path, t
     wait_ready(procs, workers, tmp)  # a worker's start-up (imports) is not scoring
     sampler = PeakMemory([p.pid for p in procs])
     sampler.start()
-    reset_scoring(cycle_id)
-    cold = timed_scoring(cycle_id, timeout, f"{workers} cold worker(s)", on)
+    cold = None
+    if cold_pass:
+        reset_scoring(cycle_id)
+        cold = timed_scoring(cycle_id, timeout, f"{workers} cold worker(s)", on)
     reset_scoring(cycle_id)
     cpu_before = [cpu_seconds(p.pid) for p in procs]
     warm = timed_scoring(cycle_id, timeout, f"{workers} warm worker(s)", on)
@@ -248,7 +256,7 @@ def score_with(procs: list[subprocess.Popen[bytes]], cycle_id: int, tmp: Path, t
         per_worker[w] = per_worker.get(w, 0) + 1
     chunk_s = sorted(s for s in chunks.values_list("seconds", flat=True) if s is not None)
     return {
-        "cold_s": round(cold, 2),
+        "cold_s": round(cold, 2) if cold is not None else None,
         "warm_s": round(warm, 2),
         "peak_rss_mb": [round(sampler.peak[p.pid] / 2**20, 1) for p in procs],
         # CPU seconds each worker spent on the warm run: their sum against one worker's says whether two workers do
@@ -257,6 +265,57 @@ def score_with(procs: list[subprocess.Popen[bytes]], cycle_id: int, tmp: Path, t
         "chunks_per_worker": sorted(per_worker.values()),
         "chunk_s_median": round(float(np.median(chunk_s)), 3) if chunk_s else None,
     }
+
+
+def time_diverse_selection(cycle_id: int, budget: int) -> float:
+    """The diversity strategy's pick over the scored pool, timed and not kept (the cycle selects with its default
+    next): what a person waits for when they choose it."""
+    from campaigns.models import Cycle
+    from campaigns.services.params import SelectionParams
+    from campaigns.services.selection import selection_preview
+
+    cycle = Cycle.objects.select_related("project", "model_version").get(pk=cycle_id)
+    params = SelectionParams.for_cycle(cycle, budget=budget, strategy="diverse")
+    t = time.monotonic()
+    preview = selection_preview(cycle=cycle, params=params)
+    seconds = time.monotonic() - t
+    print(f"diverse selection of {preview['would_select']} items in {seconds:.2f} s", flush=True)
+    return seconds
+
+
+def label_selection(cycle_id: int, tmp: Path) -> dict[str, Any]:
+    """The selection through a real Label Studio: synced, answered by the oracle, pulled back; seconds of each."""
+    from django.conf import settings
+
+    from campaigns.models import Cycle, Item, Project
+    from devtools.labelstudio import server as lss
+    from integrations.labelstudio.oracle import oracle_annotate
+    from integrations.labelstudio.pull import project_pull_annotations
+    from integrations.labelstudio.sync import cycle_sync_to_labelstudio
+
+    lss.ensure_venv()
+    server = lss.start(data_dir=tmp / "labelstudio", port=lss.free_port())
+    out: dict[str, Any] = {}
+    try:
+        settings.LABEL_STUDIO_URL, settings.LABEL_STUDIO_API_KEY = server.url, server.pat
+        settings.ALWEB_BASE_URL = "http://127.0.0.1:9"  # webhooks registered here go nowhere: the pull brings labels
+        cycle = Cycle.objects.select_related("project").get(pk=cycle_id)
+        t = time.monotonic()
+        synced = cycle_sync_to_labelstudio(cycle=cycle)
+        out["sync_s"] = round(time.monotonic() - t, 2)
+        t = time.monotonic()
+        out["annotated"] = oracle_annotate(cycle=cycle)
+        out["annotate_s"] = round(time.monotonic() - t, 2)
+        before = Item.objects.filter(project_id=cycle.project_id, label__isnull=False).count()
+        t = time.monotonic()
+        project_pull_annotations(project=Project.objects.get(pk=cycle.project_id))  # as the sync left it
+        out["pull_s"] = round(time.monotonic() - t, 2)
+        out["labels_pulled"] = Item.objects.filter(project_id=cycle.project_id, label__isnull=False).count() - before
+        out["tasks_synced"] = synced.tasks_created
+    finally:
+        server.stop()
+    print(f"Label Studio: {out}", flush=True)
+    return out
 
 
 def main() -> None:
@@ -268,6 +327,8 @@ def main() -> None:
     parser.add_argument("--chunk-ids", type=int, default=None, help="ALWEB_SCORING_CHUNK_IDS (default 1024 / 2048)")
     parser.add_argument("--broker", default=os.environ.get("ALWEB_BENCH_BROKER_URL", "redis://127.0.0.1:6379/6"))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cold", action=argparse.BooleanOptionalAction, default=None, help="also a cold pass each")
+    parser.add_argument("--ls", action=argparse.BooleanOptionalAction, default=True, help="sync, annotate, pull")
     args = parser.parse_args()
     n = args.pool or (20_000 if args.quick else 1_000_000)
     chunk_ids = args.chunk_ids or (1024 if args.quick else 2048)
@@ -281,7 +342,7 @@ def main() -> None:
     try:
         result = run(args, n, chunk_ids, tmp, stages, one_set, two_set)
     finally:
-        stop_workers(one_set + two_set)
+        stop_workers(one_set + two_set)  # again: a no-op unless the run stopped early
     print("RESULT " + json.dumps(result), flush=True)
 
 
@@ -307,26 +368,38 @@ def run(
     cycle_run_training(cycle_id=cycle.pk, chain=False)
     stages["train_s"] = round(time.monotonic() - t, 2)
     timeout = max(600.0, n / 20)
-    one = score_with(one_set, cycle.pk, tmp, timeout)
+    cold_pass = args.cold if args.cold is not None else n <= 100_000
+    one = score_with(one_set, cycle.pk, tmp, timeout, cold_pass=cold_pass)
     print(f"1 worker: {one}", flush=True)
-    two = score_with(two_set, cycle.pk, tmp, timeout)
+    two = score_with(two_set, cycle.pk, tmp, timeout, cold_pass=cold_pass)
     print(f"2 workers: {two}", flush=True)
+    stop_workers(one_set + two_set)  # the rest of the cycle runs here, on a host without idle workers
+    select_diverse_s = time_diverse_selection(cycle.pk, args.budget)
     t = time.monotonic()
     selection = selection_make(cycle=Cycle.objects.select_related("project", "model_version").get(pk=cycle.pk))
     select_s = time.monotonic() - t
+    labeling = label_selection(cycle.pk, tmp) if args.ls else {}
+    # The oracle's time stands for people's and is not alweb's: left out of the cycle's own time.
+    ls_s = sum(v for k, v in labeling.items() if k in ("sync_s", "pull_s"))
+    after_import = stages["train_s"] + two["warm_s"] + select_s + ls_s
     result = {
         "pool_size": n,
         # Warm workers (each holds the model already): the steady state of a running cluster, and of a large pool,
         # where one model load per worker is spread over hundreds of chunks.
         "workers_speedup": round(one["warm_s"] / two["warm_s"], 3),
-        "workers_speedup_cold": round(one["cold_s"] / two["cold_s"], 3),
+        "workers_speedup_cold": round(one["cold_s"] / two["cold_s"], 3) if cold_pass else None,
         "score_items_per_s": round(n / two["warm_s"], 1),
         "score_items_per_s_1_worker": round(n / one["warm_s"], 1),
         "score_s_1_worker": one["warm_s"],
         "score_s_2_workers": two["warm_s"],
         "score_s_1_worker_cold": one["cold_s"],
+        "cold_pass": cold_pass,
         "score_s_2_workers_cold": two["cold_s"],
         "select_s": round(select_s, 3),
+        "select_diverse_s": round(select_diverse_s, 3),
+        **labeling,
+        # Train, score on 2 workers, select, sync and pull (the oracle's answering stands in for people: not in it).
+        "cycle_after_import_s": round(after_import, 1),
         "selected": selection.size,
         "strategy": cycle.strategy,
         "peak_rss_mb_1_worker": one["peak_rss_mb"],
