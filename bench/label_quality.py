@@ -13,6 +13,12 @@ too, while test labels stay true (they only measure).
    on re-labeling the top 5% suspects plus new items for the rest ("relabel"). Every answer, re-labels included,
    comes from the same 10%-noise annotator. Test macro-F1 of a model trained on each; the gain relabel - new is
    paired by seed, with a 95% paired bootstrap interval over the seeds (``engine.learning_protocol``).
+3. ActiveLab split, at equal labels: the same B labels split by the product's `relabel: "activelab"` option
+   (``engine.multiannotator.activelab_split``: ActiveLab scores of the labeled items and of the "new" arm's items,
+   the lowest win, re-labels capped at the product's default share); gain activelab - new, paired as above.
+
+Every training uses the product's recipe (``engine.recipes``: the network and schedule a project gets, through
+``campaigns.services.training.project_train_config``), the folds included.
 
 Last line: ``RESULT {"flipped_share_top5": x, "relabel_f1_gain": g, "relabel_f1_gain_ci_low": y, ...}``.
 
@@ -37,31 +43,17 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from bench.learning import THREADS, tensors  # noqa: E402
+from bench.learning import THREADS, build_model, tensors  # noqa: E402
 from bench.learning_data import DATASETS, Dataset  # noqa: E402
-from engine.architectures import ImageCNN, TextHead  # noqa: E402
 from engine.label_quality import flip_labels, out_of_fold_probs, rank_label_issues  # noqa: E402
 from engine.learning_protocol import IntArray, make_split, paired_bootstrap, seed_for  # noqa: E402
 from engine.metrics import bootstrap_interval  # noqa: E402
-from engine.training import TrainConfig, train_classifier  # noqa: E402
+from engine.multiannotator import DEFAULT_MAX_RELABEL_SHARE, activelab_split  # noqa: E402
+from engine.recipes import train_config  # noqa: E402
+from engine.training import predict_logits, train_classifier  # noqa: E402
 
 NOISE = 0.10
 TOP_SHARE = 0.05
-
-
-def build_model(ds: Dataset, seed: int) -> torch.nn.Module:
-    """The product's network for the task with its default dropout (campaigns.services.training), weights drawn
-    from ``seed`` alone: both arms of a seed train the same initial network."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        if ds.kind == "text":
-            return TextHead(len(ds.labels), in_dim=ds.x.shape[1], dropout=0.3)
-        return ImageCNN(len(ds.labels), image_size=ds.x.shape[2:], channels=ds.x.shape[1], dropout=0.5)
-
-
-def train_config(seed: int) -> TrainConfig:
-    # The product's schedule: 30 epochs stretched to >= 300 steps, checkpoint on validation macro-F1.
-    return TrainConfig(epochs=30, min_steps=300, monitor="val_macro_f1", seed=seed)
 
 
 def annotate(y_true: IntArray, *, num_classes: int, seed: int) -> IntArray:
@@ -75,7 +67,8 @@ def annotate(y_true: IntArray, *, num_classes: int, seed: int) -> IntArray:
 def fit_and_test(
     ds: Dataset, x_pos: IntArray, y_train: IntArray, valid: IntArray, y_valid: IntArray, test: IntArray, seed: int
 ) -> Any:
-    """The product's training (early stopping on validation macro-F1) on the given answers; test on true labels."""
+    """The product's training (engine.recipes: the recipe of the task's network) on the given answers; test on
+    true labels."""
     model = build_model(ds, seed_for(seed, 4))
     return train_classifier(
         model,
@@ -83,7 +76,7 @@ def fit_and_test(
         (torch.from_numpy(ds.x[valid]), torch.from_numpy(y_valid)),
         num_classes=len(ds.labels),
         test=tensors(ds, test),
-        config=train_config(seed_for(seed, 5)),
+        config=train_config(model, seed=seed_for(seed, 5)),
     ).test
 
 
@@ -91,17 +84,20 @@ def run_seed(ds: Dataset, seed: int, *, n_labeled: int, extra: int, folds: int) 
     k = len(ds.labels)
     n_valid = ds.plan.n_valid
     split = make_split(len(ds.y), n_test=ds.plan.n_test, n_valid=n_valid, seed=seed)
+    # A pool too small for N labels plus B new items (the Debian set depends on the packages installed) labels fewer.
+    n_labeled = min(n_labeled, len(split.pool) - extra)
     labeled, rest = split.pool[:n_labeled], split.pool[n_labeled:]  # the split is a random order
     y_noisy, flipped = flip_labels(ds.y[labeled], rate=NOISE, num_classes=k, seed=seed_for(seed, 1))
     y_valid = annotate(ds.y[split.valid], num_classes=k, seed=seed_for(seed, 2))
 
     started = time.perf_counter()
+    # The folds train as campaigns.services.label_quality trains them: the project's recipe (project_train_config).
     probs = out_of_fold_probs(
         lambda fold: build_model(ds, seed_for(seed, 10, fold)),
         torch.from_numpy(ds.x[labeled]),
         torch.from_numpy(y_noisy),
         num_classes=k,
-        config=TrainConfig(epochs=30, min_steps=300, seed=seed_for(seed, 11)),
+        config=train_config(build_model(ds, seed_for(seed, 10)), seed=seed_for(seed, 11)),
         folds=folds,
     )
     issues = rank_label_issues(y_noisy, probs)
@@ -111,7 +107,9 @@ def run_seed(ds: Dataset, seed: int, *, n_labeled: int, extra: int, folds: int) 
     # Equal labels: B new items, or the top suspects re-labeled plus new items for the rest of B.
     new_items = rest[:extra]
     new_answers = annotate(ds.y[new_items], num_classes=k, seed=seed_for(seed, 3))
-    relabels = annotate(ds.y[labeled[top]], num_classes=k, seed=seed_for(seed, 4))
+    # One second answer per labeled item, drawn once: both re-labeling arms get the same answer for an item.
+    second = annotate(ds.y[labeled], num_classes=k, seed=seed_for(seed, 4))
+    relabels = second[top]
     y_fixed = y_noisy.copy()
     y_fixed[top] = relabels
     more = extra - len(top)
@@ -133,9 +131,14 @@ def run_seed(ds: Dataset, seed: int, *, n_labeled: int, extra: int, folds: int) 
         split.test,
         seed,
     )
+    split_relabels, arm_activelab = activelab_arm(
+        ds, seed, labeled=labeled, y_noisy=y_noisy, probs=probs, candidates=new_items, answers=(second, new_answers)
+    )
+    arm_activelab_f1 = fit_and_test(ds, *arm_activelab, split.valid, y_valid, split.test, seed)
     flagged = issues.flagged
     return {
         "seed": seed,
+        "labeled": n_labeled,
         "flipped_share_top5": float(flipped[top].mean()),
         "flagged": int(flagged.sum()),
         "flagged_precision": float(flipped[flagged].mean()) if flagged.any() else None,
@@ -143,19 +146,61 @@ def run_seed(ds: Dataset, seed: int, *, n_labeled: int, extra: int, folds: int) 
         "relabels_fixed": int((relabels == ds.y[labeled[top]]).sum() - (y_noisy[top] == ds.y[labeled[top]]).sum()),
         "f1_new": arm_new.macro_f1,
         "f1_relabel": arm_relabel.macro_f1,
+        "f1_activelab": arm_activelab_f1.macro_f1,
+        "activelab_relabels": split_relabels,
         "confusion_new": arm_new.confusion,
         "confusion_relabel": arm_relabel.confusion,
         "ranking_seconds": round(ranking_s, 1),
     }
 
 
+def activelab_arm(
+    ds: Dataset,
+    seed: int,
+    *,
+    labeled: IntArray,
+    y_noisy: IntArray,
+    probs: Any,
+    candidates: IntArray,
+    answers: tuple[IntArray, IntArray],
+) -> tuple[int, tuple[IntArray, IntArray]]:
+    """The product's `relabel: "activelab"` split of the same extra budget: ActiveLab scores of the labeled items
+    (their out-of-fold probabilities) and of the new items the "new" arm takes (probabilities of a model trained on
+    the noisy labels, as a cycle's model scores its pool), the lowest scores win, re-labels capped at the product's
+    default share. A re-label's answer replaces the label, as a review decision does. Returns (re-labels, the
+    training positions and answers)."""
+    second, new_answers = answers
+    model = build_model(ds, seed_for(seed, 6))
+    train_classifier(
+        model,
+        (torch.from_numpy(ds.x[labeled]), torch.from_numpy(y_noisy)),
+        None,
+        num_classes=len(ds.labels),
+        config=train_config(model, seed=seed_for(seed, 7)),
+    )
+    unlabeled = torch.softmax(predict_logits(model, tensors(ds, candidates)).double(), dim=1).numpy()
+    split = activelab_split(
+        y_noisy[:, None].astype(np.float64),
+        probs,
+        unlabeled,
+        budget=len(candidates),
+        max_share=DEFAULT_MAX_RELABEL_SHARE,
+    )
+    y = y_noisy.copy()
+    y[split.relabel] = second[split.relabel]
+    positions = np.concatenate([labeled, candidates[: split.new]])
+    return len(split.relabel), (positions, np.concatenate([y, new_answers[: split.new]]))
+
+
 def summarise(name: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
     arms = {
         "relabel": np.asarray([[r["f1_relabel"]] for r in runs]),
         "new": np.asarray([[r["f1_new"]] for r in runs]),
+        "activelab": np.asarray([[r["f1_activelab"]] for r in runs]),
         "share": np.asarray([[r["flipped_share_top5"]] for r in runs]),
     }
     gain = paired_bootstrap(arms, lambda m: float(m["relabel"][0] - m["new"][0]))
+    activelab_gain = paired_bootstrap(arms, lambda m: float(m["activelab"][0] - m["new"][0]))
     share = paired_bootstrap(arms, lambda m: float(m["share"][0]))
     # Pooled test confusions over the seeds: a 95% interval of each arm's macro-F1 from the test items themselves.
     pooled = {
@@ -169,6 +214,9 @@ def summarise(name: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
         "relabel_f1_gain": gain.as_json(),
         "f1_new": round(float(arms["new"].mean()), 4),
         "f1_relabel": round(float(arms["relabel"].mean()), 4),
+        "activelab_f1_gain": activelab_gain.as_json(),
+        "f1_activelab": round(float(arms["activelab"].mean()), 4),
+        "activelab_relabels_per_seed": _mean([r["activelab_relabels"] for r in runs]),
         "f1_new_pooled_ci": [round(v, 4) for v in pooled["new"]],
         "f1_relabel_pooled_ci": [round(v, 4) for v in pooled["relabel"]],
         "flagged_precision": _mean([r["flagged_precision"] for r in runs]),
@@ -224,12 +272,19 @@ def main() -> None:
         Path(args.out).write_text(json.dumps(report, indent=2))
     all_runs = [r for d in report["datasets"] for r in d["per_seed"]]
     worst = min(report["datasets"], key=lambda d: d["relabel_f1_gain"][1])
+    worst_al = min(report["datasets"], key=lambda d: d["activelab_f1_gain"][1])
     result = {
         "flipped_share_top5": round(float(np.mean([r["flipped_share_top5"] for r in all_runs])), 4),
         "flipped_share_top5_worst_dataset": min(d["flipped_share_top5"][0] for d in report["datasets"]),
         "relabel_f1_gain": round(float(np.mean([r["f1_relabel"] - r["f1_new"] for r in all_runs])), 4),
         "relabel_f1_gain_ci_low": worst["relabel_f1_gain"][1],
         "relabel_f1_gain_ci_high": worst["relabel_f1_gain"][2],
+        # The ActiveLab split (relabel: "activelab", max share DEFAULT_MAX_RELABEL_SHARE) against new items only.
+        "activelab_f1_gain": round(float(np.mean([r["f1_activelab"] - r["f1_new"] for r in all_runs])), 4),
+        "activelab_f1_gain_ci_low": worst_al["activelab_f1_gain"][1],
+        "activelab_f1_gain_ci_high": worst_al["activelab_f1_gain"][2],
+        "activelab_relabels_per_seed": round(float(np.mean([r["activelab_relabels"] for r in all_runs])), 2),
+        "activelab_max_share": DEFAULT_MAX_RELABEL_SHARE,
         "datasets": [d["dataset"] for d in report["datasets"]],
         "seeds": seeds,
         "noise_rate": NOISE,
