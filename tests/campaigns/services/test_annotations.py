@@ -44,7 +44,7 @@ def test_majority_of_several_annotators_with_agreement(item: Item) -> None:
     )
     assert (result.created, result.items_changed) == (3, 1)
     item.refresh_from_db()
-    assert (item.label, item.label_source) == ("positive", "annotation")
+    assert (item.label, item.label_source) == ("positive", "consensus")  # resolved from several answers
     assert item.metadata["agreement"] == pytest.approx(2 / 3)
     assert Annotation.objects.get(ls_annotation_id=1).lead_time == 3.5
     # The same delivery again changes nothing.

@@ -45,7 +45,7 @@ def test_created_updated_and_deleted_annotations_of_several_annotators(
     result = project_pull_annotations(project=project)
     assert (result.created, result.deleted, result.errors) == (4, 0, 0)
     first = item(project, "item-0000")
-    assert (first.label, first.label_source) == ("dog", "annotation")
+    assert (first.label, first.label_source) == ("dog", "consensus")  # the majority of three answers
     assert first.metadata["agreement"] == pytest.approx(2 / 3)
     rows = {a.ls_annotation_id: a for a in Annotation.objects.filter(project=project)}
     assert rows[a1].annotator == "admin@alweb.local" and rows[a1].lead_time == 3.25
