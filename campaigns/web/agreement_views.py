@@ -13,7 +13,7 @@ from django.views.decorators.http import require_http_methods
 from campaigns import selectors
 from campaigns.services.projects import project_update
 from campaigns.web.access import login_required, member_project
-from campaigns.web.forms import OverlapForm
+from campaigns.web.forms import OverlapForm, overlap_values
 
 ITEMS_SHOWN = 50
 INVALID = 422
@@ -27,7 +27,7 @@ def agreement_view(request: HttpRequest, pk: int) -> HttpResponse:
     form = OverlapForm(request.POST) if request.method == "POST" else OverlapForm(initial=initial)
     if request.method == "POST" and form.is_valid():
         try:
-            project_update(project=project, **form.cleaned_data)
+            project_update(project=project, **overlap_values(form.cleaned_data))
         except ValidationError as exc:
             form.add_service_errors(exc)
         else:

@@ -84,11 +84,13 @@ class ProjectCreateForm(ServiceErrorsMixin, forms.Form):
         help_text="As above; the learning curve is measured on these human labels.",
     )
     annotators_per_task = forms.IntegerField(
+        required=False,
         initial=1,
         label="Annotators per task",
         help_text="How many people label each task (Label Studio's overlap); 1: one answer per item.",
     )
     consensus_rule = forms.ChoiceField(
+        required=False,
         choices=ConsensusRule.choices,
         initial=ConsensusRule.MAJORITY,
         label="Consensus rule",
@@ -153,14 +155,19 @@ class ProjectCreateForm(ServiceErrorsMixin, forms.Form):
             "default_mc_iterations": data["default_mc_iterations"],
             "eval_valid_target": data.get("eval_valid_target"),
             "eval_test_target": data.get("eval_test_target"),
-            "annotators_per_task": data["annotators_per_task"],
-            "consensus_rule": data["consensus_rule"],
             "ls_url": data["ls_url"] or "",
             "ls_api_key": data["ls_api_key"] or "",
         }
         if data.get("ls_project_id") is not None:
             kwargs["ls_project_id"] = data["ls_project_id"]
+        # Left empty: the project's defaults (one annotator, majority), as in the API.
+        kwargs.update(overlap_values(data))
         return kwargs
+
+
+def overlap_values(data: dict[str, Any]) -> dict[str, Any]:
+    """The overlap fields a person filled in (an empty one keeps the project's value)."""
+    return {k: data[k] for k in ("annotators_per_task", "consensus_rule") if data.get(k) not in (None, "")}
 
 
 class OverlapForm(ServiceErrorsMixin, forms.Form):

@@ -63,6 +63,13 @@ def test_create_project_stores_it_with_the_owner_as_member(client_for: Any, owne
     assert Membership.objects.get(project=project, user=owner).role == "owner"
 
 
+def test_create_without_the_overlap_fields_keeps_one_annotator_and_majority(client_for: Any, owner: Any) -> None:
+    form = {k: v for k, v in VALID.items() if k not in ("annotators_per_task", "consensus_rule")}
+    assert client_for(owner).post(reverse("dashboard:project-create"), form).status_code == 302
+    project = Project.objects.get(owner=owner)
+    assert (project.annotators_per_task, project.consensus_rule) == (1, "majority")
+
+
 def test_create_form_never_renders_the_api_key_back(client_for: Any, owner: Any) -> None:
     form = client_for(owner).get(reverse("dashboard:project-create")).content.decode()
     assert 'type="password" name="ls_api_key"' in form
