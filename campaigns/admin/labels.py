@@ -32,7 +32,17 @@ class LabelChangeInline(admin.TabularInline):
 
 @admin.register(LabelSuspect)
 class LabelSuspectAdmin(ViewOnlyAdmin):
-    list_display = ["rank", "item", "label", "suggested_label", "suggested_probability", "quality", "run"]
+    list_display = [
+        "rank",
+        "item",
+        "label",
+        "suggested_label",
+        "suggested_probability",
+        "quality",
+        "consensus_label",
+        "annotations",
+        "run",
+    ]
     list_select_related = ["item", "run"]
     list_filter = ["run__project"]
     raw_id_fields = ["item", "run"]

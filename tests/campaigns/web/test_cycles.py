@@ -94,6 +94,13 @@ def test_select_stores_the_selection_with_the_chosen_threshold_and_budget(as_own
     assert page.count('<td class="num">', page.index('id="selected-items"')) >= 7 * 3
     cycle.refresh_from_db()
     assert cycle.state == CycleState.SELECTED
+    # A selection with the ActiveLab option says how many labeled items it sent back (or why none).
+    detail = reverse("dashboard:cycle-detail", args=[project.pk, cycle.number])
+    Selection.objects.filter(pk=selection.pk).update(params={**selection.params, "relabel": "activelab", "relabels": 3})
+    assert "ActiveLab sent 3 labeled items back for review" in as_owner.get(detail).content.decode()
+    skipped = {**selection.params, "relabel": "activelab", "relabels": 0, "relabel_skipped": "no run yet"}
+    Selection.objects.filter(pk=selection.pk).update(params=skipped)
+    assert "No re-labels: no run yet." in as_owner.get(detail).content.decode()
 
 
 def test_select_with_bad_budget_keeps_the_values_and_selects_nothing(as_owner: Any, project: Any) -> None:
