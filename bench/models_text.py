@@ -1,0 +1,254 @@
+"""Text fine-tuning arms of the models benchmark (issue 19): fine-tuned MiniLM vs the frozen-MiniLM head, and
+confined MC dropout (``mc_layers``) vs MC dropout through the whole network.
+
+``finetune_auc_gain``: on the text sets of the learning benchmark (``bench/learning_data.py``), with its protocol
+(``bench/learning.py``): per paired seed the same split, the same seeded initial labels, random labels each cycle
+(identical for both arms: random picks never read the model), validation labels counted on the x axis, both curves
+on one grid, a 95% paired bootstrap interval over the seeds. Arm "frozen": the product's default head on cached
+MiniLM embeddings (``bench.learning.train_and_test``). Arm "finetune": the product's fine-tuning recipe
+(``engine.text_finetune`` + ``engine.recipes.train_config``: encoder at 5e-5, head at 2e-3, 3 epochs stretched to
+at least 40 steps, batches of 16) on the shipped all-MiniLM-L6-v2 from its pretrained weights each cycle, with
+``mc_layers`` set as a project would. Gain = AUC(finetune) - AUC(frozen), mean over datasets.
+
+``mc_layers_speedup``: seconds of MC scoring (T = 20, the same items, the same fine-tuned weights, batches of 16
+as the product scores) through the whole network (every dropout sampled: T full passes) divided by the seconds
+with MC confined to the top N layers (the lower layers once per item, the top N and the head T times).
+
+CPU cost is bounded, and said in the RESULT (``bounds``): the pool is capped, cycles are fewer than the learning
+benchmark's, test sets are capped, sequences are cut at 128 tokens (``--quick``: 64 tokens and a shorter
+schedule: 1 seed, 2 cycles).
+
+    .venv/bin/python bench/models_text.py --quick
+    .venv/bin/python bench/models_text.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from bench.learning import THREADS, train_and_test  # noqa: E402
+from bench.learning_arms import ARMS, Context  # noqa: E402
+from bench.learning_data import CACHE, DATASETS, Dataset  # noqa: E402
+from engine.learning_protocol import (  # noqa: E402
+    FloatArray,
+    auc_gain_stat,
+    initial_labeled,
+    labels_spent,
+    make_split,
+    normalised_auc,
+    on_grid,
+    paired_bootstrap,
+    seed_for,
+)
+from engine.recipes import train_config  # noqa: E402
+from engine.scoring import MCDropout, concat_chunks, iter_batches, score_chunks  # noqa: E402
+from engine.text import shipped_model_dir  # noqa: E402
+from engine.text_finetune import SCORE_BATCH, TextFinetuneModel, new_finetune_model  # noqa: E402
+from engine.training import train_classifier  # noqa: E402
+
+TEXT_SETS = ("support-topics", "debian-sections")
+FROZEN, FINETUNE = "frozen", "finetune"
+MC_ITERATIONS = 20
+MC_LAYERS = 1  # the confined arm's N (the top layer + the head sampled)
+N_BOOT = 2000
+
+
+@dataclasses.dataclass(frozen=True)
+class Bounds:
+    seeds: int
+    cycles: int
+    pool_cap: int
+    test_cap: int
+    max_length: int
+    min_steps: int | None  # None: the product recipe's
+    speed_items: int
+
+    def note(self) -> str:
+        steps = "the recipe's" if self.min_steps is None else str(self.min_steps)
+        return (
+            f"{self.seeds} seeds, {self.cycles} cycles after the initial labels, pool <= {self.pool_cap}, test <= "
+            f"{self.test_cap}, max_length {self.max_length}, min_steps {steps}; speed on {self.speed_items} items"
+        )
+
+
+QUICK = Bounds(seeds=1, cycles=2, pool_cap=150, test_cap=120, max_length=64, min_steps=12, speed_items=24)
+# Two cores shared with other work: a Debian fine-tuning cycle at 128 tokens is ~5 minutes, so the full run is two
+# paired seeds of four points each (about 45 minutes), not the learning benchmark's five seeds of ten.
+FULL = Bounds(seeds=2, cycles=3, pool_cap=300, test_cap=150, max_length=128, min_steps=None, speed_items=48)
+
+
+def encoder_dir() -> Path:
+    """The encoder both arms start from: the shipped all-MiniLM-L6-v2 (the frozen arm's embeddings are its)."""
+    return shipped_model_dir()
+
+
+def finetune_model(ds: Dataset, bounds: Bounds, seed: int, mc_layers: int | None = MC_LAYERS) -> TextFinetuneModel:
+    return new_finetune_model(
+        encoder_dir(), len(ds.labels), mc_layers=mc_layers, max_length=bounds.max_length, seed=seed
+    )
+
+
+def finetune_and_test(
+    ds: Dataset, tokens: np.ndarray, bounds: Bounds, pos: tuple[np.ndarray, np.ndarray, np.ndarray], seed: int
+) -> tuple[float, float, TextFinetuneModel]:
+    """(test macro-F1, training seconds, model): the product's fine-tuning recipe, weights drawn from ``seed``."""
+    train, valid, test = pos
+    model = finetune_model(ds, bounds, seed_for(seed, 4))
+    config = train_config(model, seed=seed_for(seed, 5), min_steps=bounds.min_steps)
+
+    def data(idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.from_numpy(tokens[idx]), torch.from_numpy(ds.y[idx])
+
+    started = time.perf_counter()
+    result = train_classifier(
+        model, data(train), data(valid), num_classes=len(ds.labels), test=data(test), config=config
+    )
+    assert result.test is not None
+    return float(result.test.macro_f1), time.perf_counter() - started, result.model  # type: ignore[return-value]
+
+
+def mc_seconds(model: TextFinetuneModel, x: np.ndarray) -> float:
+    """Seconds to MC-score ``x`` (T = 20, batches of 16, as the product does), after a 2-item warm-up that also
+    settles the engine's split check."""
+    sampler = MCDropout(model, iterations=MC_ITERATIONS)
+    sampler(torch.from_numpy(x[:2]))
+    started = time.perf_counter()
+    chunk = concat_chunks(score_chunks(sampler, iter_batches(x, SCORE_BATCH), heuristic="bald"))
+    assert len(chunk.ids) == len(x) and np.isfinite(chunk.uncertainty).all()
+    return time.perf_counter() - started
+
+
+def run_dataset(ds: Dataset, bounds: Bounds, first_seed: int) -> dict[str, Any]:
+    """Both arms' curves on every seed, plus per-cycle seconds of the fine-tuned arm and its MC scoring."""
+    plan = dataclasses.replace(ds.plan, cycles=bounds.cycles, n_test=min(ds.plan.n_test, bounds.test_cap))
+    probe = finetune_model(ds, bounds, 0)
+    tokens = probe.tokenize(list(ds.texts))
+    raw: dict[str, list[FloatArray]] = {FROZEN: [], FINETUNE: []}
+    seconds: dict[str, list[float]] = {"finetune_train_s": [], "frozen_train_s": [], "finetune_score_s": []}
+    for seed in range(first_seed, first_seed + bounds.seeds):
+        split = make_split(len(ds.y), n_test=plan.n_test, n_valid=plan.n_valid, seed=seed)
+        pool = split.pool[: bounds.pool_cap]
+        labeled = initial_labeled(len(pool), plan.initial, seed=seed)
+        rows: dict[str, list[tuple[float, float]]] = {FROZEN: [], FINETUNE: []}
+        for cycle in range(plan.cycles + 1):
+            spent = labels_spent(len(labeled), plan.n_valid)
+            cycle_seed = seed_for(seed, cycle)
+            started = time.perf_counter()
+            frozen = train_and_test(ds, pool, labeled, split.valid, split.test, cycle_seed)
+            seconds["frozen_train_s"].append(time.perf_counter() - started)
+            f1, train_s, model = finetune_and_test(
+                ds, tokens, bounds, (pool[labeled], split.valid, split.test), cycle_seed
+            )
+            seconds["finetune_train_s"].append(train_s)
+            rows[FROZEN].append((spent, frozen.test.macro_f1))
+            rows[FINETUNE].append((spent, f1))
+            unlabeled = np.setdiff1d(np.arange(len(pool)), labeled)
+            if cycle == 0 and seed == first_seed:  # one cycle's pool scoring, confined MC as a project runs it
+                seconds["finetune_score_s"].append(mc_seconds(model, tokens[pool[unlabeled]]))
+            print(
+                f"  {ds.name} seed {seed} cycle {cycle}: {spent} labels, frozen {rows[FROZEN][-1][1]:.3f}, "
+                f"finetune {f1:.3f} ({train_s:.0f}s)",
+                flush=True,
+            )
+            if cycle == plan.cycles:
+                break
+            budget = min(plan.step, len(unlabeled))
+            picks = ARMS["random"].pick(Context(budget=budget, seed=seed_for(seed, cycle, 3), n=len(unlabeled)))
+            labeled = np.concatenate([labeled, unlabeled[np.asarray(picks, dtype=np.int64)]])
+        for arm in raw:
+            raw[arm].append(np.asarray(rows[arm], dtype=np.float64))
+    grid = raw[FROZEN][0][:, 0]
+    curves = {a: np.stack([on_grid(c[:, 0], c[:, 1], grid) for c in cs]) for a, cs in raw.items()}
+    return {
+        "grid": grid,
+        "curves": curves,
+        "auc_frozen": round(normalised_auc(grid, curves[FROZEN].mean(axis=0)), 4),
+        "auc_finetune": round(normalised_auc(grid, curves[FINETUNE].mean(axis=0)), 4),
+        "auc_gain": paired_bootstrap(curves, auc_gain_stat(grid, FINETUNE, FROZEN), n_boot=N_BOOT).as_json(),
+        "final": {a: round(float(c[:, -1].mean()), 4) for a, c in curves.items()},
+        "seconds_per_cycle": {k: round(float(np.mean(v)), 2) for k, v in seconds.items() if v},
+        "labels": [int(g) for g in grid],
+    }
+
+
+def speedup(ds: Dataset, bounds: Bounds) -> dict[str, Any]:
+    """Full-network MC vs MC confined to the top N layers: the same weights, items and T."""
+    model = finetune_model(ds, bounds, 0, mc_layers=MC_LAYERS).eval()
+    rng = np.random.default_rng(0)
+    x = model.tokenize([ds.texts[i] for i in rng.choice(len(ds.texts), bounds.speed_items, replace=False)])
+    full_s = mc_seconds(model.with_mc_layers(None), x)
+    out: dict[str, Any] = {"items": len(x), "iterations": MC_ITERATIONS, "full_s": round(full_s, 2)}
+    for n in (1, 2):
+        out[f"top{n}_s"] = round(mc_seconds(model.with_mc_layers(n), x), 2)
+        out[f"speedup_top{n}"] = round(full_s / out[f"top{n}_s"], 2)
+    return out
+
+
+def mean_gain(runs: dict[str, dict[str, Any]]) -> list[float]:
+    """Mean over datasets of AUC(finetune) - AUC(frozen), with a 95% interval that resamples each dataset's seeds
+    (paired within a dataset) and averages the datasets."""
+    rng = np.random.default_rng(0)
+
+    def gain(r: dict[str, Any], idx: np.ndarray) -> float:
+        mean = {a: c[idx].mean(axis=0) for a, c in r["curves"].items()}
+        return normalised_auc(r["grid"], mean[FINETUNE]) - normalised_auc(r["grid"], mean[FROZEN])
+
+    point = np.mean([gain(r, np.arange(len(r["curves"][FROZEN]))) for r in runs.values()])
+    draws = [
+        np.mean([gain(r, rng.integers(0, len(r["curves"][FROZEN]), len(r["curves"][FROZEN]))) for r in runs.values()])
+        for _ in range(N_BOOT)
+    ]
+    low, high = np.percentile(draws, [2.5, 97.5])
+    return [round(float(point), 4), round(float(low), 4), round(float(high), 4)]
+
+
+def measure(*, quick: bool, first_seed: int = 0, datasets: tuple[str, ...] = TEXT_SETS) -> dict[str, Any]:
+    """The text keys of bench/models.py's RESULT, and their details."""
+    bounds = QUICK if quick else FULL
+    torch.set_num_threads(THREADS)
+    started = time.perf_counter()
+    runs: dict[str, dict[str, Any]] = {}
+    for name in datasets:
+        runs[name] = run_dataset(DATASETS[name](), bounds, first_seed)
+    speed = speedup(DATASETS[datasets[-1]](), bounds)
+    gain = mean_gain(runs)
+    return {
+        "finetune_auc_gain": gain[0],
+        "finetune_auc_gain_ci": gain[1:],
+        "mc_layers_speedup": speed[f"speedup_top{MC_LAYERS}"],
+        "mc_layers_n": MC_LAYERS,
+        "mc_layers_timing": {**speed, "dataset": datasets[-1]},
+        "finetune_per_dataset": {
+            n: {k: v for k, v in r.items() if k not in ("grid", "curves")} for n, r in runs.items()
+        },
+        "finetune_bounds": bounds.note(),
+        "finetune_minutes": round((time.perf_counter() - started) / 60, 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="1 seed, 2 cycles, 64 tokens: about 5 minutes")
+    parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument("--datasets", default=",".join(TEXT_SETS))
+    args = parser.parse_args()
+    out = measure(quick=args.quick, first_seed=args.first_seed, datasets=tuple(args.datasets.split(",")))
+    CACHE.mkdir(parents=True, exist_ok=True)
+    (CACHE / f"models-text-{'quick' if args.quick else 'full'}.json").write_text(json.dumps(out, indent=1))
+    print("RESULT " + json.dumps(out), flush=True)
+
+
+if __name__ == "__main__":
+    main()
