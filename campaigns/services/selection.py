@@ -159,16 +159,25 @@ def _cold_start(cycle: Cycle, *, budget: int, method: str, seed: int, notes: dic
 
 def selection_warnings(*, params: SelectionParams, qualifying: int, histogram: dict[str, Any]) -> list[str]:
     """What a person should know before selecting: a threshold that lets fewer items through than the budget (raw
-    uncertainty scales differ by heuristic, class count and model, so an absolute threshold is easy to misjudge)."""
+    uncertainty scales differ by heuristic, class count and model, so an absolute threshold is easy to misjudge), and
+    that re-labels (ActiveLab) may take part of the budget."""
+    notes = []
+    if params.options.get("relabel") == RELABEL_ACTIVELAB:
+        most = int(float(params.options["relabel_max_share"]) * params.budget)
+        notes.append(
+            f"up to {most} of the budget may go to re-labels (ActiveLab decides when selecting): the items listed "
+            "here are the new ones the strategy would take, and the last ones give way to re-labels"
+        )
     if params.threshold is None or qualifying >= params.budget:
-        return []
+        return notes
     scale = ""
     if histogram.get("min") is not None:
         scale = f" (this cycle's scores range from {histogram['min']:.4g} to {histogram['max']:.4g})"
     return [
+        *notes,
         f"only {qualifying} scored items reach the threshold {params.threshold:.4g}, fewer than the budget of "
         f"{params.budget}: the selection will be smaller{scale}; a threshold_quantile (a share of the pool) "
-        "does not depend on the scores' scale"
+        "does not depend on the scores' scale",
     ]
 
 

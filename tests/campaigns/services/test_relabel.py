@@ -11,8 +11,9 @@ import pytest
 from campaigns.models import Item, LabelChange, LabelQualityRun, LabelReview, RunState, SelectedItem
 from campaigns.services.embeddings import embeddings_save
 from campaigns.services.label_quality import probabilities_pack
+from campaigns.services.params import SelectionParams
 from campaigns.services.reviews import review_decide
-from campaigns.services.selection import selection_make
+from campaigns.services.selection import selection_make, selection_preview
 from tests.campaigns.services.test_selection import scored_cycle
 from tests.factories import CycleFactory, ItemFactory, ModelVersionFactory
 
@@ -54,6 +55,8 @@ def test_doubtful_labels_take_part_of_the_budget_and_go_back_for_review(make_pro
     cycle = with_probabilities(
         scored_cycle(project, [0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2], budget=6, strategy_params=OPTIONS), 0.5
     )
+    preview = selection_preview(cycle=cycle, params=SelectionParams.for_cycle(cycle))
+    assert any("up to 3 of the budget may go to re-labels" in w for w in preview["warnings"])
     selection = selection_make(cycle=cycle)
     doubtful = [items[0].pk, items[1].pk]
     # Two doubtful labels score below the uncertain new items, the agreed ones above: 2 re-labels, 4 new items.
