@@ -19,6 +19,7 @@ from campaigns.services.exports import export_fail, export_run, exports_prune
 from campaigns.services.item_counts import item_counts_compact
 from campaigns.services.label_quality import label_quality_fail, label_quality_run
 from campaigns.services.overlap import project_run_overlap
+from campaigns.services.pretraining import pretraining_fail, pretraining_run
 from integrations.labelstudio.review_sync import reviews_run_sync
 
 log = logging.getLogger(__name__)
@@ -229,6 +230,22 @@ class SimulationTask(RecordTask):
 @shared_task(base=SimulationTask, bind=True, name="campaigns.tasks.simulation_run")
 def simulation_run(self: Task, run_id: int) -> None:
     simulation_runs.simulation_run(run_id=run_id)
+
+
+class PretrainingTask(RecordTask):
+    """Marks the pretraining failed, with the reason, once it gives up; a redelivery finds it done, or takes it
+    over from the start (`pretraining.pretraining_run`)."""
+
+    record_arg = "run_id"
+
+    def mark_failed(self, record_id: int, reason: str) -> None:
+        pretraining_fail(run_id=record_id, reason=reason)
+
+
+@shared_task(base=PretrainingTask, bind=True, name="campaigns.tasks.backbone_pretrain")
+def backbone_pretrain(self: Task, run_id: int) -> None:
+    """Self-supervised pretraining of the project's image trunk on its pool (engine.ssl)."""
+    pretraining_run(run_id=run_id)
 
 
 @shared_task(name="campaigns.tasks.pull_all_projects")

@@ -35,7 +35,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 ChampionPolicy = Literal["always", "if_better", "never"]
-ModelKind = Literal["torch-classifier", "pyfunc-classifier", "pyfunc-detector"]
+ModelKind = Literal["torch-classifier", "torch-backbone", "pyfunc-classifier", "pyfunc-detector"]
 CHAMPION = "champion"
 KIND_TAG = "alweb.kind"
 METRIC_TAG = "alweb.metric."  # + metric name: the value the champion comparison uses, on every version
@@ -120,6 +120,7 @@ class ModelRegistry:
         policy: ChampionPolicy = "if_better",
         tags: Mapping[str, str] | None = None,
         run_name: str | None = None,
+        kind: ModelKind = "torch-classifier",
     ) -> RegisteredVersion:
         """One run: params, per-epoch metrics (step = epoch), final metrics, the model, a new registered version.
 
@@ -162,7 +163,7 @@ class ModelRegistry:
             )
             run_id = run.info.run_id
         version = int(info.registered_model_version or self._version_of_run(registered_name, run_id))
-        self.client.set_model_version_tag(registered_name, str(version), KIND_TAG, "torch-classifier")
+        self.client.set_model_version_tag(registered_name, str(version), KIND_TAG, kind)
         value = metrics.get(champion_metric)
         if value is not None:
             self.client.set_model_version_tag(registered_name, str(version), METRIC_TAG + champion_metric, str(value))
@@ -180,7 +181,7 @@ class ModelRegistry:
             run_id=run_id,
             model_uri=f"models:/{registered_name}/{version}",
             source=info.model_uri,
-            kind="torch-classifier",
+            kind=kind,
             champion=is_champion,
         )
 

@@ -250,6 +250,10 @@ ALWEB_MODEL_CACHE_SIZE = env.int("ALWEB_MODEL_CACHE_SIZE", default=2)
 # The largest backbone (model_config.backbone) a project may use: it is read, loaded and kept in every worker's
 # memory, so one file could otherwise exhaust them. 1 GB holds a ViT-L; refused when the config is saved.
 ALWEB_MAX_MODEL_BYTES = env.int("ALWEB_MAX_MODEL_BYTES", default=1024**3)
+# Self-supervised pretraining of an image project's trunk on its pool (issue 19): at most this many images (a seeded
+# sample of larger pools, held in memory as float pixels) and this many seconds of training, whatever was asked.
+ALWEB_SSL_MAX_IMAGES = env.int("ALWEB_SSL_MAX_IMAGES", default=20_000)
+ALWEB_SSL_MAX_SECONDS = env.int("ALWEB_SSL_MAX_SECONDS", default=1800)
 # /healthz: seconds it waits for the broker before answering 503.
 ALWEB_HEALTHZ_TIMEOUT = env.float("ALWEB_HEALTHZ_TIMEOUT", default=2.0)
 # The admin's "requeue" re-sends the task of a cycle stuck in a working stage once its progress has not moved for
@@ -277,6 +281,7 @@ CELERY_TASK_ROUTES = {
     "campaigns.tasks.cycle_train": {"queue": ALWEB_QUEUE_TRAINING},
     "campaigns.tasks.cycle_train_closing": {"queue": ALWEB_QUEUE_TRAINING},
     "campaigns.tasks.simulation_run": {"queue": ALWEB_QUEUE_TRAINING},  # it trains a model per cycle per arm
+    "campaigns.tasks.backbone_pretrain": {"queue": ALWEB_QUEUE_TRAINING},
     "campaigns.tasks.label_quality": {"queue": ALWEB_QUEUE_LABEL_QUALITY},  # K out-of-fold trainings
     "campaigns.tasks.review_sync": {"queue": "io"},
     "campaigns.tasks.cycle_score": {"queue": ALWEB_QUEUE_SCORING},

@@ -6,6 +6,6 @@ items and scores, so list pages join what they show (list_select_related), never
 avoid it, and use raw-id widgets instead of a <select> of every item.
 """
 
-from campaigns.admin import cycles, exports, items, labels, projects, simulations
+from campaigns.admin import cycles, exports, items, labels, pretraining, projects, simulations
 
-__all__ = ["cycles", "exports", "items", "labels", "projects", "simulations"]
+__all__ = ["cycles", "exports", "items", "labels", "pretraining", "projects", "simulations"]

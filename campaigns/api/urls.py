@@ -15,6 +15,7 @@ from campaigns.api import (
     label_views,
     ml_backend_views,
     predict_views,
+    pretraining_views,
     simulation_views,
     stats_views,
     views,
@@ -35,6 +36,7 @@ router.register(f"{_nested}/exports", export_views.ExportViewSet, basename="proj
 router.register(f"{_nested}/suspects", label_views.SuspectViewSet, basename="project-suspect")
 router.register(f"{_nested}/reviews", label_views.ReviewViewSet, basename="project-review")
 router.register(f"{_nested}/simulations", simulation_views.SimulationViewSet, basename="project-simulation")
+router.register(f"{_nested}/pretrainings", pretraining_views.PretrainingViewSet, basename="project-pretraining")
 
 urlpatterns = [
     path("auth/token/", auth_views.TokenView.as_view(), name="token"),

@@ -507,6 +507,8 @@ from campaigns.models.label_review import LabelSuspect as LabelSuspect  # noqa: 
 from campaigns.models.label_review import ReviewState as ReviewState  # noqa: E402
 from campaigns.models.label_review import ReviewSync as ReviewSync  # noqa: E402
 from campaigns.models.label_review import RunState as RunState  # noqa: E402
+from campaigns.models.pretraining import ACTIVE_PRETRAINING_STATES as ACTIVE_PRETRAINING_STATES  # noqa: E402
+from campaigns.models.pretraining import BackbonePretraining as BackbonePretraining  # noqa: E402
 from campaigns.models.scoring import LABELED_CHUNK as LABELED_CHUNK  # noqa: E402
 from campaigns.models.scoring import ScoringChunk as ScoringChunk  # noqa: E402
 from campaigns.models.scoring import ScoringPlan as ScoringPlan  # noqa: E402

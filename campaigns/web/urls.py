@@ -13,6 +13,7 @@ from campaigns.web import (
     label_views,
     labelstudio_views,
     model_views,
+    pretraining_views,
     simulation_views,
     views,
 )
@@ -40,6 +41,12 @@ urlpatterns = [
     path(simulation, simulation_views.simulation_detail_view, name="simulation-detail"),
     path(f"{simulation}status/", simulation_views.simulation_status_view, name="simulation-status"),
     path(f"{simulation}retry/", simulation_views.simulation_retry_view, name="simulation-retry"),
+    path("projects/<int:pk>/pretraining/", pretraining_views.pretraining_view, name="pretraining"),
+    path(
+        "projects/<int:pk>/pretraining/<int:run_id>/status/",
+        pretraining_views.pretraining_status_view,
+        name="pretraining-status",
+    ),
     path(cycle, cycle_views.cycle_detail_view, name="cycle-detail"),
     path(f"{cycle}status/", cycle_views.cycle_status_view, name="cycle-status"),
     path(f"{cycle}preview/", cycle_views.cycle_preview_view, name="cycle-preview"),

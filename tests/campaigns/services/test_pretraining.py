@@ -1,0 +1,67 @@
+"""Self-supervised pretraining on a project's pool, end to end against the real parts (Postgres, media storage, a
+real MLflow store): the task pretrains once (a redelivery of a finished run does nothing), stores the TorchScript
+trunk under backbones/, registers it as a backbone version, sets it as the project's frozen backbone, and the cold
+start's k-means then clusters its features, not pixels. A run whose worker died is taken over and finishes."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.files.storage import default_storage
+
+from campaigns import tasks
+from campaigns.demo_data import DIGIT_LABELS, write_digits
+from campaigns.models import BackbonePretraining, Item, Project
+from campaigns.services.features import raw_features
+from campaigns.services.items import items_import
+from campaigns.services.pretraining import pretraining_request, pretraining_run, registered_backbone_name
+from campaigns.services.training import registry
+
+pytestmark = [pytest.mark.django_db, pytest.mark.integration, pytest.mark.slow]
+
+
+def test_pretraining_runs_once_registers_and_becomes_the_frozen_backbone(
+    make_project: Any, tmp_path: Path, mlflow_store: str, monkeypatch: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    sent: list[int] = []
+    monkeypatch.setattr(tasks.backbone_pretrain, "delay", lambda run_id: sent.append(run_id))
+    project = make_project(
+        task_type="image_classification",
+        labels=DIGIT_LABELS,
+        model_config={"image_size": 16, "channels": 1},
+        split_ratios={"train": 0.0, "valid": 0.1, "test": 0.1, "pool": 0.8},
+    )
+    items_import(project=project, path=write_digits(tmp_path / "digits", limit=60, size=16))
+    with django_capture_on_commit_callbacks(execute=True):
+        run = pretraining_request(project=project, user=project.owner, epochs=2, max_seconds=10, use=True)
+
+    done = pretraining_run(run_id=run.pk)
+    assert done is not None and done.state == "done" and done.attempt == 1
+    assert pretraining_run(run_id=run.pk) is None  # redelivered: finds it done, trains nothing
+    run.refresh_from_db()
+    assert run.attempt == 1 and run.images == Item.objects.filter(project=project, split="pool").count()
+    assert run.progress["done"] == run.progress["total"] == run.metrics["epochs_run"] >= 1
+    with default_storage.open(run.backbone, "rb") as fh:
+        assert hashlib.sha256(fh.read()).hexdigest() == run.sha256
+    assert run.backbone.startswith(f"backbones/project-{project.pk}/")
+    name = registered_backbone_name(project)
+    assert run.model_uri == f"models:/{name}/1"
+    trunk = registry().load_torch(run.model_uri)
+    assert sum(p.numel() for p in trunk.parameters()) > 0
+
+    config = Project.objects.get(pk=project.pk).model_config
+    assert config["backbone"] == run.backbone and config["backbone_mode"] == "frozen"
+    # With the backbone set, what the cold start clusters is the trunk's features (cached per item), not pixels.
+    ids = list(Item.objects.filter(project=project, split="pool").values_list("pk", flat=True)[:5])
+    assert raw_features(Project.objects.get(pk=project.pk), ids).shape == (5, run.metrics["feature_dim"])
+
+    # The pool grew: run again on demand. Its worker dies mid-run (left "running"); the redelivery takes it over.
+    with django_capture_on_commit_callbacks(execute=True):
+        again = pretraining_request(project=project, user=project.owner, epochs=1, max_seconds=10)
+    BackbonePretraining.objects.filter(pk=again.pk).update(state="running", attempt=1)
+    finished = pretraining_run(run_id=again.pk)
+    assert finished is not None and finished.state == "done" and finished.attempt == 2
+    assert finished.model_uri == f"models:/{name}/2" and sent == [run.pk, again.pk]
