@@ -254,6 +254,8 @@ ALWEB_MAX_MODEL_BYTES = env.int("ALWEB_MAX_MODEL_BYTES", default=1024**3)
 # sample of larger pools, held in memory as float pixels) and this many seconds of training, whatever was asked.
 ALWEB_SSL_MAX_IMAGES = env.int("ALWEB_SSL_MAX_IMAGES", default=20_000)
 ALWEB_SSL_MAX_SECONDS = env.int("ALWEB_SSL_MAX_SECONDS", default=1800)
+# /admin/queues/: seconds it waits for the workers to say which queues they consume.
+ALWEB_QUEUES_INSPECT_TIMEOUT = env.float("ALWEB_QUEUES_INSPECT_TIMEOUT", default=1.0)
 # /healthz: seconds it waits for the broker before answering 503.
 ALWEB_HEALTHZ_TIMEOUT = env.float("ALWEB_HEALTHZ_TIMEOUT", default=2.0)
 # The admin's "requeue" re-sends the task of a cycle stuck in a working stage once its progress has not moved for

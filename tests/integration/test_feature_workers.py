@@ -1,5 +1,6 @@
 """An import sends its items' features to the scoring workers (issue 20): with a real worker and the real MiniLM
-encoder, every imported text item gets its cached embedding without any cycle running."""
+encoder, every imported text item gets its cached embedding without any cycle running. The admin's queues page
+lists that worker under the queues it consumes."""
 
 from __future__ import annotations
 
@@ -7,12 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from django.test import Client
 
 from campaigns.models import ItemEmbedding
 from campaigns.services.feature_fanout import features_status
 from campaigns.services.features import TEXT_ENCODER
 from campaigns.services.items import items_import
-from tests.factories import ProjectFactory
+from tests.factories import ProjectFactory, UserFactory
 from tests.worker import Worker, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.integration, pytest.mark.slow]
@@ -37,3 +39,9 @@ def test_an_import_fills_the_feature_cache_on_the_workers(
     vectors = ItemEmbedding.objects.filter(item__project=project, encoder=TEXT_ENCODER).values_list("vector", flat=True)
     norms = [float(np.linalg.norm(np.frombuffer(bytes(v), dtype=np.float32))) for v in vectors]
     assert len(norms) == 20 and all(abs(n - 1.0) < 1e-3 for n in norms)  # MiniLM's embeddings are L2-normalised
+
+    # The same worker, as the admin's queues page sees it: consuming the scoring queue.
+    admin = Client()
+    admin.force_login(UserFactory(username="ops", is_staff=True))
+    rows = {r.name: r for r in admin.get("/admin/queues/").context["rows"]}
+    assert any(w.startswith("worker@") for w in rows["cpu"].workers), rows
