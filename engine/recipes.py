@@ -40,8 +40,9 @@ MIN_STEPS = 300
 # weighted the weighted validation loss rises from the first epochs (confident mistakes on rare classes) while F1
 # still improves, and stopping on it kept near-untrained checkpoints.
 MONITOR: Monitor = "val_macro_f1"
-# Training augmentation of image networks trained end to end when model_config.augment is absent: measured on the
-# image datasets of the learning benchmark (docs/models.md, "Training augmentation").
+# Training augmentation of image networks trained end to end when model_config.augment is absent. Off: on the
+# learning benchmark's digit sets the "light" preset raised one set's AUC, lowered the other's and lowered both
+# sets' final macro-F1 (bench/augment.py, docs/models.md "Training augmentation").
 IMAGE_AUGMENT: Augment | None = None
 
 
