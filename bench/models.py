@@ -14,8 +14,9 @@ paired bootstrap interval for each, and the time of one frozen-feature cycle (tr
 items on this machine's device (``ALWEB_DEVICE``).
 
 ``finetune_auc_gain`` and ``mc_layers_speedup`` (text fine-tuning against the frozen head, confined MC dropout's
-speed) come from ``bench/models_text.py`` (``--no-text`` skips them). The SSL keys (``ssl_auc_gain``,
-``ssl_auc_gain_ci_low``) belong to work not done here: they are printed as null, never estimated.
+speed) come from ``bench/models_text.py`` (``--no-text`` skips them); ``ssl_auc_gain`` and ``ssl_auc_gain_ci_low``
+(a trunk pretrained without labels on each seed's pool, frozen, against the CNN from scratch, on the image sets)
+from ``bench/models_ssl.py`` (``--no-ssl`` skips them).
 
     .venv/bin/python bench/models.py --quick     # 3 seeds, 4 cycles, pools <= 400: a few minutes on 2 cores
     .venv/bin/python bench/models.py             # 5 seeds, 9 cycles, whole pools (docs/models.md)
@@ -50,7 +51,6 @@ from engine.training import train_classifier  # noqa: E402
 HEAD = "head"
 N_BOOT = 2000
 MC_ITERATIONS = 20  # the product default (Project.default_mc_iterations)
-NOT_MEASURED = ("ssl_auc_gain", "ssl_auc_gain_ci_low")
 
 
 def curves_for(ds: Dataset, seeds: range, *, cycles: int | None, pool_cap: int | None) -> dict[str, Any]:
@@ -136,6 +136,7 @@ def main() -> None:
     parser.add_argument("--datasets", default=",".join(DATASETS), help="frozen-feature ones are kept")
     parser.add_argument("--bayes", action="store_true", help="also MC dropout vs ensemble vs Laplace (models_bayes)")
     parser.add_argument("--no-text", action="store_true", help="skip the text fine-tuning arms (models_text)")
+    parser.add_argument("--no-ssl", action="store_true", help="skip the self-supervised trunk arm (models_ssl)")
     args = parser.parse_args()
     torch.set_num_threads(THREADS)
     started = time.perf_counter()
@@ -183,8 +184,9 @@ def main() -> None:
         "device": str(device),
         "cycle_seconds_frozen_10k": timing.get("total_s"),
         "cycle_timing": timing,
-        **dict.fromkeys(NOT_MEASURED),
-        "not_measured": "ssl_*: that part of issue 19 is not built yet",
+        # The self-supervised trunk vs the CNN from scratch (bench/models_ssl.py) fills these unless --no-ssl.
+        "ssl_auc_gain": None,
+        "ssl_auc_gain_ci_low": None,
         # Text fine-tuning (bench/models_text.py) fills these unless --no-text.
         "finetune_auc_gain": None,
         "mc_layers_speedup": None,
@@ -202,6 +204,14 @@ def main() -> None:
         from bench.models_text import measure as measure_text
 
         out = {**out, **measure_text(quick=args.quick, first_seed=args.first_seed)}
+        out["minutes"] = round((time.perf_counter() - started) / 60, 2)
+    if not args.no_ssl:  # SSL-pretrained trunk, frozen, vs the CNN from scratch on the image sets: bench/models_ssl.py
+        from bench.models_ssl import measure as measure_ssl
+
+        out = {
+            **out,
+            **measure_ssl(seeds, cycles=cycles, pool_cap=pool_cap, datasets=args.datasets.split(","), quick=args.quick),
+        }
         out["minutes"] = round((time.perf_counter() - started) / 60, 2)
     CACHE.mkdir(parents=True, exist_ok=True)
     (CACHE / f"models-{out['mode']}.json").write_text(json.dumps({"result": out, "details": per_dataset}, indent=1))
