@@ -1,7 +1,7 @@
 """Bayesian approximations for a head on frozen features, beside MC dropout (issue 19, "A linear probe is the floor").
 
 MC dropout samples the posterior of a small head through its one dropout layer; on frozen features two other
-approximations are cheap and often better calibrated, so the benchmark (``bench/models_bayes.py``) compares them:
+approximations are cheap and often reported better calibrated; ``bench/models_bayes.py`` compares them:
 
 - a **deep ensemble**: K heads trained with the same recipe from different seeds (different initial weights and
   shuffles); each member's softmax is one "sample" (Lakshminarayanan et al. 2017);
@@ -11,8 +11,10 @@ approximations are cheap and often better calibrated, so the benchmark (``bench/
 
 Both are *samplers* with the contract of ``engine.scoring.MCDropout``: ``sampler(x) -> (probs [n, C, T],
 embeddings [n, D] | None)``, so ``engine.scoring.score_chunks`` and every heuristic (BALD, entropy, margin) take them
-unchanged. Plain torch: laplace-torch would add backpack and curvlinops for one last layer whose Gauss-Newton
-matrix is a few lines (below), exact rather than Kronecker-factored.
+unchanged. Measured against MC dropout in docs/models.md ("Bayesian heads on frozen features"): neither was
+credibly better, so MC dropout stays the product's method and these serve the benchmark. Plain torch:
+laplace-torch would add backpack and curvlinops for one last layer whose Gauss-Newton matrix is a few lines
+(below), exact rather than Kronecker-factored.
 """
 
 from __future__ import annotations
