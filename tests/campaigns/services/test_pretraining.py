@@ -65,3 +65,16 @@ def test_pretraining_runs_once_registers_and_becomes_the_frozen_backbone(
     finished = pretraining_run(run_id=again.pk)
     assert finished is not None and finished.state == "done" and finished.attempt == 2
     assert finished.model_uri == f"models:/{name}/2" and sent == [run.pk, again.pk]
+
+
+def test_a_task_that_gives_up_fails_the_run_and_a_finished_run_stays_done(make_project: Any) -> None:
+    project = make_project(task_type="image_classification")
+    running = BackbonePretraining.objects.create(project=project, state="running")
+    tasks.backbone_pretrain.on_failure(MemoryError("pool too large"), "t1", (running.pk,), {}, None)
+    running.refresh_from_db()
+    assert running.state == "failed" and running.failure_reason == "MemoryError: pool too large"
+    done = BackbonePretraining.objects.create(project=project, state="done")
+    tasks.backbone_pretrain.on_failure(RuntimeError("late"), "t2", (), {"run_id": done.pk}, None)
+    done.refresh_from_db()
+    assert done.state == "done" and done.failure_reason == ""
+    assert pretraining_run(run_id=done.pk) is None and pretraining_run(run_id=running.pk) is None
