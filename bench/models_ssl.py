@@ -36,7 +36,6 @@ import torch  # noqa: E402
 from bench.learning import THREADS, run_arm  # noqa: E402
 from bench.learning_arms import ARMS  # noqa: E402
 from bench.learning_data import CACHE, DATASETS, Dataset, Plan  # noqa: E402
-from engine.augment import AugmentConfig  # noqa: E402
 from engine.backbone import network_features  # noqa: E402
 from engine.device import resolve_device  # noqa: E402
 from engine.learning_protocol import (  # noqa: E402
@@ -61,7 +60,9 @@ MIRROR_SAFE = False
 def ssl_config(seed: int, **overrides: Any) -> SSLConfig:
     """The product's defaults (``engine.ssl.SSLConfig``) unless a dev run overrides one; seeded per benchmark seed."""
     strength = overrides.pop("strength", None)
-    aug = AugmentConfig(flip=MIRROR_SAFE, **({} if strength is None else {"strength": strength}))
+    aug = dataclasses.replace(
+        SSLConfig().augment, flip=MIRROR_SAFE, **({} if strength is None else {"strength": strength})
+    )
     return dataclasses.replace(SSLConfig(), augment=aug, seed=seed_for(seed, 7), **overrides)
 
 

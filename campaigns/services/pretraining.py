@@ -44,7 +44,6 @@ from campaigns.services.backbones import backbone_store
 from campaigns.services.features import image_config
 from campaigns.services.projects import project_update
 from campaigns.services.training import mlflow_errors, registry
-from engine.augment import AugmentConfig
 from engine.ssl import MIN_IMAGES, SSLConfig, export_torchscript, pretrain
 
 log = logging.getLogger(__name__)
@@ -175,7 +174,7 @@ def pretraining_run(*, run_id: int) -> BackbonePretraining | None:
     config = SSLConfig(
         epochs=int(params["epochs"]),
         max_seconds=float(params["max_seconds"]),
-        augment=replace(AugmentConfig(), flip=bool(params["flip"])),
+        augment=replace(SSLConfig().augment, flip=bool(params["flip"])),
         seed=run.pk,
     )
     pixels = _load_pixels(project, seed=run.pk)
