@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from django.core.files.base import ContentFile
@@ -74,8 +75,9 @@ def _rows_for(cycle_id: int, item_ids: list[int], chunk_of: dict[int, int], key:
     wanted: dict[int, list[int]] = defaultdict(list)
     for item_id in item_ids:
         wanted[chunk_of[item_id]].append(item_id)
-    found: dict[int, NDArray[np.float32]] = {}
-    for chunk, ids in wanted.items():
+
+    def read(chunk: int) -> tuple[NDArray[np.int64], NDArray[np.floating]] | None:
+        """The chunk's rows for its wanted items, in their order; None when the file or a row is missing."""
         name = _name(cycle_id, chunk)
         if not default_storage.exists(name):
             return None
@@ -83,12 +85,25 @@ def _rows_for(cycle_id: int, item_ids: list[int], chunk_of: dict[int, int], key:
             data = np.load(io.BytesIO(fh.read()))
         if key not in data:
             return None
-        index = {int(i): n for n, i in enumerate(data["ids"])}
-        values = data[key]
-        for item_id in ids:
-            if item_id not in index:
-                return None
-            found[item_id] = values[index[item_id]].astype(np.float32)
+        ids, want = data["ids"], np.asarray(wanted[chunk], dtype=np.int64)
+        if len(ids) == 0:
+            return None
+        order = np.argsort(ids, kind="stable")
+        at = np.searchsorted(ids, want, sorter=order).clip(max=len(ids) - 1)
+        rows = order[at]
+        if not np.array_equal(ids[rows], want):
+            return None
+        return want, data[key][rows]
+
+    # The candidates of a large pool sit in hundreds of chunk files: reading them is waiting on storage (a disk,
+    # S3), so a few threads overlap it (1.15 s for 489 files at a million items on one thread).
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        parts = list(pool.map(read, list(wanted)))
+    if any(p is None for p in parts):
+        return None
+    found: dict[int, NDArray[np.float32]] = {}
+    for want, values in (p for p in parts if p is not None):
+        found.update(zip(want.tolist(), values.astype(np.float32), strict=True))
     return np.stack([found[i] for i in item_ids]) if item_ids else np.empty((0, 0), dtype=np.float32)
 
 

@@ -63,8 +63,11 @@ def _pick(cycle: Cycle, params: SelectionParams, *, notes: dict[str, Any] | None
         return [Pick(*r[:4]) for r in qs.values_list(*_FIELDS)[:budget]]
     if strategy in (Strategy.POWER, Strategy.RANDOM, Strategy.CORESET, Strategy.BADGE):
         return _pick_from_all(cycle, params, notes)
-    limit = budget * options.get("candidates_factor", DEFAULT_CANDIDATES_FACTOR)
-    rows = list(qs.values_list(*_FIELDS)[: limit if strategy == Strategy.DIVERSE else None])
+    if strategy == Strategy.DIVERSE:
+        limit = budget * options.get("candidates_factor", DEFAULT_CANDIDATES_FACTOR)
+        rows = _rows_of(cycle, _most_uncertain(cycle, params.threshold, limit), with_chunk=True)
+    else:
+        rows = list(qs.values_list(*_FIELDS))
     u = np.asarray([r[1] for r in rows], dtype=np.float64)
     if strategy == Strategy.QUOTA:
         order = strategies.class_quota(u, [r[2] for r in rows], budget, options["quotas"])
@@ -106,6 +109,17 @@ def _pick_from_all(cycle: Cycle, params: SelectionParams, notes: dict[str, Any])
             raise ValidationError({"strategy": "badge needs the class probabilities stored when scoring; rescore"})
         order = strategies.badge(probs, emb, budget, seed=seed)
     return [Pick(*rows[int(p)][:4]) for p in order]
+
+
+def _most_uncertain(cycle: Cycle, threshold: float | None, limit: int) -> NDArray[np.int64]:
+    """The ids of the `limit` most uncertain candidates, most uncertain first and ties by item id (the order of
+    `scores_candidates`), taken from the sorted copy: at a million scores the database's own sort of the pool took
+    1.7 s of the diverse strategy's 10 s."""
+    ids, u = scores_candidate_arrays(cycle=cycle, threshold=threshold)  # ascending (uncertainty, item id)
+    if len(ids) > limit:
+        lo = int(np.searchsorted(u, u[len(u) - limit], side="left"))  # every tie of the last one kept is a candidate
+        ids, u = ids[lo:], u[lo:]
+    return ids[np.lexsort((ids, -u))[:limit]]
 
 
 def _rows_of(cycle: Cycle, item_ids: NDArray[np.int64], *, with_chunk: bool = False) -> Any:

@@ -323,3 +323,19 @@ def test_typiclust_cold_start_takes_a_typical_item_of_each_mode(make_project: An
     selection = selection_make(cycle=cycle)
     assert sorted(k.split("-")[0] for k in keys(selection)) == ["bright", "dark", "striped"]
     assert selection.params["cold_start"] == "typiclust"
+
+
+@pytest.mark.django_db
+def test_diverse_candidates_from_the_sorted_copy_keep_the_databases_order(make_project: Any) -> None:
+    """Issue 20: the diverse strategy's candidates (the `limit` most uncertain, ties by item id) come from the frozen
+    sorted copy instead of a sort of the pool's rows: the same items in the same order, ties at the cut included."""
+    from campaigns.selectors.scores import scores_candidates
+    from campaigns.services.selection import _most_uncertain
+
+    u = [0.9, 0.5, 0.7, 0.5, 0.5, 0.2, 0.7, 0.5, 0.1, 0.5]  # the cut at 5 falls inside the ties at 0.5
+    cycle = scored_cycle(make_project(labels=["a"]), u, budget=1)
+    for limit in (1, 3, 5, 9, 10, 50):
+        expected = list(scores_candidates(cycle=cycle, threshold=None).values_list("item_id", flat=True)[:limit])
+        assert _most_uncertain(cycle, None, limit).tolist() == expected, limit
+    above = list(scores_candidates(cycle=cycle, threshold=0.6).values_list("item_id", flat=True))
+    assert _most_uncertain(cycle, 0.6, 10).tolist() == above
