@@ -12,7 +12,7 @@ from django.db.models import Avg, Count, F, FloatField, IntegerField, Max, Min, 
 from django.db.models.functions import Cast, Floor, Least
 from numpy.typing import NDArray
 
-from campaigns.models import Cycle, Item, ItemState, Score
+from campaigns.models import Cycle, Item, ItemState, Score, Split
 
 # A scored item stays a candidate while it is unlabeled and active (the one rule, for both reads below).
 _CANDIDATE = {"label__isnull": True, "state": ItemState.ACTIVE}
@@ -38,7 +38,9 @@ def scores_candidate_arrays(*, cycle: Cycle, threshold: float | None) -> tuple[N
         table = np.array(list(qs.values_list("item_id", "uncertainty")), dtype=[("id", np.int64), ("u", np.float64)])
         return np.ascontiguousarray(table["id"].reshape(-1)), np.ascontiguousarray(table["u"].reshape(-1))
     lo = 0 if threshold is None else int(np.searchsorted(stored, threshold, side="left"))
-    gone = Item.objects.filter(project_id=cycle.project_id).exclude(**_CANDIDATE).values_list("pk", flat=True)
+    # Only pool items are ever scored: the evaluation splits (labeled, and 20% of a project) need not be read.
+    pool = Item.objects.filter(project_id=cycle.project_id, split=Split.POOL)
+    gone = pool.exclude(**_CANDIDATE).values_list("pk", flat=True)
     keep = ~np.isin(ids[lo:], np.fromiter(gone, dtype=np.int64))
     return ids[lo:][keep].astype(np.int64), stored[lo:][keep].astype(np.float64)
 

@@ -23,6 +23,7 @@ from campaigns.selectors import (
     scores_candidates,
     scores_count_at_least,
     scores_histogram,
+    scores_sorted,
 )
 from campaigns.services.cycles import InvalidTransition, cycle_transition
 from campaigns.services.embeddings import embeddings_for, embeddings_labeled, probabilities_for
@@ -60,6 +61,8 @@ def _pick(cycle: Cycle, params: SelectionParams, *, notes: dict[str, Any] | None
     qs = scores_candidates(cycle=cycle, threshold=params.threshold)
     strategy = params.strategy
     if strategy == Strategy.TOPK:
+        if scores_sorted(cycle_id=cycle.pk) is not None:  # scoring done: the sorted copy, not a sort of the rows
+            return _rows_of(cycle, _most_uncertain(cycle, params.threshold, budget))
         return [Pick(*r[:4]) for r in qs.values_list(*_FIELDS)[:budget]]
     if strategy in (Strategy.POWER, Strategy.RANDOM, Strategy.CORESET, Strategy.BADGE):
         return _pick_from_all(cycle, params, notes)
@@ -115,7 +118,12 @@ def _most_uncertain(cycle: Cycle, threshold: float | None, limit: int) -> NDArra
     """The ids of the `limit` most uncertain candidates, most uncertain first and ties by item id (the order of
     `scores_candidates`), taken from the sorted copy: at a million scores the database's own sort of the pool took
     1.7 s of the diverse strategy's 10 s."""
-    ids, u = scores_candidate_arrays(cycle=cycle, threshold=threshold)  # ascending (uncertainty, item id)
+    return _top_of(*scores_candidate_arrays(cycle=cycle, threshold=threshold), limit)
+
+
+def _top_of(ids: NDArray[np.int64], u: NDArray[np.float64], limit: int) -> NDArray[np.int64]:
+    """The `limit` most uncertain of candidates given in ascending (uncertainty, item id) order, most uncertain first
+    and ties by item id."""
     if len(ids) > limit:
         lo = int(np.searchsorted(u, u[len(u) - limit], side="left"))  # every tie of the last one kept is a candidate
         ids, u = ids[lo:], u[lo:]
@@ -200,10 +208,14 @@ def selection_preview(*, cycle: Cycle, params: SelectionParams, show: int = 20) 
     qualifying = scores_count_at_least(cycle=cycle, threshold=params.threshold)
     if params.strategy == Strategy.TOPK and Score.objects.filter(cycle=cycle).exists():
         # The slider's common case: read only the rows shown; the count of what the budget takes needs no rows.
-        picks = _pick(cycle, replace(params, budget=min(params.budget, show)))
-        would_select = min(
-            params.budget, scores_candidates(cycle=cycle, threshold=params.threshold)[: params.budget].count()
-        )
+        shown = min(params.budget, show)
+        if scores_sorted(cycle_id=cycle.pk) is not None:  # scoring done: every count and pick from the sorted copy
+            ids, u = scores_candidate_arrays(cycle=cycle, threshold=params.threshold)
+            picks, available = _rows_of(cycle, _top_of(ids, u, shown)), len(ids)
+        else:
+            picks = _pick(cycle, replace(params, budget=shown))
+            available = scores_candidates(cycle=cycle, threshold=params.threshold)[: params.budget].count()
+        would_select = min(params.budget, available)
     else:
         picks = _pick(cycle, params)
         would_select = len(picks)
