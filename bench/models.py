@@ -43,7 +43,14 @@ from bench.learning import PROBE, THREADS, build_model, has_probe, run_arm  # no
 from bench.learning_arms import ARMS  # noqa: E402
 from bench.learning_data import CACHE, DATASETS, Dataset  # noqa: E402
 from engine.device import resolve_device  # noqa: E402
-from engine.learning_protocol import FloatArray, auc_gain_stat, normalised_auc, on_grid, paired_bootstrap  # noqa: E402
+from engine.learning_protocol import (  # noqa: E402
+    FloatArray,
+    auc_gain_stat,
+    mean_gain_over_datasets,
+    normalised_auc,
+    on_grid,
+    paired_bootstrap,
+)
 from engine.recipes import train_config  # noqa: E402
 from engine.scoring import concat_chunks, iter_batches, score_model  # noqa: E402
 from engine.training import train_classifier  # noqa: E402
@@ -72,26 +79,8 @@ def final_gain(mean: Mapping[str, FloatArray]) -> float:
 
 
 def mean_over_datasets(runs: dict[str, dict[str, Any]], *, final: bool) -> list[float]:
-    """Point and 95% interval of the mean over datasets of (head - probe): each bootstrap draw resamples every
-    dataset's seeds (paired within a dataset: head and probe of the same seeds) and averages the datasets."""
-    rng = np.random.default_rng(0)
-
-    def gain(grid: FloatArray, curves: dict[str, FloatArray], idx: np.ndarray) -> float:
-        mean = {a: c[idx].mean(axis=0) for a, c in curves.items()}
-        return final_gain(mean) if final else normalised_auc(grid, mean[HEAD]) - normalised_auc(grid, mean[PROBE])
-
-    point = np.mean([gain(r["grid"], r["curves"], np.arange(len(r["curves"][HEAD]))) for r in runs.values()])
-    draws = [
-        np.mean(
-            [
-                gain(r["grid"], r["curves"], rng.integers(0, len(r["curves"][HEAD]), len(r["curves"][HEAD])))
-                for r in runs.values()
-            ]
-        )
-        for _ in range(N_BOOT)
-    ]
-    low, high = np.percentile(draws, [2.5, 97.5])
-    return [round(float(point), 4), round(float(low), 4), round(float(high), 4)]
+    """Point and 95% interval of the mean over datasets of (head - probe), paired within each dataset's seeds."""
+    return mean_gain_over_datasets(runs, HEAD, PROBE, final=final, n_boot=N_BOOT)
 
 
 def cycle_seconds(ds: Dataset, pool_size: int = 10_000, labels: int = 300) -> dict[str, Any]:

@@ -54,7 +54,14 @@ from engine.bayes_heads import (  # noqa: E402
     member_seed,
     train_ensemble,
 )
-from engine.learning_protocol import FloatArray, IntArray, normalised_auc, on_grid, seed_for  # noqa: E402
+from engine.learning_protocol import (  # noqa: E402
+    FloatArray,
+    IntArray,
+    mean_gain_over_datasets,
+    normalised_auc,
+    on_grid,
+    seed_for,
+)
 from engine.metrics import ClassificationMetrics, classification_metrics  # noqa: E402
 from engine.recipes import train_config  # noqa: E402
 from engine.scoring import MCDropout, Sampler  # noqa: E402
@@ -172,21 +179,9 @@ def curves_for(
 
 
 def mean_gain(runs: dict[str, dict[str, Any]], arm: str, base: str, *, final: bool = False) -> list[float]:
-    """[point, 2.5%, 97.5%] of the mean over datasets of AUC(arm) - AUC(base) (or of the last point's difference):
-    each bootstrap draw resamples every dataset's seeds, the same draw for both methods (paired)."""
-    rng = np.random.default_rng(0)
-
-    def gain(r: dict[str, Any], idx: np.ndarray) -> float:
-        a, b = r["curves"][arm][idx].mean(axis=0), r["curves"][base][idx].mean(axis=0)
-        return float(a[-1] - b[-1]) if final else normalised_auc(r["grid"], a) - normalised_auc(r["grid"], b)
-
-    def n(r: dict[str, Any]) -> int:
-        return len(r["curves"][base])
-
-    point = float(np.mean([gain(r, np.arange(n(r))) for r in runs.values()]))
-    draws = [np.mean([gain(r, rng.integers(0, n(r), n(r))) for r in runs.values()]) for _ in range(N_BOOT)]
-    low, high = np.percentile(draws, [2.5, 97.5])
-    return [round(point, 4), round(float(low), 4), round(float(high), 4)]
+    """[point, 2.5%, 97.5%] of the mean over datasets of AUC(arm) - AUC(base) (or of the last point's difference),
+    paired within each dataset's seeds."""
+    return mean_gain_over_datasets(runs, arm, base, final=final, n_boot=N_BOOT)
 
 
 def seconds(ds: Dataset, t: int, pool_size: int = 10_000, labels: int = 300) -> dict[str, dict[str, float]]:

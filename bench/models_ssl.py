@@ -42,6 +42,7 @@ from engine.learning_protocol import (  # noqa: E402
     FloatArray,
     auc_gain_stat,
     make_split,
+    mean_gain_over_datasets,
     normalised_auc,
     on_grid,
     paired_bootstrap,
@@ -118,23 +119,8 @@ def curves_for(
 
 
 def gain_over_datasets(runs: dict[str, dict[str, Any]]) -> list[float]:
-    """Point and 95% interval of the mean over datasets of AUC(ssl) - AUC(scratch): each bootstrap draw resamples
-    every dataset's seeds (paired: both arms of the same seeds) and averages the datasets."""
-    rng = np.random.default_rng(0)
-
-    def gain(r: dict[str, Any], idx: np.ndarray) -> float:
-        mean = {a: c[idx].mean(axis=0) for a, c in r["curves"].items()}
-        return normalised_auc(r["grid"], mean[SSL]) - normalised_auc(r["grid"], mean[SCRATCH])
-
-    def seeds_of(r: dict[str, Any]) -> int:
-        return len(r["curves"][SCRATCH])
-
-    point = np.mean([gain(r, np.arange(seeds_of(r))) for r in runs.values()])
-    draws = [
-        np.mean([gain(r, rng.integers(0, seeds_of(r), seeds_of(r))) for r in runs.values()]) for _ in range(N_BOOT)
-    ]
-    low, high = np.percentile(draws, [2.5, 97.5])
-    return [round(float(point), 4), round(float(low), 4), round(float(high), 4)]
+    """Mean over datasets of AUC(ssl) - AUC(scratch), with its paired 95% interval."""
+    return mean_gain_over_datasets(runs, SSL, SCRATCH, n_boot=N_BOOT)
 
 
 def measure(

@@ -156,3 +156,30 @@ def labels_fraction_stat(grid: FloatArray, arm: str, baseline: str) -> CurveStat
         return labels_to_reach(grid, mean[arm], target) / labels_to_reach(grid, mean[baseline], target)
 
     return stat
+
+
+def mean_gain_over_datasets(
+    runs: Mapping[str, Mapping[str, Any]],
+    arm: str,
+    baseline: str,
+    *,
+    final: bool = False,
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> list[float]:
+    """[point, 2.5%, 97.5%] of the mean over datasets of AUC(arm) - AUC(baseline) (with `final`, of the last point's
+    difference). Each run holds its "grid" and "curves" {arm: [seeds, points]}; each bootstrap draw resamples every
+    dataset's seeds, the same draw for both arms (paired within a dataset), and averages the datasets."""
+    rng = np.random.default_rng(seed)
+
+    def gain(run: Mapping[str, Any], idx: IntArray) -> float:
+        a, b = run["curves"][arm][idx].mean(axis=0), run["curves"][baseline][idx].mean(axis=0)
+        return float(a[-1] - b[-1]) if final else normalised_auc(run["grid"], a) - normalised_auc(run["grid"], b)
+
+    def seeds(run: Mapping[str, Any]) -> int:
+        return len(run["curves"][baseline])
+
+    point = float(np.mean([gain(r, np.arange(seeds(r))) for r in runs.values()]))
+    draws = [np.mean([gain(r, rng.integers(0, seeds(r), seeds(r))) for r in runs.values()]) for _ in range(n_boot)]
+    low, high = np.percentile(draws, [2.5, 97.5])
+    return [round(point, 4), round(float(low), 4), round(float(high), 4)]

@@ -42,7 +42,7 @@ def test_both_arms_share_the_random_arms_labels_and_the_speed_is_like_for_like(
     rows = run_arm(ds, plan, ARMS["random"], 0, BOUNDS.pool_cap, 20, {})
     assert np.allclose(run["curves"][models_text.FROZEN][0], rows[:, 1])
     assert set(run["seconds_per_cycle"]) == {"finetune_train_s", "frozen_train_s", "finetune_score_s"}
-    assert speed["items"] == 6 and speed["full_s"] > 0 and speed["top1_s"] > 0
+    assert speed["items"] == 6 and speed["speedup_top1"] > 0 and speed["speedup_top2"] > 0  # times may round to 0.00
     gain = models_text.mean_gain({"tiny": run})
     assert gain[1] <= gain[0] <= gain[2]
     assert gain[0] == pytest.approx(run["auc_finetune"] - run["auc_frozen"], abs=2e-4)
