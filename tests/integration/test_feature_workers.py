@@ -20,9 +20,7 @@ from tests.worker import Worker, wait_for
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.integration, pytest.mark.slow]
 
 
-def test_an_import_fills_the_feature_cache_on_the_workers(
-    tmp_path: Path, celery_worker: Worker
-) -> None:
+def test_an_import_fills_the_feature_cache_on_the_workers(tmp_path: Path, celery_worker: Worker) -> None:
     project = ProjectFactory(task_type="text_classification", labels=["pos", "neg"])
     rows = "\n".join(f"r{i},the parcel arrived {'late' if i % 2 else 'early'} number {i}" for i in range(20))
     (tmp_path / "items.csv").write_text("key,text\n" + rows + "\n")

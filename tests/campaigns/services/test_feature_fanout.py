@@ -60,7 +60,7 @@ def test_plan_covers_only_items_without_features_and_chunks_compute_once(
 
     plan = ff.features_plan(project_id=project.pk)
     assert plan.key == features.TEXT_ENCODER and plan.items == 9
-    (name, calls), = sent
+    ((name, calls),) = sent
     assert name == ff.queue.PROJECT_FEATURES_CHUNK and len(calls) == plan.chunks
     assert {c["chunk"] for c in calls} == {it.pk // 4 for it in items[1:]}
 
