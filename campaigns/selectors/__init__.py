@@ -74,6 +74,7 @@ from campaigns.selectors.scores import (
     scores_sorted_ids_name,
     scores_sorted_name,
     scores_stats_compute,
+    scores_top_candidates,
 )
 from campaigns.selectors.simulations import simulation_of_project, simulations_for_project
 
@@ -123,6 +124,7 @@ __all__ = [
     "scores_sorted_ids_name",
     "scores_sorted_name",
     "scores_stats_compute",
+    "scores_top_candidates",
     "selected_items_first",
     "selected_items_for",
     "selected_items_label_balance",

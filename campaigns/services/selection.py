@@ -23,7 +23,7 @@ from campaigns.selectors import (
     scores_candidates,
     scores_count_at_least,
     scores_histogram,
-    scores_sorted,
+    scores_top_candidates,
 )
 from campaigns.services.cycles import InvalidTransition, cycle_transition
 from campaigns.services.embeddings import embeddings_for, embeddings_labeled, probabilities_for
@@ -61,8 +61,9 @@ def _pick(cycle: Cycle, params: SelectionParams, *, notes: dict[str, Any] | None
     qs = scores_candidates(cycle=cycle, threshold=params.threshold)
     strategy = params.strategy
     if strategy == Strategy.TOPK:
-        if scores_sorted(cycle_id=cycle.pk) is not None:  # scoring done: the sorted copy, not a sort of the rows
-            return _rows_of(cycle, _most_uncertain(cycle, params.threshold, budget))
+        top = scores_top_candidates(cycle=cycle, threshold=params.threshold, limit=budget)
+        if top is not None:  # scoring done: the sorted copy, not a sort of the pool's rows
+            return _rows_of(cycle, top[0])
         return [Pick(*r[:4]) for r in qs.values_list(*_FIELDS)[:budget]]
     if strategy in (Strategy.POWER, Strategy.RANDOM, Strategy.CORESET, Strategy.BADGE):
         return _pick_from_all(cycle, params, notes)
@@ -116,9 +117,10 @@ def _pick_from_all(cycle: Cycle, params: SelectionParams, notes: dict[str, Any])
 
 def _most_uncertain(cycle: Cycle, threshold: float | None, limit: int) -> NDArray[np.int64]:
     """The ids of the `limit` most uncertain candidates, most uncertain first and ties by item id (the order of
-    `scores_candidates`), taken from the sorted copy: at a million scores the database's own sort of the pool took
-    1.7 s of the diverse strategy's 10 s."""
-    return _top_of(*scores_candidate_arrays(cycle=cycle, threshold=threshold), limit)
+    `scores_candidates`), taken from the sorted copy when scoring has frozen it: at a million scores the database's
+    own sort of the pool took 1.7 s of the diverse strategy's 10 s."""
+    top = scores_top_candidates(cycle=cycle, threshold=threshold, limit=limit)
+    return top[0] if top is not None else _top_of(*scores_candidate_arrays(cycle=cycle, threshold=threshold), limit)
 
 
 def _top_of(ids: NDArray[np.int64], u: NDArray[np.float64], limit: int) -> NDArray[np.int64]:
@@ -209,9 +211,9 @@ def selection_preview(*, cycle: Cycle, params: SelectionParams, show: int = 20) 
     if params.strategy == Strategy.TOPK and Score.objects.filter(cycle=cycle).exists():
         # The slider's common case: read only the rows shown; the count of what the budget takes needs no rows.
         shown = min(params.budget, show)
-        if scores_sorted(cycle_id=cycle.pk) is not None:  # scoring done: every count and pick from the sorted copy
-            ids, u = scores_candidate_arrays(cycle=cycle, threshold=params.threshold)
-            picks, available = _rows_of(cycle, _top_of(ids, u, shown)), len(ids)
+        top = scores_top_candidates(cycle=cycle, threshold=params.threshold, limit=shown)
+        if top is not None:  # scoring done: the picks shown and the count from the sorted copy
+            picks, available = _rows_of(cycle, top[0]), top[1]
         else:
             picks = _pick(cycle, replace(params, budget=shown))
             available = scores_candidates(cycle=cycle, threshold=params.threshold)[: params.budget].count()

@@ -334,8 +334,29 @@ def test_diverse_candidates_from_the_sorted_copy_keep_the_databases_order(make_p
 
     u = [0.9, 0.5, 0.7, 0.5, 0.5, 0.2, 0.7, 0.5, 0.1, 0.5]  # the cut at 5 falls inside the ties at 0.5
     cycle = scored_cycle(make_project(labels=["a"]), u, budget=1)
+    score_stats_freeze(cycle=cycle)  # as scoring leaves it: the sorted copy with its ids
     for limit in (1, 3, 5, 9, 10, 50):
         expected = list(scores_candidates(cycle=cycle, threshold=None).values_list("item_id", flat=True)[:limit])
         assert _most_uncertain(cycle, None, limit).tolist() == expected, limit
     above = list(scores_candidates(cycle=cycle, threshold=0.6).values_list("item_id", flat=True))
     assert _most_uncertain(cycle, 0.6, 10).tolist() == above
+
+
+@pytest.mark.django_db
+def test_top_candidates_skip_items_labeled_since_scoring_and_count_the_rest(make_project: Any) -> None:
+    """Issue 20: the bounded read of the sorted copy (the slider's preview, top-k's picks) leaves out items labeled
+    or set aside after scoring, counts what is left, and keeps the database's order with ties at the cut."""
+    from campaigns.selectors.scores import scores_candidates, scores_top_candidates
+
+    u = [0.9, 0.5, 0.7, 0.5, 0.5, 0.2, 0.7, 0.5, 0.1, 0.5, 0.9, 0.3]
+    cycle = scored_cycle(make_project(labels=["a"]), u, budget=1)
+    score_stats_freeze(cycle=cycle)
+    first = Score.objects.filter(cycle=cycle).order_by("-uncertainty", "item_id").first()
+    assert first is not None
+    Item.objects.filter(pk=first.item_id).update(label="a")  # labeled after scoring: no longer a candidate
+    for threshold in (None, 0.5, 0.6, 0.95):
+        expected = list(scores_candidates(cycle=cycle, threshold=threshold).values_list("item_id", flat=True))
+        for limit in (1, 2, 4, 6, 20):
+            top = scores_top_candidates(cycle=cycle, threshold=threshold, limit=limit)
+            assert top is not None
+            assert (top[0].tolist(), top[1]) == (expected[:limit], len(expected)), (threshold, limit)
