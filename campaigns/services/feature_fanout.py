@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db.models import Count, Exists, F, OuterRef, QuerySet
 
-from campaigns.models import Item, ItemEmbedding, Project, TaskType
+from campaigns.models import Item, ItemEmbedding, ItemState, Project, TaskType
 from campaigns.services import queue
 from campaigns.services.encoders import EncoderConfigError, encoder_for
 from campaigns.services.features import frozen_backbone, item_inputs, project_text_embeddings
@@ -42,9 +42,15 @@ def feature_key(project: Project) -> str | None:
     return backbone.identity if backbone is not None else None
 
 
-def _missing(project_id: int, key: str) -> QuerySet[Item]:
-    cached = ItemEmbedding.objects.filter(item=OuterRef("pk"), encoder=key)
-    return Item.objects.filter(project_id=project_id).exclude(Exists(cached))
+def _eligible(project: Project) -> QuerySet[Item]:
+    """Items a model reads features of: the active ones, and for images only those with a stored file (a URL-only
+    item has no pixels to run the backbone on: it is labeled, never scored, and would fail its whole chunk)."""
+    items = Item.objects.filter(project=project, state=ItemState.ACTIVE)
+    return items if project.task_type == TaskType.TEXT_CLASSIFICATION else items.exclude(media="")
+
+
+def _missing(project: Project, key: str) -> QuerySet[Item]:
+    return _eligible(project).exclude(Exists(ItemEmbedding.objects.filter(item=OuterRef("pk"), encoder=key)))
 
 
 @dataclass(frozen=True)
@@ -63,7 +69,7 @@ def features_plan(*, project_id: int) -> FeaturesPlan:
         return FeaturesPlan(None, 0, 0)
     size = int(settings.ALWEB_SCORING_CHUNK_IDS)
     rows = (
-        _missing(project_id, key)
+        _missing(project, key)
         .annotate(chunk=F("pk") / size)
         .order_by()
         .values("chunk")
@@ -86,7 +92,7 @@ def features_chunk(*, project_id: int, chunk: int, chunk_ids: int, key: str) -> 
     if feature_key(project) != key:
         return 0
     lo = chunk * chunk_ids
-    items = list(_missing(project_id, key).filter(pk__gte=lo, pk__lt=lo + chunk_ids).order_by("pk"))
+    items = list(_missing(project, key).filter(pk__gte=lo, pk__lt=lo + chunk_ids).order_by("pk"))
     if items:
         # Computes the missing vectors and stores them (ItemEmbedding).
         if project.task_type == TaskType.TEXT_CLASSIFICATION:
@@ -104,12 +110,13 @@ class FeaturesStatus:
 
 
 def features_status(*, project: Project) -> FeaturesStatus:
-    """How many of the project's items have their cached features under the current key (two COUNTs)."""
+    """How many of the project's items that a model reads have their cached features under the current key (two
+    COUNTs)."""
     key = feature_key(project)
-    items = Item.objects.filter(project=project).count()
-    if key is None:
-        return FeaturesStatus(None, items, 0)
-    return FeaturesStatus(key, items, items - _missing(project.pk, key).count())
+    if key is None:  # nothing is cached for this project's model: every item counts, none is "ready"
+        return FeaturesStatus(None, Item.objects.filter(project=project).count(), 0)
+    items = _eligible(project).count()
+    return FeaturesStatus(key, items, items - _missing(project, key).count())
 
 
 def features_request(*, project: Project) -> bool:

@@ -24,6 +24,7 @@ from campaigns.models import Cycle, Item, LabelQualityRun, RunState, Score, Task
 from campaigns.selectors.labels import answers_by_item, open_reviews_by_item
 from campaigns.services.embeddings import probabilities_for
 from campaigns.services.label_quality import probabilities_unpack
+from campaigns.services.reviews import MAX_REVIEWS_PER_REQUEST
 from engine.multiannotator import activelab_split, annotator_matrix
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,8 @@ def relabel_split(*, cycle: Cycle, new_item_ids: list[int], budget: int, max_sha
         return all_new("no label-quality run with out-of-fold probabilities yet (one runs after each training)")
     run_ids, run_probs = probabilities_unpack(run.probabilities)
     labels = list(project.labels)
+    if run_probs.ndim != 2 or run_probs.shape[1] != len(labels):  # labels appended since that run
+        return all_new("the project's labels changed since the last label-quality run")
     in_review = open_reviews_by_item(item_ids=[int(i) for i in run_ids])
     current = dict(Item.objects.filter(pk__in=[int(i) for i in run_ids]).values_list("pk", "label"))
     # The run's items still labeled with a class of the project and not already in review.
@@ -80,9 +83,15 @@ def relabel_split(*, cycle: Cycle, new_item_ids: list[int], budget: int, max_sha
     unlabeled = probabilities_for(cycle_id=cycle.pk, item_ids=scored, chunk_of=chunks) if scored else None
     if unlabeled is None:
         return all_new("this cycle's scores kept no class probabilities to compare new items with")
-    split = activelab_split(
-        matrix, run_probs[keep], np.asarray(unlabeled, dtype=np.float64), budget=budget, max_share=max_share
-    )
+    # Re-labels go back as review tasks, at most MAX_REVIEWS_PER_REQUEST in one request: a larger share of a large
+    # budget would make the whole selection fail.
+    share = min(max_share, MAX_REVIEWS_PER_REQUEST / budget) if budget else max_share
+    try:
+        split = activelab_split(
+            matrix, run_probs[keep], np.asarray(unlabeled, dtype=np.float64), budget=budget, max_share=share
+        )
+    except ValueError as exc:  # cleanlab refusing these inputs: the cycle still selects, all new items
+        return all_new(f"ActiveLab could not score these items: {exc}")
     chosen = [ids[int(p)] for p in split.relabel]
     notes.update(relabels=len(chosen), relabel_item_ids=chosen[:1000], relabel_run=run.pk)
     log.info("cycle %s: ActiveLab split %s re-labels, %s new items", cycle.pk, len(chosen), split.new)

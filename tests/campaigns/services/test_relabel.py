@@ -79,3 +79,30 @@ def test_without_a_run_or_with_confident_new_items_the_split_says_what_it_did(ma
     assert selection.size == 2 and selection.params["relabels"] == 0
     assert "no label-quality run" in selection.params["relabel_skipped"]
     assert not LabelReview.objects.exists()
+
+
+def test_a_label_appended_since_the_run_and_the_review_cap_never_fail_the_selection(
+    make_project: Any, monkeypatch: Any
+) -> None:
+    """Review finding: a run with fewer class columns than the project's labels now (one appended since) made
+    cleanlab raise inside the selection; and a share of a large budget could ask for more reviews than one request
+    takes. Both select with what they can."""
+    from campaigns.services import relabel
+
+    project = make_project(labels=["a", "b"])
+    labeled_with_a_run(project)
+    monkeypatch.setattr(relabel, "MAX_REVIEWS_PER_REQUEST", 1)
+    capped = with_probabilities(
+        scored_cycle(project, [0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2], budget=6, strategy_params=OPTIONS), 0.5
+    )
+    selection = selection_make(cycle=capped)
+    assert selection.params["relabels"] == 1 and selection.size == 5  # at most one review per request here
+
+    other = make_project(labels=["a", "b"], name="grown")
+    labeled_with_a_run(other)
+    other.labels = ["a", "b", "c"]
+    other.save(update_fields=["labels"])
+    grown = with_probabilities(scored_cycle(other, [0.9, 0.8, 0.7], budget=2, strategy_params=OPTIONS), 0.5)
+    selection = selection_make(cycle=grown)
+    assert selection.size == 2 and selection.params["relabels"] == 0
+    assert "labels changed" in selection.params["relabel_skipped"]
