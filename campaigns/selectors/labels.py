@@ -6,7 +6,16 @@ from collections import defaultdict
 
 from django.db.models import QuerySet
 
-from campaigns.models import Annotation, LabelChange, LabelQualityRun, LabelReview, LabelSuspect, Project, RunState
+from campaigns.models import (
+    Annotation,
+    LabelChange,
+    LabelQualityRun,
+    LabelReview,
+    LabelSuspect,
+    Project,
+    ReviewState,
+    RunState,
+)
 
 
 def label_changes_ordered() -> QuerySet[LabelChange]:
@@ -60,4 +69,14 @@ def answers_by_item(item_ids: list[int]) -> dict[int, dict[str, str]]:
     for item_id, annotator, value, annotation_id in rows.iterator(chunk_size=5000):
         if isinstance(value, str):
             out[item_id][annotator or f"annotation {annotation_id}"] = value
+    # A decided review is an answer too (the label a re-label or a suspect's review asked for): without it ActiveLab
+    # and CROWDLAB would see the item's old answers only, and ask for the same item again.
+    decided = (
+        LabelReview.objects.filter(item_id__in=item_ids, state=ReviewState.DECIDED)
+        .order_by("decided_at", "pk")
+        .values_list("item_id", "decided_annotator", "decision", "pk")
+    )
+    for item_id, annotator, value, review_id in decided.iterator(chunk_size=5000):
+        if isinstance(value, str):
+            out[item_id][annotator or f"review {review_id}"] = value
     return out

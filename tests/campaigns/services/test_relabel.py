@@ -106,3 +106,17 @@ def test_a_label_appended_since_the_run_and_the_review_cap_never_fail_the_select
     selection = selection_make(cycle=grown)
     assert selection.size == 2 and selection.params["relabels"] == 0
     assert "labels changed" in selection.params["relabel_skipped"]
+
+
+def test_a_decided_review_counts_as_an_answer_for_activelab_and_crowdlab(make_project: Any) -> None:
+    """Review finding: the reviewer's decision was not among an item's answers, so the next split (and CROWDLAB's
+    consensus) saw only the old ones and could ask for the same item again."""
+    from campaigns.selectors.labels import answers_by_item
+    from campaigns.services.reviews import reviews_request
+
+    project = make_project(labels=["a", "b"])
+    item = labeled_with_a_run(project)[0]
+    assert answers_by_item([item.pk]) == {}
+    (review,) = reviews_request(project=project, item_ids=[item.pk])
+    review_decide(review=review, label="b", annotator="rita@x")
+    assert answers_by_item([item.pk]) == {item.pk: {"rita@x": "b"}}
