@@ -69,8 +69,13 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def validate_project_defaults(**fields: Any) -> None:
-    """Raise ValidationError {field: reason} for cycle defaults out of range or of the wrong type (None = not given)."""
+# model_config keys of the text model only: on another task type they would be stored and silently ignored.
+TEXT_ONLY_KEYS = ("encoder", "finetune", "mc_layers")
+
+
+def validate_project_defaults(*, task_type: str | None = None, **fields: Any) -> None:
+    """Raise ValidationError {field: reason} for cycle defaults out of range or of the wrong type (None = not given);
+    with `task_type`, model_config keys that task type's model does not read are refused too."""
     errors: dict[str, str] = {}
     budget = fields.get("default_budget")
     if budget is not None and (not _is_int(budget) or not 1 <= budget <= MAX_BUDGET):
@@ -101,6 +106,9 @@ def validate_project_defaults(**fields: Any) -> None:
     config = fields.get("model_config")
     if config is not None and (problem := model_config_problem(config)):
         errors["model_config"] = problem
+    text_only = [k for k in TEXT_ONLY_KEYS if isinstance(config, dict) and k in config]
+    if text_only and "model_config" not in errors and task_type not in (None, TaskType.TEXT_CLASSIFICATION):
+        errors["model_config"] = f"{text_only[0]} is for text projects only (this project's task is {task_type})"
     if errors:
         raise ValidationError(errors)
 
@@ -189,7 +197,7 @@ def project_create(
         raise ValidationError({"task_type": f"must be one of {', '.join(TaskType.values)}"})
     if not isinstance(name, str) or not name.strip():
         raise ValidationError({"name": "must not be empty"})
-    validate_project_defaults(model_config=model_config, **options)
+    validate_project_defaults(task_type=task_type, model_config=model_config, **options)
     project = Project(
         owner=cast(User, owner),
         name=name.strip(),
@@ -249,7 +257,8 @@ def project_update(*, project: Project, **changes: Any) -> Project:
         changes["split_ratios"] = ratios
     # The two defaults are checked together: a heuristic needing several passes with a one-pass default.
     current = {"default_heuristic": project.default_heuristic, "default_mc_iterations": project.default_mc_iterations}
-    validate_project_defaults(**(current | changes))
+    checked: dict[str, Any] = current | changes
+    validate_project_defaults(task_type=str(checked.pop("task_type", project.task_type)), **checked)
     previous = copy.copy(project)
     for name, value in changes.items():
         setattr(project, name, value)

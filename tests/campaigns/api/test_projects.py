@@ -255,3 +255,11 @@ def test_train_on_close_is_a_project_setting(as_owner: Any, project: Any) -> Non
     assert as_owner.patch(url, {"train_on_close": False}, format="json").json()["train_on_close"] is False
     bad = as_owner.patch(url, {"train_on_close": "sometimes"}, format="json")
     assert bad.status_code == 400 and "train_on_close" in bad.json()
+
+
+def test_text_model_keys_on_an_image_project_are_a_400(as_owner: Any, project: Any) -> None:
+    """Review finding: encoder / finetune / mc_layers were stored on an image project and silently ignored."""
+    Project.objects.filter(pk=project.pk).update(task_type="image_classification")
+    response = post_json(as_owner, detail(project), {"model_config": {"finetune": True}}, "patch")
+    assert response.status_code == 400
+    assert "finetune is for text projects only" in str(response.json()["model_config"])
