@@ -26,7 +26,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, User
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import Q
 from django.utils import timezone
 
 from campaigns.models import (
@@ -43,6 +43,7 @@ from campaigns.services import queue
 from campaigns.services.backbones import backbone_store
 from campaigns.services.features import image_config
 from campaigns.services.projects import project_update
+from campaigns.services.run_claims import run_claim
 from campaigns.services.training import mlflow_errors, registry
 from engine.ssl import MIN_IMAGES, SSLConfig, export_torchscript, pretrain
 
@@ -130,16 +131,8 @@ def _progress(done: int, total: int) -> dict[str, object]:
 
 def pretraining_claim(*, run_id: int) -> int | None:
     """Take the run for this worker; the attempt it now holds, or None when there is nothing to do (finished,
-    deleted, or another redelivery took it first)."""
-    now = timezone.now()
-    runs = BackbonePretraining.objects.filter(pk=run_id)
-    if runs.filter(state=St.QUEUED).update(state=St.RUNNING, attempt=F("attempt") + 1, started_at=now) != 1:
-        current = runs.filter(state=St.RUNNING).values_list("attempt", flat=True).first()
-        # Running, and its message delivered again: the worker that held it died. Take it over.
-        if current is None or runs.filter(state=St.RUNNING, attempt=current).update(attempt=current + 1) != 1:
-            return None
-        log.warning("pretraining %s: taking over from attempt %s (its worker was lost)", run_id, current)
-    return runs.values_list("attempt", flat=True).first()
+    failed or deleted)."""
+    return run_claim(BackbonePretraining, run_id=run_id, queued=St.QUEUED, running=St.RUNNING)
 
 
 def _mine(run_id: int, attempt: int) -> Q:

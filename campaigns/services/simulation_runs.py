@@ -26,7 +26,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, User
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import Q
 from django.utils import timezone
 
 from campaigns.models import ACTIVE_SIMULATION_STATES, Heuristic, Project, SimulationRun, SimulationState
@@ -38,6 +38,7 @@ from campaigns.services.comparison import (
     project_compare_strategies,
     sandboxes_delete,
 )
+from campaigns.services.run_claims import run_claim
 from engine.label_quality import Noise
 
 log = logging.getLogger(__name__)
@@ -126,23 +127,8 @@ def _progress_value(done: int, total: int) -> dict[str, object]:
 
 def simulation_claim(*, run_id: int) -> int | None:
     """Take the run for this worker; returns the attempt it now holds, or None when there is nothing to do (done,
-    failed, deleted, or another redelivery took it first)."""
-    now = timezone.now()
-    claimed = SimulationRun.objects.filter(pk=run_id, state=St.QUEUED).update(
-        state=St.RUNNING, attempt=F("attempt") + 1, started_at=now, failure_reason=""
-    )
-    if claimed != 1:
-        current = SimulationRun.objects.filter(pk=run_id, state=St.RUNNING).values_list("attempt", flat=True).first()
-        if current is None:
-            return None
-        # Running, and its message delivered again: the worker that held it died. Take it over.
-        taken = SimulationRun.objects.filter(pk=run_id, state=St.RUNNING, attempt=current).update(
-            attempt=current + 1, started_at=now
-        )
-        if taken != 1:
-            return None
-        log.warning("simulation %s: taking over from attempt %s (its worker was lost)", run_id, current)
-    return SimulationRun.objects.values_list("attempt", flat=True).get(pk=run_id)
+    failed, deleted)."""
+    return run_claim(SimulationRun, run_id=run_id, queued=St.QUEUED, running=St.RUNNING, failure_reason="")
 
 
 def _mine(run_id: int, attempt: int) -> Q:
