@@ -211,17 +211,20 @@ def reset_scoring(cycle_id: int) -> None:
 
 
 def timed_scoring(cycle_id: int, timeout: float, what: str, on: str) -> float:
-    """Send the cycle's scoring task and wait for `scored`: the stage as a user sees it, plan to frozen stats."""
-    from campaigns.models import Cycle
+    """Send the cycle's scoring task and wait for `scored`: the stage as a user sees it, plan to frozen stats. The
+    end is the plan's completion time written by the completing worker (same host clock), not when this loop next
+    looks: a poll's granularity would be a tenth of a 2-second pass."""
+    from campaigns.models import Cycle, ScoringPlan
     from campaigns.services import queue
     from campaigns.states import CycleState
 
-    started = time.monotonic()
+    started, wall = time.monotonic(), time.time()
     queue.registered_task(queue.CYCLE_SCORE).apply_async(kwargs={"cycle_id": cycle_id}, queue=on)
     while True:
         state = Cycle.objects.filter(pk=cycle_id).values_list("state", flat=True).get()
         if state == CycleState.SCORED:
-            return time.monotonic() - started
+            done = ScoringPlan.objects.filter(cycle_id=cycle_id).values_list("completed_at", flat=True).get()
+            return done.timestamp() - wall if done is not None else time.monotonic() - started
         if state == CycleState.FAILED or time.monotonic() - started > timeout:
             reason = Cycle.objects.get(pk=cycle_id).failure_reason
             raise SystemExit(f"scoring with {what} did not finish: {state} {reason}")

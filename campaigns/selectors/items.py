@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 from django.db.models import Count, Exists, OuterRef, QuerySet
+from numpy.typing import NDArray
 
-from campaigns.models import Annotation, Item, ItemState, Project, SelectedItem, Split, TaskType
+from campaigns.models import Annotation, Item, ItemEmbedding, ItemState, Project, SelectedItem, Split, TaskType
 from campaigns.selectors.item_counts import items_counts
 from campaigns.states import ABANDONED_STATES
 
@@ -115,3 +118,25 @@ def annotations_for_project(
     if deleted is not None:
         qs = qs.filter(deleted_at__isnull=not deleted)
     return qs.order_by("pk")
+
+
+def item_vectors(*, item_ids: Sequence[int], key: str) -> dict[int, NDArray[np.float32]]:
+    """{item id: cached feature vector} of the given items under a feature key (an encoder's or backbone's
+    identity); items without one are left out."""
+    if not item_ids:
+        return {}
+    stored = ItemEmbedding.objects.filter(encoder=key)
+    low, high = min(item_ids), max(item_ids)
+    # A scoring chunk's ids are nearly contiguous: an id range reads the same rows for about half the cost of a
+    # thousand-long IN list (the few other items in the range are read and dropped). Scattered ids (a sample) are
+    # looked up by list.
+    if high - low < 2 * len(item_ids):
+        stored = stored.filter(item_id__gte=low, item_id__lte=high)
+    else:
+        stored = stored.filter(item_id__in=list(item_ids))
+    wanted = set(item_ids)
+    return {
+        item_id: np.frombuffer(bytes(vec), dtype=np.float32)
+        for item_id, vec in stored.values_list("item_id", "vector")
+        if item_id in wanted
+    }

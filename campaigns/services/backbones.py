@@ -26,6 +26,7 @@ from numpy.typing import NDArray
 from torch import nn
 
 from campaigns.models import ItemEmbedding
+from campaigns.selectors.items import item_vectors
 from engine.backbone import (
     BackboneError,
     Format,
@@ -277,12 +278,7 @@ def backbone_features(
     """Features of the items in order; only the missing ones run through the network (`load_images(ids)` gives
     their [n, C, H, W] pixels in [0, 1]), and are stored for every later cycle."""
     key = backbone.identity
-    cached = {
-        item_id: np.frombuffer(bytes(vec), dtype=np.float32)
-        for item_id, vec in ItemEmbedding.objects.filter(item_id__in=list(item_ids), encoder=key).values_list(
-            "item_id", "vector"
-        )
-    }
+    cached = item_vectors(item_ids=item_ids, key=key)
     missing = [i for i in item_ids if i not in cached]
     if missing:
         vectors = backbone_compute(backbone, load_images(missing))

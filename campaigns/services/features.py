@@ -17,6 +17,7 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from campaigns.models import Item, ItemEmbedding, Project, TaskType
+from campaigns.selectors.items import item_vectors
 from campaigns.services.backbones import (
     DEFAULT_IMAGE_SIZE,
     Backbone,
@@ -33,6 +34,11 @@ TEXT_ENCODER = "minilm-l6-v2"
 
 class FeatureError(Exception):
     """An item cannot be turned into model input (e.g. a remote URL image alweb cannot fetch)."""
+
+
+# The item fields `item_inputs` reads: a scoring chunk loads only these (an item's metadata and ground truth can
+# outweigh its text, and a million-item pool reads every row once per cycle).
+INPUT_FIELDS = ("id", "project_id", "key", "text", "media")
 
 
 def image_config(project: Project) -> tuple[int, int]:
@@ -79,12 +85,7 @@ def text_embeddings(
     """Embeddings for (item id, text) pairs in order; computes and stores only the missing ones. `encoder` is the
     cache key (the encoder's identity), `model_dir` the folder it is read from (None: the shipped MiniLM)."""
     ids = [i for i, _ in items]
-    cached = {
-        item_id: np.frombuffer(bytes(vec), dtype=np.float32)
-        for item_id, vec in ItemEmbedding.objects.filter(item_id__in=ids, encoder=encoder).values_list(
-            "item_id", "vector"
-        )
-    }
+    cached = item_vectors(item_ids=ids, key=encoder)
     missing = [(i, t) for i, t in items if i not in cached]
     if missing:
         vectors = np.asarray(_embedder(model_dir).encode([t for _, t in missing]), dtype=np.float32)

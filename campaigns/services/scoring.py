@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 import numpy as np
-from django.db import transaction
+from django.db import connection, transaction
+from psycopg.errors import UniqueViolation
+from psycopg.types.json import Jsonb
 
 from campaigns.models import Cycle, Item, Score
 from campaigns.selectors import items_labeled, items_pool
@@ -21,7 +24,7 @@ from campaigns.services.embeddings import (
     embeddings_save,
     embeddings_save_labeled,
 )
-from campaigns.services.features import item_inputs
+from campaigns.services.features import INPUT_FIELDS, item_inputs
 from campaigns.services.scoring_plan import scoring_chunk_mark_written
 from campaigns.services.training import model_score
 from engine.scoring import ScoreChunk
@@ -41,12 +44,40 @@ def _score_items(*, cycle: Cycle, items: list[Item], model: object, seed: int) -
     )
 
 
+_SCORE_COLUMNS = ("cycle_id", "item_id", "uncertainty", "heuristic", "predicted_label", "confidence", "boxes", "chunk")
+
+
+def _scores_write(rows: list[tuple[Any, ...]]) -> None:
+    """Insert a chunk's score rows (in `_SCORE_COLUMNS` order); rows of items scored already are left as they are.
+
+    On Postgres by COPY: a chunk's thousand rows cost a third of a multi-row INSERT's time, in the worker and in the
+    database, and the database shares the cores with the workers. COPY cannot skip a duplicate: when another
+    delivery of the chunk committed its rows meanwhile, the savepoint drops this copy and the rows go through the
+    INSERT that skips conflicts (the chunk's mark, next, then finds the chunk written)."""
+    if connection.vendor == "postgresql":
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                columns = ", ".join(_SCORE_COLUMNS)
+                with cursor.cursor.copy(f"COPY {Score._meta.db_table} ({columns}) FROM STDIN") as copy:
+                    for row in rows:
+                        copy.write_row((*row[:6], None if row[6] is None else Jsonb(row[6]), row[7]))
+            return
+        except UniqueViolation:
+            log.info("some scores of chunk %s were written meanwhile", rows[0][7] if rows else "?")
+    Score.objects.bulk_create(
+        [Score(**dict(zip(_SCORE_COLUMNS, row, strict=True))) for row in rows],
+        batch_size=5000,
+        ignore_conflicts=True,  # a second delivery racing the first writes nothing twice
+    )
+
+
 def score_chunk(*, cycle: Cycle, chunk: int, chunk_ids: int, model: object) -> int:
     """Score one chunk of the pool, store it and mark it written; returns the number of items scored (0 when
     another delivery wrote it first, or when every item of the chunk was labeled since the plan was made)."""
     started = time.monotonic()
     log.info("cycle %s: scoring chunk %s", cycle.pk, chunk)
-    items = list(items_pool(project=cycle.project).filter(pk__gte=chunk * chunk_ids, pk__lt=(chunk + 1) * chunk_ids))
+    pool = items_pool(project=cycle.project).filter(pk__gte=chunk * chunk_ids, pk__lt=(chunk + 1) * chunk_ids)
+    items = list(pool.only(*INPUT_FIELDS))
     if not items:
         with transaction.atomic():
             scoring_chunk_mark_written(cycle_id=cycle.pk, chunk=chunk, scored=0, seconds=time.monotonic() - started)
@@ -63,31 +94,20 @@ def score_chunk(*, cycle: Cycle, chunk: int, chunk_ids: int, model: object) -> i
             features=result.embeddings,
             probs=result.probs,  # BADGE's gradient embeddings need them with the features
         )
-    with transaction.atomic():
-        Score.objects.bulk_create(
-            [
-                Score(
-                    cycle=cycle,
-                    item_id=item_id,
-                    uncertainty=float(u),
-                    heuristic=result.heuristic,  # what really produced it (external models may substitute)
-                    predicted_label=labels[int(lbl)] if lbl >= 0 else "",
-                    confidence=float(c),
-                    boxes=boxes,
-                    chunk=chunk,
-                )
-                for item_id, u, lbl, c, boxes in zip(
-                    result.ids,
-                    result.uncertainty,
-                    result.labels,
-                    result.confidence,
-                    result.boxes if result.boxes is not None else [None] * len(result.ids),
-                    strict=True,
-                )
-            ],
-            batch_size=5000,
-            ignore_conflicts=True,  # a second delivery racing the first writes nothing twice
+    rows = [
+        # heuristic: what really produced it (external models may substitute)
+        (cycle.pk, item_id, float(u), result.heuristic, labels[int(lbl)] if lbl >= 0 else "", float(c), boxes, chunk)
+        for item_id, u, lbl, c, boxes in zip(
+            result.ids,
+            result.uncertainty,
+            result.labels,
+            result.confidence,
+            result.boxes if result.boxes is not None else [None] * len(result.ids),
+            strict=True,
         )
+    ]
+    with transaction.atomic():
+        _scores_write(rows)
         first = scoring_chunk_mark_written(
             cycle_id=cycle.pk, chunk=chunk, scored=len(items), seconds=time.monotonic() - started
         )
