@@ -199,8 +199,8 @@ def _check_loads(path: Path, *, finetune: bool, mc_layers: Any) -> None:
         _, layers = encoder_parts(model)
     except EncoderError as exc:
         raise EncoderConfigError(str(exc)) from exc
-    if isinstance(mc_layers, int) and mc_layers > len(layers):
-        raise EncoderConfigError(f"has {len(layers)} layers: mc_layers must be from 1 to {len(layers)}")
+    if isinstance(mc_layers, int | float) and mc_layers > len(layers):
+        raise EncoderConfigError(f"has {len(layers)} layers: mc_layers must be from 0.5 to {len(layers)}")
 
 
 def finetune_problem(config: Mapping[str, Any]) -> str | None:
@@ -209,8 +209,16 @@ def finetune_problem(config: Mapping[str, Any]) -> str | None:
         return "finetune must be true or false"
     if "mc_layers" in config:
         value = config["mc_layers"]
-        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MC_LAYERS_MAX:
-            return f"mc_layers must be an integer from 1 to {MC_LAYERS_MAX} (top transformer layers MC-sampled)"
+        if (
+            not isinstance(value, int | float)
+            or isinstance(value, bool)
+            or not 0.5 <= value <= MC_LAYERS_MAX
+            or value * 2 != int(value * 2)
+        ):
+            return (
+                f"mc_layers must be a number from 0.5 to {MC_LAYERS_MAX} in steps of 0.5 (top transformer layers"
+                " MC-sampled; a half samples a layer's feed-forward block and runs its attention once)"
+            )
         if not is_finetune(config):
             return "mc_layers needs finetune: true (a frozen encoder's embeddings are computed once, not sampled)"
     if "encoder" in config and (problem := encoder_name_problem(config["encoder"])):

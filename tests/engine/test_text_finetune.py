@@ -135,3 +135,37 @@ def test_training_uses_a_lower_rate_for_the_encoder_and_pickles_with_its_tokeniz
     assert np.array_equal(reloaded.tokenize(TEXTS), result.model.tokenize(TEXTS))
     with torch.no_grad():
         assert torch.equal(reloaded.eval()(x), result.model.eval()(x))
+
+
+def test_a_half_layer_samples_only_the_top_feed_forward_block(folder: Path) -> None:
+    """mc_layers 0.5: the top layer's self-attention runs once with the lower layers; its feed-forward block and
+    the head are sampled. Same weights, same function as the whole network in eval mode."""
+    model = new_finetune_model(folder, 3, mc_layers=1, seed=0).eval()
+    half = model.with_mc_layers(0.5)
+    assert half.head.split is not None and half.features.split_attention is half.head.split.attention
+    assert len(half.features.layers) == 1 and len(half.head.layers) == 0
+    sampled = [m for m in half.head.modules() if type(m) is torch.nn.Dropout]
+    attention = {id(m) for m in half.head.split.attention.modules()}
+    assert sampled and not any(id(m) in attention for m in sampled)  # only the feed-forward's and the head's
+    x = torch.as_tensor(model.tokenize(TEXTS))
+    with torch.no_grad():
+        assert torch.allclose(half(x), model.with_mc_layers(None)(x), atol=1e-5)
+        assert torch.allclose(half.head(half.features(x)), half(x))
+    sampler = MCDropout(half, iterations=8)
+    probs, _ = sampler(x)
+    assert sampler.mode == "fast" and probs.std(axis=2).max() > 1e-4
+    # The attention is one module in both parts: saved and reloaded, it stays one set of weights.
+    buf = io.BytesIO()
+    torch.save(half, buf)
+    buf.seek(0)
+    reloaded = torch.load(buf, weights_only=False)
+    assert reloaded.features.split_attention is reloaded.head.split.attention
+    assert half.with_mc_layers(2).head.split is None and half.with_mc_layers(1.5).head.split is not None
+
+
+@pytest.mark.parametrize("bad", [0, 0.25, 1.25, 3])
+def test_mc_layers_outside_half_steps_of_the_depth_is_refused(folder: Path, bad: float) -> None:
+    from engine.text_finetune import EncoderError
+
+    with pytest.raises(EncoderError, match=r"steps of 0\.5"):
+        new_finetune_model(folder, 3, mc_layers=bad, seed=0)

@@ -62,14 +62,17 @@ def test_an_encoder_folder_is_checked_when_the_config_is_saved(tmp_path: Path) -
     default_storage.save(f"{broken}/model.safetensors", ContentFile(b"not weights"))
     problem = model_config_problem({"encoder": broken})
     assert problem is not None and "does not load" in problem
-    deep = model_config_problem({"encoder": good, "finetune": True, "mc_layers": 3})
+    deep = model_config_problem({"encoder": good, "finetune": True, "mc_layers": 2.5})
     assert deep is not None and "has 2 layers" in deep
+    assert model_config_problem({"encoder": good, "finetune": True, "mc_layers": 0.5}) is None
     for config, reason in [
         ({"encoder": "../etc"}, "is not such a name"),
         ({"encoder": "backbones/x"}, "is not such a name"),
         ({"mc_layers": 1}, "mc_layers needs finetune: true"),
         ({"finetune": "yes"}, "finetune must be true or false"),
-        ({"finetune": True, "mc_layers": 0}, "mc_layers must be an integer"),
+        ({"finetune": True, "mc_layers": 0}, "mc_layers must be a number from 0.5"),
+        ({"finetune": True, "mc_layers": 1.25}, "in steps of 0.5"),
+        ({"finetune": True, "mc_layers": True}, "mc_layers must be a number"),
     ]:
         problem = model_config_problem(config, check_storage=False)
         assert problem is not None and reason in problem, (config, problem)
