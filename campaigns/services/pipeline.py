@@ -157,7 +157,7 @@ def cycle_run_score_chunk(*, cycle_id: int, chunk: int) -> None:
                 scoring_chunk_mark_written(cycle_id=cycle_id, chunk=chunk, scored=0, seconds=0.0)
         else:
             score_chunk(cycle=cycle, chunk=chunk, chunk_ids=cycle.scoring_plan.chunk_ids, model=model)
-        scoring_progress_report(cycle_id=cycle_id)
+        scoring_progress_report(cycle_id=cycle_id, plan=cycle.scoring_plan)
     cycle_complete_scoring(cycle_id=cycle_id)
 
 

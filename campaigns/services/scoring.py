@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -47,28 +48,39 @@ def _score_items(*, cycle: Cycle, items: list[Item], model: object, seed: int) -
 _SCORE_COLUMNS = ("cycle_id", "item_id", "uncertainty", "heuristic", "predicted_label", "confidence", "boxes", "chunk")
 
 
-def _scores_write(rows: list[tuple[Any, ...]]) -> None:
-    """Insert a chunk's score rows (in `_SCORE_COLUMNS` order); rows of items scored already are left as they are.
+def _scores_copy(rows: list[tuple[Any, ...]]) -> None:
+    """COPY a chunk's score rows (in `_SCORE_COLUMNS` order): on Postgres a thousand rows cost a third of a
+    multi-row INSERT's time, in the worker and in the database, which shares the cores with the workers. Raises
+    UniqueViolation (and leaves the transaction aborted) when some of the rows exist already."""
+    sql = f"COPY {Score._meta.db_table} ({', '.join(_SCORE_COLUMNS)}) FROM STDIN"
+    with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
+        for row in rows:
+            copy.write_row((*row[:6], None if row[6] is None else Jsonb(row[6]), row[7]))
 
-    On Postgres by COPY: a chunk's thousand rows cost a third of a multi-row INSERT's time, in the worker and in the
-    database, and the database shares the cores with the workers. COPY cannot skip a duplicate: when another
-    delivery of the chunk committed its rows meanwhile, the savepoint drops this copy and the rows go through the
-    INSERT that skips conflicts (the chunk's mark, next, then finds the chunk written)."""
-    if connection.vendor == "postgresql":
-        try:
-            with transaction.atomic(), connection.cursor() as cursor:
-                columns = ", ".join(_SCORE_COLUMNS)
-                with cursor.cursor.copy(f"COPY {Score._meta.db_table} ({columns}) FROM STDIN") as copy:
-                    for row in rows:
-                        copy.write_row((*row[:6], None if row[6] is None else Jsonb(row[6]), row[7]))
-            return
-        except UniqueViolation:
-            log.info("some scores of chunk %s were written meanwhile", rows[0][7] if rows else "?")
+
+def _scores_insert(rows: list[tuple[Any, ...]]) -> None:
     Score.objects.bulk_create(
         [Score(**dict(zip(_SCORE_COLUMNS, row, strict=True))) for row in rows],
         batch_size=5000,
         ignore_conflicts=True,  # a second delivery racing the first writes nothing twice
     )
+
+
+def _chunk_write(rows: list[tuple[Any, ...]], mark: Callable[[], bool]) -> bool:
+    """The chunk's scores and its mark in one transaction; `mark()`'s answer (False: another delivery marked the
+    chunk first). COPY cannot skip a duplicate: when another delivery committed the chunk's rows meanwhile, the
+    transaction is rolled back and written again by the INSERT that skips conflicts, whose mark then finds the
+    chunk written. No savepoint around the COPY: it would cost two more round trips on every chunk."""
+    if connection.vendor == "postgresql":
+        try:
+            with transaction.atomic():
+                _scores_copy(rows)
+                return mark()
+        except UniqueViolation:
+            log.info("some scores of chunk %s were written meanwhile", rows[0][7] if rows else "?")
+    with transaction.atomic():
+        _scores_insert(rows)
+        return mark()
 
 
 def score_chunk(*, cycle: Cycle, chunk: int, chunk_ids: int, model: object) -> int:
@@ -106,11 +118,12 @@ def score_chunk(*, cycle: Cycle, chunk: int, chunk_ids: int, model: object) -> i
             strict=True,
         )
     ]
-    with transaction.atomic():
-        _scores_write(rows)
-        first = scoring_chunk_mark_written(
+    first = _chunk_write(
+        rows,
+        lambda: scoring_chunk_mark_written(
             cycle_id=cycle.pk, chunk=chunk, scored=len(items), seconds=time.monotonic() - started
-        )
+        ),
+    )
     if not first:
         log.info("cycle %s: chunk %s was written by another delivery meanwhile", cycle.pk, chunk)
         return 0

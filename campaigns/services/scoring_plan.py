@@ -89,11 +89,12 @@ def scoring_chunk_mark_written(*, cycle_id: int, chunk: int, scored: int, second
     return moved == 1
 
 
-def scoring_progress_report(*, cycle_id: int) -> tuple[int, int]:
+def scoring_progress_report(*, cycle_id: int, plan: ScoringPlan | None = None) -> tuple[int, int]:
     """Write the cycle's scoring progress, aggregated over every worker: (pool items in written chunks, plan
     total). The UPDATE never lowers a count already shown: two workers finishing together may report in either
-    order, and the bar must only move forward. The ETA runs from the plan's creation, the one clock all share."""
-    plan = ScoringPlan.objects.filter(cycle_id=cycle_id).first()
+    order, and the bar must only move forward. The ETA runs from the plan's creation, the one clock all share.
+    `plan`: the cycle's plan when the caller holds it already (its items and creation never change)."""
+    plan = plan if plan is not None else ScoringPlan.objects.filter(cycle_id=cycle_id).first()
     if plan is None:
         return 0, 0
     done = int(

@@ -224,3 +224,29 @@ def test_concurrent_completers_complete_the_cycle_exactly_once(
         t.join()
     assert sorted(results) == [False, False, False, True]
     assert Cycle.objects.get(pk=cycle.pk).state == CycleState.SCORED
+
+
+@pytest.mark.django_db
+def test_a_chunk_scored_twice_past_the_written_check_writes_its_rows_once(
+    make_project: Any, tmp_path: Path, mlflow_store: str, settings: Any, sent_groups: list[Any]
+) -> None:
+    """Two deliveries that both passed the "written?" check: the second one's COPY meets the first one's rows, and
+    falls back to the insert that skips them; the chunk is marked once. Rows that exist without the chunk's mark
+    (scored before plans existed) stay as they are and only the missing ones are added."""
+    project = shaded_project(make_project, tmp_path, mlflow_store, n=12)
+    cycle = planned_cycle(project, settings, sent_groups)
+    chunk = next(c["chunk"] for c in sent_groups[0][1] if c["chunk"] != LABELED_CHUNK)
+    model = model_cached(model_version=cycle.model_version)
+    first = score_chunk(cycle=cycle, chunk=chunk, chunk_ids=4, model=model)
+    rows = Score.objects.filter(cycle=cycle, chunk=chunk)
+    assert first == rows.count() > 1
+    assert score_chunk(cycle=cycle, chunk=chunk, chunk_ids=4, model=model) == 0  # written by "the other" delivery
+    assert rows.count() == first and ScoringChunk.objects.get(cycle=cycle, chunk=chunk).written_at is not None
+
+    kept = rows.order_by("item_id").first()
+    assert kept is not None
+    Score.objects.filter(pk=kept.pk).update(uncertainty=-1.0)
+    rows.exclude(pk=kept.pk).delete()
+    ScoringChunk.objects.filter(cycle=cycle, chunk=chunk).update(written_at=None)
+    assert score_chunk(cycle=cycle, chunk=chunk, chunk_ids=4, model=model) == first
+    assert rows.count() == first and Score.objects.get(pk=kept.pk).uncertainty == -1.0
