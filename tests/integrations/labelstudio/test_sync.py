@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 from typing import Any
 
@@ -139,6 +140,24 @@ def test_a_doubled_task_import_is_found_and_undone(ls_settings: Any, ls_pat_clie
     assert len(tasks) == 10 and duplicates(tasks) == (0, 0)
     saved = set(SelectedItem.objects.filter(selection__cycle=cycle).values_list("ls_task_id", flat=True))
     assert saved == {t["id"] for t in tasks}  # alweb points at the tasks that stayed
+
+
+def test_a_pass_starts_with_a_small_batch_then_full_ones(
+    ls_settings: Any, ls_pat_client: LabelStudio, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first POST of a pass carries FIRST_BATCH tasks (LS starts sooner), the rest ALWEB_LS_SYNC_BATCH each,
+    in rank order; every item once."""
+    settings.ALWEB_LS_SYNC_BATCH = 5
+    monkeypatch.setattr(ls_sync, "FIRST_BATCH", 2)
+    project = make_project(n=14)
+    cycle = scored_cycle(project, uncertainties(keys(12)), budget=12)
+    assert cycle_sync_to_labelstudio(cycle=cycle).tasks_created == 12
+    tasks = sorted(ls_tasks(ls_pat_client, project), key=lambda t: t["id"])
+    tokens = [t["data"][sync_rows.BATCH_KEY] for t in tasks]
+    sizes = [len(list(group)) for _, group in itertools.groupby(tokens)]
+    assert sizes == [2, 5, 5] and len(set(tokens)) == 3 and duplicates(tasks) == (0, 0)
+    ranked = SelectedItem.objects.filter(selection__cycle=cycle).order_by("rank").values_list("ls_task_id", flat=True)
+    assert list(ranked) == [t["id"] for t in tasks]
 
 
 def test_a_doubled_predictions_import_is_found_and_undone(ls_settings: Any, ls_pat_client: LabelStudio) -> None:
