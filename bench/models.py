@@ -86,7 +86,7 @@ def mean_over_datasets(runs: dict[str, dict[str, Any]], *, final: bool) -> list[
 def cycle_seconds(ds: Dataset, pool_size: int = 10_000, labels: int = 300) -> dict[str, Any]:
     """One frozen-feature cycle as a worker runs it, engine side (features already cached): train the default
     head on ``labels`` labels with the product's recipe, then MC-score ``pool_size`` items (T = 20, embeddings on,
-    as ``campaigns.services.training.model_score`` asks). The pool repeats the dataset's real embeddings: only the
+    as ``campaigns.services.inference.model_score`` asks). The pool repeats the dataset's real embeddings: only the
     time is measured here, and it does not depend on which vectors are scored."""
     rng = np.random.default_rng(0)
     pool = ds.x[rng.integers(0, len(ds.x), pool_size)]

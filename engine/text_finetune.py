@@ -196,7 +196,7 @@ class TextFinetuneModel(FeaturesHeadModel):
     features: TokenFeatures
     head: TokenHead
     config: dict[str, Any]
-    score_batch_size = SCORE_BATCH  # read by the product's scoring (campaigns.services.training.model_score)
+    score_batch_size = SCORE_BATCH  # read by the product's scoring (campaigns.services.inference.model_score)
 
     def __init__(
         self,

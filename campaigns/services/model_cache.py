@@ -18,7 +18,7 @@ from typing import Any
 from cachetools import LRUCache
 from django.conf import settings
 
-from campaigns.services.training import model_load
+from campaigns.services.inference import model_load
 from models_registry.models import ModelVersion
 
 log = logging.getLogger(__name__)

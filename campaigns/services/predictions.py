@@ -1,8 +1,8 @@
 """Predictions for new data with the project's champion, and the champion's files to take away.
 
-For teams that use the model outside Label Studio: the same model loading (`training.model_load`, from MLflow), the
+For teams that use the model outside Label Studio: the same model loading (`inference.model_load`, from MLflow), the
 same inputs (`features.payload_inputs`: the project's image size and channels, the MiniLM encoder for text) and the
-same MC-dropout scoring (`training.model_score`) as a cycle's pool, on data that is not stored as items. The
+same MC-dropout scoring (`inference.model_score`) as a cycle's pool, on data that is not stored as items. The
 uncertainty is the project's default heuristic (`Project.default_heuristic`) over `default_mc_iterations` dropout
 passes, with a fixed seed: the same request gives the same answer (the dropout masks are drawn for the request's
 batch, so an item's numbers move by the MC noise when it is sent with other items). Nothing is written to the
@@ -23,9 +23,10 @@ from campaigns.ingest.images import decode_image
 from campaigns.ingest.rows import ItemImportError
 from campaigns.models import Project, TaskType
 from campaigns.services.features import payload_inputs
+from campaigns.services.inference import model_score
 from campaigns.services.model_cache import model_cached
 from campaigns.services.remote_images import RemoteImageError, fetch_image
-from campaigns.services.training import mlflow_errors, model_score, registry
+from campaigns.services.training import mlflow_errors, registry
 from models_registry.models import ModelStatus, ModelVersion
 
 PREDICT_SEED = 0  # fixed: a prediction is a function of the model and the input, not of the request's timing

@@ -26,8 +26,8 @@ from campaigns.services.embeddings import (
     embeddings_save_labeled,
 )
 from campaigns.services.features import INPUT_FIELDS, item_inputs
+from campaigns.services.inference import model_score
 from campaigns.services.scoring_plan import scoring_chunk_mark_written
-from campaigns.services.training import model_score
 from engine.scoring import ScoreChunk
 
 log = logging.getLogger(__name__)

@@ -1,5 +1,5 @@
 """The thin layer between the ML engine (plain Python) and alweb's rows: train for a cycle, mirror the MLflow
-registry in ModelVersion, load a version, score inputs."""
+registry in ModelVersion, register external models. Loading a version and scoring with it: `inference`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from contextlib import contextmanager
 from functools import lru_cache, partial
 from typing import Any
 
-import numpy as np
 import torch
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -31,13 +30,9 @@ from campaigns.services.training_sets import HASH_PARAM, SIZE_PARAM, training_se
 from engine.architectures import FeaturesHeadModel, TextHead, load_backbone
 from engine.augment import augment_from
 from engine.backbone import BackboneError
-from engine.detection import box_fractions
 from engine.detector import CenterDetector
-from engine.detector_training import score_detector
-from engine.external import PyFuncClassifier, PyFuncDetector
 from engine.metrics import bootstrap_interval
 from engine.recipes import IMAGE_AUGMENT, MONITOR, new_network, train_config
-from engine.scoring import Batch, ScoreChunk, concat_chunks, score_chunks, score_model
 from engine.training import TrainConfig, effective_schedule, train_classifier
 from models_registry.models import ModelStatus, ModelVersion
 from models_registry.registry import ModelRegistry
@@ -397,71 +392,3 @@ def model_register_external(*, project: Project, model_uri: str, kind: str) -> M
 def external_champion(*, project: Project) -> ModelVersion | None:
     """The project's champion when it is an external model: cycles then score with it instead of training."""
     return ModelVersion.objects.filter(project=project, is_champion=True, kind="external").first()
-
-
-def model_load(*, model_version: ModelVersion) -> Any:
-    """The model behind a version (from MLflow, so any worker can load what another trained): a torch module, or
-    an external pyfunc wrapped for the engine."""
-    with mlflow_errors():
-        if model_version.kind != "external":
-            return registry().load_torch(model_version.model_uri)
-        pyfunc = registry().load_pyfunc(model_version.model_uri)
-    if model_version.architecture == "pyfunc-detector":
-        return PyFuncDetector(pyfunc)
-    return PyFuncClassifier(pyfunc)
-
-
-def model_score(
-    *,
-    model: Any,
-    inputs: np.ndarray,
-    ids: list[int],
-    iterations: int,
-    heuristic: str,
-    seed: int,
-    labels: list[str] | None = None,
-) -> ScoreChunk:
-    """Scores for one chunk of inputs: MC dropout with penultimate embeddings (diversity-aware selection) for alweb's
-    models; the pyfunc's probabilities or boxes for external ones."""
-    if isinstance(model, PyFuncDetector):
-        chunk = next(iter(model.score_chunks([Batch(inputs, ids=ids)])))
-        return _detection_as_chunk(chunk, labels or [], size=(inputs.shape[-1], inputs.shape[-2]))
-    if isinstance(model, CenterDetector):
-        if not labels:
-            raise ValueError("a detector's boxes need the project's labels")
-        return score_detector(
-            model, torch.as_tensor(inputs), ids, labels, iterations=iterations, heuristic=heuristic, seed=seed
-        )
-    if isinstance(model, PyFuncClassifier):
-        # One probability vector per item: BALD would be 0 everywhere, so a single-sample heuristic stands in.
-        single = heuristic if heuristic in ("entropy", "margin", "least_confidence", "random") else "entropy"
-        return concat_chunks(score_chunks(model, [Batch(inputs, ids=ids)], heuristic=single, seed=seed))
-    # A fine-tuned encoder replicates whole sequences T times: smaller batches bound that memory.
-    size = int(getattr(model, "score_batch_size", 0)) or len(ids) or 1
-    batches = [
-        Batch(lambda lo=lo: torch.as_tensor(inputs[lo : lo + size]), ids=ids[lo : lo + size])
-        for lo in range(0, len(ids), size)
-    ]
-    return concat_chunks(
-        score_model(model, batches, iterations=iterations, heuristic=heuristic, seed=seed, embeddings=True)
-    )
-
-
-def _detection_as_chunk(chunk: Any, labels: list[str], *, size: tuple[int, int]) -> ScoreChunk:
-    """A detector's per-image result in the engine's shape: label = the most confident box's, if a project label;
-    its boxes read in pixels of the `size` (width, height) input it was given, kept as fractions of the image."""
-    index = {label: i for i, label in enumerate(labels)}
-    predicted = np.asarray([index.get(str(lbl), -1) if lbl is not None else -1 for lbl in chunk.labels])
-    n = len(chunk.ids)
-    return ScoreChunk(
-        index=chunk.index,
-        start=chunk.start,
-        ids=list(chunk.ids),
-        heuristic=f"detection:{chunk.method}",
-        uncertainty=np.asarray(chunk.uncertainty, dtype=np.float64),
-        probs=np.zeros((n, max(1, len(labels))), dtype=np.float32),
-        labels=predicted.astype(np.int64),
-        confidence=np.asarray(chunk.confidence, dtype=np.float32),
-        finite=np.ones(n, dtype=bool),
-        boxes=[box_fractions(boxes, width=size[0], height=size[1]) for boxes in chunk.boxes],
-    )

@@ -20,7 +20,7 @@ from campaigns.models import Item, Project, TaskType
 from campaigns.services.actions import NothingToSelect, cycle_start
 from campaigns.services.cycles import CycleConflict
 from campaigns.services.features import FeatureError, item_inputs, payload_inputs
-from campaigns.services.training import model_load, model_score
+from campaigns.services.inference import model_load, model_score
 from engine.scoring import ScoreChunk
 from integrations.labelstudio import convert
 from integrations.labelstudio.label_config import LabelConfigError, LabelConfigInfo, info_for, parse_label_config

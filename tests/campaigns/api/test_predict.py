@@ -23,9 +23,10 @@ from campaigns.demo_data import DIGIT_LABELS, TOPIC_LABELS, write_digits, write_
 from campaigns.models import Item, Project
 from campaigns.services.cycles import cycle_create
 from campaigns.services.features import item_inputs
+from campaigns.services.inference import model_load, model_score
 from campaigns.services.items import items_import
 from campaigns.services.pipeline import cycle_run_training
-from campaigns.services.training import model_load, model_register_external, model_score
+from campaigns.services.training import model_register_external
 from models_registry.models import ModelVersion
 from tests.campaigns.services.test_training import label_some
 from tests.campaigns.test_ingest import png

@@ -157,9 +157,9 @@ class DropoutTrunk(TinyTrunk):
 def test_finetuned_torchscript_backbone_cycle_trains_registers_and_reloads(
     make_project: Any, tmp_path: Path, mlflow_store: str
 ) -> None:
+    from campaigns.services.inference import model_score
     from campaigns.services.model_cache import model_cache_clear, model_cached
     from campaigns.services.model_config import model_config_problem
-    from campaigns.services.training import model_score
     from engine.finetune import FineTuneModel, ScriptTrunk
 
     name = save_scripted(DropoutTrunk(), "backbones/dropout-trunk.pt")

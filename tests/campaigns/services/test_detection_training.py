@@ -14,9 +14,10 @@ from campaigns.demo_shapes import SHAPE_LABELS, write_shapes
 from campaigns.models import Cycle, Item, Project, Score
 from campaigns.selectors import project_learning_curve
 from campaigns.services.cycles import cycle_create
+from campaigns.services.inference import model_load
 from campaigns.services.items import items_import
 from campaigns.services.pipeline import cycle_run_scoring, cycle_run_training
-from campaigns.services.training import model_load, model_train_for_cycle, registry
+from campaigns.services.training import model_train_for_cycle, registry
 from campaigns.states import CycleState
 from engine.detector import CenterDetector
 from models_registry.models import ModelVersion

@@ -102,8 +102,8 @@ def test_finetune_cycle_trains_registers_reloads_and_scores_confined_mc(
     make_project: Any, tmp_path: Path, mlflow_store: str
 ) -> None:
     from campaigns.services.features import item_inputs
+    from campaigns.services.inference import model_score
     from campaigns.services.model_cache import model_cache_clear, model_cached
-    from campaigns.services.training import model_score
     from engine.scoring import MCDropout
     from engine.text_finetune import TextFinetuneModel
 
