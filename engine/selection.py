@@ -6,6 +6,8 @@ and never imports Django, so it is tested and benchmarked on its own.
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -40,13 +42,18 @@ def k_center_greedy(
     candidate); by default the first pick is the candidate farthest from the labeled set, or candidate 0 when
     nothing is labeled.
     """
-    x = np.asarray(embeddings, dtype=np.float64)
+    # Stored embeddings are float16 (read back as float32): their distances in float32 lose nothing they had, and
+    # each pick's pass over the candidates moves half the bytes of float64 (1,000 picks from 10,000: 0.63 -> 0.3 s).
+    # Float64 input stays float64.
+    dtype = np.float32 if np.asarray(embeddings).dtype in (np.float16, np.float32) else np.float64
+    x = cast(NDArray[np.floating], np.asarray(embeddings, dtype=dtype))
     n = len(x)
     k = min(budget, n)
     if k == 0:
         return np.empty(0, dtype=np.int64)
-    lab = None if labeled is None else np.asarray(labeled, dtype=np.float64).reshape(-1, x.shape[1])
-    dist = np.full(n, np.inf) if lab is None or len(lab) == 0 else _min_sq_dist(x, lab)
+    lab = None if labeled is None else cast(NDArray[np.floating], np.asarray(labeled, dtype=dtype))
+    lab = None if lab is None else lab.reshape(-1, x.shape[1])
+    dist = np.full(n, np.inf, dtype=dtype) if lab is None or len(lab) == 0 else _min_sq_dist(x, lab)
     first = start if start is not None else (int(np.argmax(dist)) if np.isfinite(dist).all() else 0)
     # ||x - c||^2 = ||x||^2 + ||c||^2 - 2 x.c: one dot product per candidate and pick instead of an n x d difference
     # array (7.3 s -> about 1.5 s for 1,000 picks from 10,000 candidates of 256 floats on 2 cores).
@@ -64,9 +71,9 @@ def k_center_greedy(
     return chosen
 
 
-def _min_sq_dist(x: NDArray[np.float64], ref: NDArray[np.float64], block: int = 1024) -> NDArray[np.float64]:
+def _min_sq_dist(x: NDArray[np.floating], ref: NDArray[np.floating], block: int = 1024) -> NDArray[np.floating]:
     """Squared distance from each row of x to its nearest row of ref, a block of ref at a time (memory n x block)."""
-    out = np.full(len(x), np.inf)
+    out = np.full(len(x), np.inf, dtype=x.dtype)
     x2 = (x**2).sum(axis=1)
     for lo in range(0, len(ref), block):
         r = ref[lo : lo + block]

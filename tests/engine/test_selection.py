@@ -201,3 +201,14 @@ def test_batchbald_takes_one_copy_of_a_duplicated_item_where_top_k_bald_takes_th
     picks = strategies.batchbald(pool, 6, seed=3, num_samples=500)  # 10^3 > 500 from the 4th pick: sampled
     assert len(copies & set(picks.tolist())) == 1
     assert list(picks) == list(strategies.batchbald(pool, 6, seed=3, num_samples=500))
+
+
+def test_k_center_on_stored_float16_embeddings_picks_as_in_float64() -> None:
+    """Embeddings come back from storage as float16 read into float32: k-center then runs in float32 (half the bytes
+    per pick), and picks what the float64 computation picks."""
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(2000, 32)).astype(np.float16).astype(np.float32)
+    lab = rng.normal(size=(40, 32)).astype(np.float16).astype(np.float32)
+    fast = strategies.k_center_greedy(x, 100, labeled=lab, start=0)
+    exact = strategies.k_center_greedy(x.astype(np.float64), 100, labeled=lab.astype(np.float64), start=0)
+    assert list(fast) == list(exact)
