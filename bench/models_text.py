@@ -190,6 +190,7 @@ def run_dataset(ds: Dataset, bounds: Bounds, first_seed: int) -> dict[str, Any]:
     return {
         "grid": grid,
         "curves": curves,
+        "n_valid": plan.n_valid,
         "model": trained,
         "auc_frozen": round(normalised_auc(grid, curves[FROZEN].mean(axis=0)), 4),
         "auc_finetune": round(normalised_auc(grid, curves[FINETUNE].mean(axis=0)), 4),
@@ -246,8 +247,23 @@ def mean_gain(runs: dict[str, dict[str, Any]]) -> list[float]:
     return mean_gain_over_datasets(runs, FINETUNE, FROZEN, n_boot=N_BOOT)
 
 
-def measure(*, quick: bool, first_seed: int = 0, datasets: tuple[str, ...] = TEXT_SETS) -> dict[str, Any]:
-    """The text keys of bench/models.py's RESULT, and their details."""
+def write_plots(runs: dict[str, dict[str, Any]], folder: Path, *, seeds: str) -> list[str]:
+    """One figure per dataset: mean test macro-F1 of both arms against labels spent (bench.learning_report)."""
+    from bench.learning_report import write_plot
+
+    paths = []
+    for name, run in runs.items():
+        path = folder / f"text-finetune-{name}.png"
+        title = f"{name}: fine-tuned MiniLM vs frozen head ({seeds})"
+        write_plot(path, run["grid"], run["curves"], title=title, n_valid=int(run["n_valid"]))
+        paths.append(str(path))
+    return paths
+
+
+def measure(
+    *, quick: bool, first_seed: int = 0, datasets: tuple[str, ...] = TEXT_SETS, plot_dir: Path | None = None
+) -> dict[str, Any]:
+    """The text keys of bench/models.py's RESULT, and their details (and figures of the curves in ``plot_dir``)."""
     bounds = QUICK if quick else FULL
     torch.set_num_threads(THREADS)
     started = time.perf_counter()
@@ -256,7 +272,10 @@ def measure(*, quick: bool, first_seed: int = 0, datasets: tuple[str, ...] = TEX
         runs[name] = run_dataset(DATASETS[name](), bounds, first_seed)
     speed = speedup(DATASETS[datasets[-1]](), bounds, runs[datasets[-1]]["model"])
     gain = mean_gain(runs)
+    last = first_seed + bounds.seeds - 1
+    plots = write_plots(runs, plot_dir, seeds=f"seeds {first_seed}-{last}") if plot_dir is not None else []
     return {
+        "finetune_plots": plots,
         "finetune_auc_gain": gain[0],
         "finetune_auc_gain_ci": gain[1:],
         "mc_layers_speedup": speed[f"speedup_top{MC_LAYERS_SPEED}"],
@@ -264,7 +283,7 @@ def measure(*, quick: bool, first_seed: int = 0, datasets: tuple[str, ...] = TEX
         "mc_layers_rank_corr": speed[f"rank_corr_top{MC_LAYERS_SPEED}"],
         "mc_layers_timing": {**speed, "dataset": datasets[-1]},
         "finetune_per_dataset": {
-            n: {k: v for k, v in r.items() if k not in ("grid", "curves", "model")} for n, r in runs.items()
+            n: {k: v for k, v in r.items() if k not in ("grid", "curves", "model", "n_valid")} for n, r in runs.items()
         },
         "finetune_bounds": bounds.note(),
         "finetune_minutes": round((time.perf_counter() - started) / 60, 2),
@@ -277,12 +296,13 @@ def main() -> None:
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--datasets", default=",".join(TEXT_SETS))
     parser.add_argument("--speed-only", action="store_true", help="only mc_layers_speedup (last dataset): minutes")
+    parser.add_argument("--plot-dir", type=Path, default=None, help="write each dataset's curves there (PNG)")
     args = parser.parse_args()
     datasets = tuple(args.datasets.split(","))
     if args.speed_only:
         print("RESULT " + json.dumps(speed_only(quick=args.quick, first_seed=args.first_seed, dataset=datasets[-1])))
         return
-    out = measure(quick=args.quick, first_seed=args.first_seed, datasets=datasets)
+    out = measure(quick=args.quick, first_seed=args.first_seed, datasets=datasets, plot_dir=args.plot_dir)
     CACHE.mkdir(parents=True, exist_ok=True)
     (CACHE / f"models-text-{'quick' if args.quick else 'full'}.json").write_text(json.dumps(out, indent=1))
     print("RESULT " + json.dumps(out), flush=True)
