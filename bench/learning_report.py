@@ -99,3 +99,14 @@ def write_plot(
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     plt.close(fig)
+
+
+def write_dataset_plots(runs: dict[str, dict[str, Any]], folder: Path, *, prefix: str, title: str) -> list[str]:
+    """One figure per dataset of ``runs`` ({name: {"grid", "curves", "n_valid"}}), ``folder/<prefix>-<name>.png``,
+    titled ``title.format(name=...)``; returns the paths written."""
+    paths = []
+    for name, run in runs.items():
+        path = folder / f"{prefix}-{name}.png"
+        write_plot(path, run["grid"], run["curves"], title=title.format(name=name), n_valid=int(run["n_valid"]))
+        paths.append(str(path))
+    return paths

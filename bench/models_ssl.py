@@ -43,6 +43,7 @@ import torch  # noqa: E402
 from bench.learning import THREADS, Trainer, run_arm, tensors, train_and_test  # noqa: E402
 from bench.learning_arms import ARMS  # noqa: E402
 from bench.learning_data import CACHE, DATASETS, Dataset, Plan  # noqa: E402
+from bench.learning_report import write_dataset_plots  # noqa: E402
 from engine.backbone import load_network, network_features  # noqa: E402
 from engine.device import resolve_device  # noqa: E402
 from engine.finetune import FineTuneModel, trainable_trunk  # noqa: E402
@@ -229,6 +230,7 @@ def measure(
     arm: str = DEFAULT_ARM,
     compare: bool = False,
     finetune_keep: Keep | None = None,
+    plot_dir: Path | None = None,
     **overrides: Any,
 ) -> dict[str, Any]:
     """The ssl keys of the models RESULT, for the image datasets among ``datasets``: ``ssl_auc_gain`` is the gain
@@ -256,6 +258,7 @@ def measure(
             finetune_keep=finetune_keep,
         )
         grid, curves = run["grid"], run["curves"]
+        run["n_valid"] = ds.plan.n_valid
         per_dataset[name] = {
             "auc_scratch": round(normalised_auc(grid, curves[SCRATCH].mean(axis=0)), 4),
             **{f"auc_{a}": round(normalised_auc(grid, curves[a].mean(axis=0)), 4) for a in arms},
@@ -274,6 +277,8 @@ def measure(
     if not runs:
         return {"ssl_auc_gain": None, "ssl_auc_gain_ci_low": None, "ssl_note": "no image dataset selected"}
     gains = {a: gain_over_datasets(runs, c) for a, c in ARM_CURVES.items() if c in arms}
+    title = f"{{name}}: SSL trunk vs CNN from scratch (seeds {seeds.start}-{seeds.stop - 1})"
+    plots = write_dataset_plots(runs, plot_dir, prefix="ssl", title=title) if plot_dir else []
     seconds = [s for r in runs.values() for s in r["pretrain_seconds"]]
     return {
         "ssl_auc_gain": gains[arm][0],
@@ -289,6 +294,7 @@ def measure(
         "ssl_config": ssl_config(0, **overrides).params() | {"seed": "per benchmark seed"},
         "ssl_finetune_keep": finetune_keep or "recipe",
         "ssl_per_dataset": per_dataset,
+        "ssl_plots": plots,
     }
 
 
@@ -318,6 +324,7 @@ def main() -> None:
     parser.add_argument("--min-steps", type=int, default=None)
     parser.add_argument("--temperature", type=float, default=None)
     parser.add_argument("--strength", type=float, default=None)
+    parser.add_argument("--plot-dir", type=Path, default=None, help="write each image set's curves there (PNG)")
     args = parser.parse_args()
     torch.set_num_threads(THREADS)
     started = time.perf_counter()
@@ -349,6 +356,7 @@ def main() -> None:
         arm=args.arm,
         compare=not args.only_arm,
         finetune_keep=args.finetune_keep,
+        plot_dir=args.plot_dir,
         **overrides,
     )
     out |= {

@@ -44,6 +44,7 @@ import torch  # noqa: E402
 from bench.learning import THREADS, train_and_test  # noqa: E402
 from bench.learning_arms import ARMS, Context  # noqa: E402
 from bench.learning_data import CACHE, DATASETS, Dataset  # noqa: E402
+from bench.learning_report import write_dataset_plots  # noqa: E402
 from engine.learning_protocol import (  # noqa: E402
     FloatArray,
     auc_gain_stat,
@@ -247,19 +248,6 @@ def mean_gain(runs: dict[str, dict[str, Any]]) -> list[float]:
     return mean_gain_over_datasets(runs, FINETUNE, FROZEN, n_boot=N_BOOT)
 
 
-def write_plots(runs: dict[str, dict[str, Any]], folder: Path, *, seeds: str) -> list[str]:
-    """One figure per dataset: mean test macro-F1 of both arms against labels spent (bench.learning_report)."""
-    from bench.learning_report import write_plot
-
-    paths = []
-    for name, run in runs.items():
-        path = folder / f"text-finetune-{name}.png"
-        title = f"{name}: fine-tuned MiniLM vs frozen head ({seeds})"
-        write_plot(path, run["grid"], run["curves"], title=title, n_valid=int(run["n_valid"]))
-        paths.append(str(path))
-    return paths
-
-
 def measure(
     *, quick: bool, first_seed: int = 0, datasets: tuple[str, ...] = TEXT_SETS, plot_dir: Path | None = None
 ) -> dict[str, Any]:
@@ -273,7 +261,8 @@ def measure(
     speed = speedup(DATASETS[datasets[-1]](), bounds, runs[datasets[-1]]["model"])
     gain = mean_gain(runs)
     last = first_seed + bounds.seeds - 1
-    plots = write_plots(runs, plot_dir, seeds=f"seeds {first_seed}-{last}") if plot_dir is not None else []
+    title = f"{{name}}: fine-tuned MiniLM vs frozen head (seeds {first_seed}-{last})"
+    plots = write_dataset_plots(runs, plot_dir, prefix="text-finetune", title=title) if plot_dir else []
     return {
         "finetune_plots": plots,
         "finetune_auc_gain": gain[0],
