@@ -32,7 +32,7 @@ def test_both_arms_share_the_random_arms_labels_and_the_speed_is_like_for_like(
     torch.set_num_threads(1)
     try:
         run = models_text.run_dataset(ds, BOUNDS, first_seed=0)
-        speed = models_text.speedup(ds, BOUNDS)
+        speed = models_text.speedup(ds, BOUNDS, run["model"])  # timed on the fine-tuned weights
     finally:
         torch.set_num_threads(threads)
     assert run["labels"] == [labels_spent(6 + 4 * k, 9) for k in range(2)]
@@ -43,6 +43,8 @@ def test_both_arms_share_the_random_arms_labels_and_the_speed_is_like_for_like(
     assert np.allclose(run["curves"][models_text.FROZEN][0], rows[:, 1])
     assert set(run["seconds_per_cycle"]) == {"finetune_train_s", "frozen_train_s", "finetune_score_s"}
     assert speed["items"] == 6 and speed["speedup_top1"] > 0 and speed["speedup_top2"] > 0  # times may round to 0.00
+    assert speed["speedup_top0.5"] > 0 and -1 <= speed["rank_corr_top0.5"] <= 1
+    assert isinstance(run["model"], models_text.TextFinetuneModel) and run["n_valid"] == 9
     gain = models_text.mean_gain({"tiny": run})
     assert gain[1] <= gain[0] <= gain[2]
     assert gain[0] == pytest.approx(run["auc_finetune"] - run["auc_frozen"], abs=2e-4)

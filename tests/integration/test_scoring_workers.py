@@ -75,8 +75,10 @@ def test_two_workers_share_one_cycles_chunks(tmp_path: Path, celery_workers: lis
 
 def test_a_worker_killed_mid_chunk_costs_only_that_chunk(tmp_path: Path, celery_workers: list[Worker]) -> None:
     victim, survivor = celery_workers
-    restart_with(celery_workers, ALWEB_SCORING_CHUNK_IDS="8")
-    project = shaded_project(ProjectFactory, tmp_path, victim.mlflow_uri, n=240)
+    # ~150 small chunks: a chunk's write takes ~25 ms on an idle host, and the lock below must land while many are
+    # still to come (at 30 chunks the two workers could finish between two polls and nobody would wait on it).
+    restart_with(celery_workers, ALWEB_SCORING_CHUNK_IDS="4")
+    project = shaded_project(ProjectFactory, tmp_path, victim.mlflow_uri, n=600)
     dsn = f"dbname={connection.settings_dict['NAME']} host=127.0.0.1 user=postgres"
     cycle = cycle_start(project=project, budget=10, auto_advance=False)
     wait_for(
