@@ -6,6 +6,7 @@ encoder and stored in ItemEmbedding, so each cycle only trains and scores the sm
 
 from __future__ import annotations
 
+import copy
 import io
 from collections.abc import Sequence
 from functools import lru_cache
@@ -26,6 +27,7 @@ from campaigns.services.backbones import (
     backbone_for,
 )
 from campaigns.services.encoders import EncoderConfigError, encoder_for, is_finetune
+from models_registry.models import ModelVersion
 
 # A detector's heatmap is a quarter of the input a side: at 32 px a small object would be one or two cells.
 DEFAULT_DETECTION_IMAGE_SIZE = 64
@@ -39,6 +41,22 @@ class FeatureError(Exception):
 # The item fields `item_inputs` reads: a scoring chunk loads only these (an item's metadata and ground truth can
 # outweigh its text, and a million-item pool reads every row once per cycle).
 INPUT_FIELDS = ("id", "project_id", "key", "text", "media")
+
+# The ModelVersion param holding the project's model_config as that version was trained with it.
+MODEL_CONFIG_PARAM = "model_config"
+
+
+def project_as_trained(project: Project, model_version: ModelVersion | None) -> Project:
+    """`project` as `model_version` was trained on it, for building that model's inputs: a champion trained before
+    the config changed its encoder, fine-tuning, backbone or image size keeps reading the inputs it knows. A version
+    without the record (an external model, or one trained before alweb kept it) reads the current config. The
+    copy is for reading only: it is never saved."""
+    config = (model_version.params or {}).get(MODEL_CONFIG_PARAM) if model_version is not None else None
+    if not isinstance(config, dict) or config == (project.model_config or {}):
+        return project
+    as_trained = copy.copy(project)
+    as_trained.model_config = config
+    return as_trained
 
 
 def image_config(project: Project) -> tuple[int, int]:

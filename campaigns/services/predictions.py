@@ -22,7 +22,7 @@ from django.conf import settings
 from campaigns.ingest.images import decode_image
 from campaigns.ingest.rows import ItemImportError
 from campaigns.models import Project, TaskType
-from campaigns.services.features import payload_inputs
+from campaigns.services.features import payload_inputs, project_as_trained
 from campaigns.services.inference import model_score
 from campaigns.services.model_cache import model_cached
 from campaigns.services.remote_images import RemoteImageError, fetch_image
@@ -118,7 +118,7 @@ def predict(*, project: Project, inputs: list[PredictInput]) -> PredictionResult
     payloads = [_payload(i, max_bytes=settings.ALWEB_PREDICT_MAX_BYTES) for i in inputs]
     labels = list(project.labels)
     model = model_cached(model_version=mv)  # loaded once per process: a version's files never change
-    x = payload_inputs(project, payloads, model=model)
+    x = payload_inputs(project_as_trained(project, mv), payloads, model=model)
     heuristic, iterations = project.default_heuristic, project.default_mc_iterations
     chunk = model_score(
         model=model,

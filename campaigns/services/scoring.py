@@ -25,7 +25,7 @@ from campaigns.services.embeddings import (
     embeddings_save,
     embeddings_save_labeled,
 )
-from campaigns.services.features import INPUT_FIELDS, item_inputs
+from campaigns.services.features import INPUT_FIELDS, item_inputs, project_as_trained
 from campaigns.services.inference import model_score
 from campaigns.services.scoring_plan import scoring_chunk_mark_written
 from engine.scoring import ScoreChunk
@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 def _score_items(*, cycle: Cycle, items: list[Item], model: object, seed: int) -> ScoreChunk:
     return model_score(
         model=model,
-        inputs=item_inputs(cycle.project, items, model=model),
+        inputs=item_inputs(project_as_trained(cycle.project, cycle.model_version), items, model=model),
         ids=[i.pk for i in items],
         iterations=cycle.mc_iterations,
         heuristic=cycle.heuristic,

@@ -24,7 +24,7 @@ from campaigns.services.backbones import backbone_dim, backbone_finetune_model
 from campaigns.services.cycles import cycle_progress
 from campaigns.services.detection_training import Fit, ProgressFn, detector_fit
 from campaigns.services.encoders import EncoderConfigError, text_network, text_params
-from campaigns.services.features import image_backbone, image_config, item_inputs
+from campaigns.services.features import MODEL_CONFIG_PARAM, image_backbone, image_config, item_inputs
 from campaigns.services.model_config import model_config_problem
 from campaigns.services.training_sets import HASH_PARAM, SIZE_PARAM, training_set_hash, training_set_record
 from engine.architectures import FeaturesHeadModel, TextHead, load_backbone
@@ -334,7 +334,8 @@ def model_train_for_cycle(*, cycle: Cycle, closing: bool = False) -> ModelVersio
             registered_version=str(rv.version),
             label_count=len(train_items),
             metrics=metrics,
-            params=params,
+            # The whole config beside MLflow's flat params: predictions build this version's inputs from it.
+            params={**params, MODEL_CONFIG_PARAM: dict(project.model_config or {})},
         )
         training_set_record(model_version=mv, items=train_items)
         # In the same transaction as the row: a redelivered task finds the row and returns it, so a champion

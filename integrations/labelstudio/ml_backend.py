@@ -19,7 +19,7 @@ import numpy as np
 from campaigns.models import Item, Project, TaskType
 from campaigns.services.actions import NothingToSelect, cycle_start
 from campaigns.services.cycles import CycleConflict
-from campaigns.services.features import FeatureError, item_inputs, payload_inputs
+from campaigns.services.features import FeatureError, item_inputs, payload_inputs, project_as_trained
 from campaigns.services.inference import model_load, model_score
 from engine.scoring import ScoreChunk
 from integrations.labelstudio import convert
@@ -121,7 +121,7 @@ def ml_predict(*, project: Project, tasks: Sequence[Mapping[str, Any]], label_co
     version = ls_model_version(version=mv.version, cycle_number=0)
     info = _config(project, label_config)
     model = _load(mv)
-    inputs = _inputs(project, info, tasks, model)
+    inputs = _inputs(project_as_trained(project, mv), info, tasks, model)
     usable = [n for n, x in enumerate(inputs) if x is not None]
     results: list[dict[str, Any]] = [{"result": [], "model_version": version} for _ in tasks]
     if usable:

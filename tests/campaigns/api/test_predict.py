@@ -186,6 +186,14 @@ def test_image_predictions_match_the_champion_and_bad_input_is_refused(
         assert response.status_code == 400 and field in response.json(), (body_, response.json())
     assert "images" in post_images(as_member, project, []).json()
 
+    # A config saved after training changes what the next cycle trains, not the champion's inputs: it still reads
+    # the 8-pixel images it was trained on.
+    project.model_config = {**project.model_config, "image_size": 16}
+    project.save()
+    resized = post_images(as_member, project, files[:1])
+    assert resized.status_code == 200, resized.content
+    assert resized.json()["predictions"][0]["probabilities"] == alone["probabilities"]
+
     # Over a limit: 413 with the limit, before anything is decoded.
     settings.ALWEB_PREDICT_MAX_ITEMS = 3
     many = post_images(as_member, project, files[:4])
@@ -230,6 +238,13 @@ def test_text_predictions_and_empty_text(
     assert body["model_version"]["id"] == mv.pk
     assert {p["key"]: p["label"] for p in body["predictions"]} == {k: k for k in texts}
     assert all(set(p["probabilities"]) == set(TOPIC_LABELS) for p in body["predictions"])
+    # Switching the project to fine-tuning changes the next cycle's model; the champion is still the frozen head
+    # and keeps reading its encoder's embeddings (token ids would not fit it).
+    project.model_config = {"epochs": 20, "finetune": True}
+    project.save()
+    again = as_member.post(url, {"items": [{"text": t, "key": k} for k, t in texts.items()]}, format="json")
+    assert again.status_code == 200, again.content
+    assert again.json()["predictions"] == body["predictions"]
 
     for items, field, reason in (
         ([{"text": ""}], "text", "may not be blank"),

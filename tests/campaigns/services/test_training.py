@@ -51,6 +51,8 @@ def test_image_cycle_trains_registers_scores_and_resumes(
     assert mv.label_count == 200 and mv.is_champion and mv.metrics["evaluated_on"] == "test"
     # Early stopping or not, the training bar ends full, at the epochs actually run (issue 16 item 6).
     ran = mv.params["epochs_run"]
+    # The config it was trained with, whole: its predictions keep building inputs from it after the config changes.
+    assert mv.params["model_config"] == {"image_size": 16, "channels": 1, "epochs": 15}
     assert (cycle.progress["stage"], cycle.progress["done"], cycle.progress["total"]) == ("training", ran, ran)
     assert mv.metrics["accuracy"] > 0.7, mv.metrics
     reloaded = registry().load_torch(f"models:/{mv.registered_name}@champion")

@@ -115,6 +115,11 @@ def test_label_studio_retrieves_predictions_and_starts_training(
         assert len(labels) == 1 and pred["result"] == want["result"]
         assert pred["score"] == pytest.approx(want["score"])  # MC dropout with a fixed seed: the same answer
     assert any(t["id"] == by_hand for t in tasks)  # a task alweb never created, predicted from its raw text
+    # A config switched to fine-tuning after training: the champion (a frozen head) still gets its embeddings.
+    project.model_config = {**project.model_config, "finetune": True}
+    project.save(update_fields=["model_config"])
+    again = ml_predict(project=project, tasks=[{"id": t["id"], "data": t["data"]} for t in tasks])["results"]
+    assert again == expected
 
     started: list[int] = []
     from campaigns import tasks as celery_tasks
