@@ -111,7 +111,10 @@ def default_encoder() -> Encoder:
 
 
 @lru_cache(maxsize=2)
-def folder_encoder(model_dir: str) -> Encoder:
+def folder_encoder(model_dir: str, version: str = "") -> Encoder:
     """A frozen encoder from another Hugging Face folder (``model_config.encoder``): mean pooling, L2-normalised,
-    as MiniLM. Two kept per process: a worker serving projects with different encoders."""
+    as MiniLM. Two kept per process (a worker serving projects with different encoders), by path and ``version``
+    (the folder's content identity): a folder replaced in place under the same path is loaded afresh, never served
+    from the old weights."""
+    del version  # part of the cache key only
     return MiniLMEncoder(model_dir)

@@ -319,7 +319,8 @@ def tokenize(tokenizer: Any, texts: Sequence[str], max_length: int) -> NDArray[n
 
 
 @lru_cache(maxsize=2)
-def _folder_tokenizer(model_dir: str) -> tuple[Any, int]:
+def _folder_tokenizer(model_dir: str, version: str) -> tuple[Any, int]:
+    del version  # part of the cache key only
     from transformers import AutoConfig, AutoTokenizer
 
     config = AutoConfig.from_pretrained(model_dir, local_files_only=True)
@@ -327,10 +328,11 @@ def _folder_tokenizer(model_dir: str) -> tuple[Any, int]:
     return AutoTokenizer.from_pretrained(model_dir, local_files_only=True), min(MAX_LENGTH, positions)
 
 
-def folder_tokens(model_dir: str | Path, texts: Sequence[str]) -> NDArray[np.int64]:
+def folder_tokens(model_dir: str | Path, texts: Sequence[str], *, version: str = "") -> NDArray[np.int64]:
     """The input a model fine-tuned from ``model_dir`` takes, when that model is not at hand (the same tokenizer
-    and length ``new_finetune_model`` gives it)."""
-    tokenizer, length = _folder_tokenizer(str(model_dir))
+    and length ``new_finetune_model`` gives it). ``version`` names the folder's content: the tokenizer is kept per
+    path and version, so a folder replaced in place under the same path is read afresh."""
+    tokenizer, length = _folder_tokenizer(str(model_dir), version)
     return tokenize(tokenizer, texts, length)
 
 

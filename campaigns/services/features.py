@@ -89,12 +89,12 @@ def text_encoder() -> Any:
     return default_encoder()
 
 
-def _embedder(model_dir: str | None) -> Any:
+def _embedder(model_dir: str | None, identity: str) -> Any:
     """The shipped MiniLM (None), or the frozen encoder of a project's `model_config.encoder` folder (two kept per
-    process by engine.text.folder_encoder)."""
+    process by engine.text.folder_encoder, by path and content: a folder replaced in place is loaded afresh)."""
     from engine.text import folder_encoder
 
-    return text_encoder() if model_dir is None else folder_encoder(model_dir)
+    return text_encoder() if model_dir is None else folder_encoder(model_dir, identity)
 
 
 def text_embeddings(
@@ -106,7 +106,7 @@ def text_embeddings(
     cached = item_vectors(item_ids=ids, key=encoder)
     missing = [(i, t) for i, t in items if i not in cached]
     if missing:
-        vectors = np.asarray(_embedder(model_dir).encode([t for _, t in missing]), dtype=np.float32)
+        vectors = np.asarray(_embedder(model_dir, encoder).encode([t for _, t in missing]), dtype=np.float32)
         ItemEmbedding.objects.bulk_create(
             [
                 ItemEmbedding(item_id=i, encoder=encoder, vector=v.tobytes())
@@ -116,7 +116,9 @@ def text_embeddings(
             ignore_conflicts=True,  # a concurrent or redelivered task may have stored them first
         )
         cached.update({i: v for (i, _), v in zip(missing, vectors, strict=True)})
-    return np.stack([cached[i] for i in ids]) if ids else np.empty((0, _embedder(model_dir).dim), dtype=np.float32)
+    if not ids:
+        return np.empty((0, _embedder(model_dir, encoder).dim), dtype=np.float32)
+    return np.stack([cached[i] for i in ids])
 
 
 def _text_encoder_of(project: Project) -> Any:
@@ -141,7 +143,8 @@ def text_tokens(project: Project, texts: Sequence[str], model: Any = None) -> ND
         return np.asarray(model.tokenize(list(texts)), dtype=np.int64)
     from engine.text_finetune import folder_tokens
 
-    return folder_tokens(_text_encoder_of(project).path, list(texts))
+    encoder = _text_encoder_of(project)
+    return folder_tokens(encoder.path, list(texts), version=encoder.identity)
 
 
 def image_backbone(project: Project) -> Backbone | None:
@@ -187,7 +190,7 @@ def payload_inputs(project: Project, payloads: Sequence[str | bytes], *, model: 
         if is_finetune(project.model_config or {}):
             return text_tokens(project, texts, model)
         encoder = _text_encoder_of(project)
-        embed = _embedder(str(encoder.path) if encoder.source else None)
+        embed = _embedder(str(encoder.path) if encoder.source else None, encoder.identity)
         return np.asarray(embed.encode(texts), dtype=np.float32) if texts else np.empty((0, embed.dim), np.float32)
     size, channels = image_config(project)
     images = [p for p in payloads if isinstance(p, bytes)]

@@ -34,7 +34,7 @@ def tiny_bert_folder(path: Path, *, layers: int = 2, words: list[str] | None = N
     vocab = path / "vocab.txt"
     words = WORDS if words is None else words
     vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]) + "\n")
-    tokenizer = BertTokenizerFast(vocab_file=str(vocab))
+    tokenizer = BertTokenizerFast(vocab=str(vocab))  # transformers 5 ignores vocab_file=
     torch.manual_seed(seed)
     config = BertConfig(
         vocab_size=len(words) + 5,

@@ -98,6 +98,33 @@ def test_frozen_embeddings_are_cached_under_the_encoders_content(make_project: A
     assert ItemEmbedding.objects.filter(item__project=project).values("encoder").distinct().count() == 2
 
 
+def test_a_folder_replaced_in_place_is_read_afresh(make_project: Any, tmp_path: Path) -> None:
+    """A worker keeps loaded encoders and tokenizers; a folder overwritten under the same path has a new content
+    identity, and the worker reads the new files instead of serving the old ones under the new key."""
+    from campaigns.services.features import item_inputs, text_tokens
+    from engine.text import MiniLMEncoder
+    from engine.text_finetune import folder_tokens
+
+    path, words = topics(tmp_path, 40)
+    name = store_folder(tiny_bert_folder(tmp_path / "old", words=words), "encoders/same")
+    project = make_project(task_type="text_classification", labels=TOPIC_LABELS, model_config={"encoder": name})
+    items_import(project=project, path=path)
+    items = list(Item.objects.filter(project=project).order_by("pk")[:5])
+    texts = [i.text for i in items]
+    before, tokens_before = item_inputs(project, items), text_tokens(project, texts)
+
+    new = tiny_bert_folder(tmp_path / "new", words=words[::-1], seed=1)  # other weights, other vocabulary order
+    for file in new.iterdir():
+        default_storage.delete(f"{name}/{file.name}")
+    store_folder(new, name)
+    after, tokens_after = item_inputs(project, items), text_tokens(project, texts)
+    assert not np.allclose(before, after)
+    assert np.allclose(after, MiniLMEncoder(str(new)).encode(texts), atol=1e-5)
+    assert not np.array_equal(tokens_before, tokens_after)
+    assert np.array_equal(tokens_after, folder_tokens(new, texts))
+    assert ItemEmbedding.objects.filter(item__project=project).values("encoder").distinct().count() == 2
+
+
 def test_finetune_cycle_trains_registers_reloads_and_scores_confined_mc(
     make_project: Any, tmp_path: Path, mlflow_store: str
 ) -> None:
