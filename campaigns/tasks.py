@@ -20,6 +20,7 @@ from campaigns.services.item_counts import item_counts_compact
 from campaigns.services.label_quality import label_quality_fail, label_quality_run
 from campaigns.services.overlap import project_run_overlap
 from campaigns.services.pretraining import pretraining_fail, pretraining_run
+from campaigns.services.run_claims import failed_attempt
 from integrations.labelstudio.review_sync import reviews_run_sync
 
 log = logging.getLogger(__name__)
@@ -60,13 +61,14 @@ class RecordTask(RetryingTask):
 
     record_arg = ""
 
-    def mark_failed(self, record_id: int, reason: str) -> None:
+    def mark_failed(self, record_id: int, reason: str, attempt: int | None) -> None:
+        """`attempt`: for a claimed run (run_claims), the attempt whose error made the task give up."""
         raise NotImplementedError
 
     def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
         record_id = task_arg(args, kwargs, self.record_arg, 0)
         if record_id is not None:
-            self.mark_failed(record_id, f"{type(exc).__name__}: {exc}")
+            self.mark_failed(record_id, f"{type(exc).__name__}: {exc}", failed_attempt(exc))
         log.error("task %s for %s %s failed: %s", self.name, self.record_arg, record_id, exc)
 
 
@@ -75,7 +77,7 @@ class CycleTask(RecordTask):
 
     record_arg = "cycle_id"
 
-    def mark_failed(self, record_id: int, reason: str) -> None:
+    def mark_failed(self, record_id: int, reason: str, attempt: int | None) -> None:
         cycle_fail(cycle_id=record_id, reason=reason)
 
 
@@ -158,7 +160,7 @@ class ExportTask(RecordTask):
 
     record_arg = "export_id"
 
-    def mark_failed(self, record_id: int, reason: str) -> None:
+    def mark_failed(self, record_id: int, reason: str, attempt: int | None) -> None:
         export_fail(export_id=record_id, reason=reason)
 
 
@@ -201,7 +203,7 @@ class LabelQualityTask(RecordTask):
 
     record_arg = "model_version_id"
 
-    def mark_failed(self, record_id: int, reason: str) -> None:
+    def mark_failed(self, record_id: int, reason: str, attempt: int | None) -> None:
         label_quality_fail(model_version_id=record_id, reason=reason)
 
 
@@ -223,8 +225,8 @@ class SimulationTask(RecordTask):
 
     record_arg = "run_id"
 
-    def mark_failed(self, record_id: int, reason: str) -> None:
-        simulation_runs.simulation_fail(run_id=record_id, reason=reason)
+    def mark_failed(self, record_id: int, reason: str, attempt: int | None) -> None:
+        simulation_runs.simulation_fail(run_id=record_id, reason=reason, attempt=attempt)
 
 
 @shared_task(base=SimulationTask, bind=True, name="campaigns.tasks.simulation_run")
@@ -238,8 +240,8 @@ class PretrainingTask(RecordTask):
 
     record_arg = "run_id"
 
-    def mark_failed(self, record_id: int, reason: str) -> None:
-        pretraining_fail(run_id=record_id, reason=reason)
+    def mark_failed(self, record_id: int, reason: str, attempt: int | None) -> None:
+        pretraining_fail(run_id=record_id, reason=reason, attempt=attempt)
 
 
 @shared_task(base=PretrainingTask, bind=True, name="campaigns.tasks.backbone_pretrain")

@@ -3,7 +3,8 @@
 POST requests a run (202: a task pretrains it, stores the TorchScript file under backbones/ and registers it in
 MLflow; with "use": true the project's model_config.backbone then points at it); GET follows its progress. Any member
 may (as any member may edit the project's settings); a non-member gets 404, as everywhere under a project. One run
-at a time per project: a second request while one is queued or running is 409.
+at a time per project: a second request while one is queued or running is 409. POST .../{id}/cancel/ stops a queued
+or running run; POST .../{id}/requeue/ sends a stalled one's task again (its message or worker was lost).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status
+from rest_framework.decorators import action
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -22,7 +24,13 @@ from campaigns.api.parsers import LenientJSONParser
 from campaigns.api.permissions import ProjectMember
 from campaigns.models import BackbonePretraining
 from campaigns.selectors.pretraining import pretrainings_for_project
-from campaigns.services.pretraining import MAX_EPOCHS, PretrainingConflict, pretraining_request
+from campaigns.services.pretraining import (
+    MAX_EPOCHS,
+    PretrainingConflict,
+    pretraining_cancel,
+    pretraining_request,
+    pretraining_requeue,
+)
 from engine.ssl import SSLConfig
 
 
@@ -96,4 +104,25 @@ class PretrainingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiVi
             run = pretraining_request(project=self.project, user=request.user, **serializer.validated_data)  # type: ignore[arg-type]
         except PretrainingConflict as exc:
             raise Conflict(f"Not started: {exc}.") from exc
+        return Response(PretrainingSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=None, responses={200: PretrainingSerializer, 404: NOT_FOUND, 409: CONFLICT})
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Stop a queued or running pretraining (it ends failed, "cancelled by <you>"); a finished one is a 409."""
+        try:
+            run = pretraining_cancel(run=self.get_object(), user=request.user)
+        except PretrainingConflict as exc:
+            raise Conflict(f"Not cancelled: {exc}.") from exc
+        return Response(PretrainingSerializer(run).data)
+
+    @extend_schema(request=None, responses={202: PretrainingSerializer, 404: NOT_FOUND, 409: CONFLICT})
+    @action(detail=True, methods=["post"])
+    def requeue(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Send the task of a run stuck queued or running (no progress for ALWEB_REQUEUE_STALE_AFTER seconds)
+        again; a finished run, or one that moved more recently, is a 409 saying why."""
+        try:
+            run = pretraining_requeue(run=self.get_object())
+        except PretrainingConflict as exc:
+            raise Conflict(f"Not requeued: {exc}.") from exc
         return Response(PretrainingSerializer(run).data, status=status.HTTP_202_ACCEPTED)

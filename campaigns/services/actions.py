@@ -11,15 +11,13 @@ never imports it.
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import QuerySet
-from django.utils import timezone
 
 from campaigns.models import Cycle, Item, ItemState, Project, SelectedItem, Split
 from campaigns.selectors import items_pool, selected_items_of_cycle
@@ -102,15 +100,6 @@ def cycle_retry_and_resume(*, cycle: Cycle) -> str:
     return stage
 
 
-def _last_progress(cycle: Cycle) -> datetime:
-    stamp = (cycle.progress or {}).get("updated_at")
-    try:
-        moment = datetime.fromisoformat(stamp) if isinstance(stamp, str) else None
-    except ValueError:
-        moment = None
-    return max(moment or cycle.updated_at, cycle.updated_at)
-
-
 def cycle_requeue(*, cycle: Cycle, now: datetime | None = None) -> str:
     """Send a stopped cycle's work again; returns what was done, in words.
 
@@ -127,13 +116,10 @@ def cycle_requeue(*, cycle: Cycle, now: datetime | None = None) -> str:
     task = queue.RESUME_TASKS.get(cycle.state)
     if task is None:
         raise InvalidTransition(f"cycle {cycle.number} is {cycle.state}: nothing to requeue")
-    quiet = (now or timezone.now()) - _last_progress(cycle)
-    stale_after = timedelta(seconds=settings.ALWEB_REQUEUE_STALE_AFTER)
-    if quiet < stale_after:
-        raise InvalidTransition(
-            f"cycle {cycle.number} is {cycle.state} and moved {int(quiet.total_seconds())} s ago: a worker has it "
-            f"(requeue once it has not moved for {int(stale_after.total_seconds())} s)"
-        )
+    if too_soon := queue.requeue_too_soon(
+        f"cycle {cycle.number} is {cycle.state}", cycle.progress, cycle.updated_at, now=now
+    ):
+        raise InvalidTransition(too_soon)
     with transaction.atomic():
         queue.enqueue_on_commit(task, cycle_id=cycle.pk)
     return f"{task.rsplit('.', 1)[-1]} queued again"

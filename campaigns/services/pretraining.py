@@ -19,11 +19,12 @@ import hashlib
 import io
 import logging
 from dataclasses import replace
+from datetime import datetime
 from typing import Any, cast
 
 import numpy as np
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser, User
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Q
@@ -43,7 +44,7 @@ from campaigns.services import queue
 from campaigns.services.backbones import backbone_store
 from campaigns.services.features import image_config
 from campaigns.services.projects import project_update
-from campaigns.services.run_claims import run_claim
+from campaigns.services.run_claims import attempt_errors, run_claim
 from campaigns.services.training import mlflow_errors, registry
 from engine.ssl import MIN_IMAGES, SSLConfig, export_torchscript, pretrain
 
@@ -157,6 +158,11 @@ def pretraining_run(*, run_id: int) -> BackbonePretraining | None:
     attempt = pretraining_claim(run_id=run_id)
     if attempt is None:
         return None
+    with attempt_errors(attempt):  # giving up fails the run only while it is still this attempt's
+        return _pretrain(run_id, attempt)
+
+
+def _pretrain(run_id: int, attempt: int) -> BackbonePretraining | None:
     run = BackbonePretraining.objects.select_related("project").get(pk=run_id)
     project, params = run.project, run.params
 
@@ -248,8 +254,41 @@ def _use(project: Project, name: str, mean: tuple[float, ...], std: tuple[float,
         raise ValidationError({"use": f"the pretrained backbone could not be set: {exc}"}) from exc
 
 
-def pretraining_fail(*, run_id: int, reason: str) -> None:
-    """The task gave up: the run fails with the reason (a finished run stays done)."""
-    BackbonePretraining.objects.filter(pk=run_id, state__in=ACTIVE_PRETRAINING_STATES).update(
-        state=St.FAILED, failure_reason=reason[:2000], finished_at=timezone.now()
-    )
+def pretraining_fail(*, run_id: int, reason: str, attempt: int | None = None) -> bool:
+    """The task gave up: the run fails with the reason (a finished run stays done). With `attempt` (the one whose
+    error it was), only while the run is still that attempt's: a stale worker giving up never fails a run a newer
+    attempt is training. True when the run failed."""
+    runs = BackbonePretraining.objects.filter(pk=run_id, state__in=ACTIVE_PRETRAINING_STATES)
+    if attempt is not None:
+        runs = runs.filter(attempt=attempt)
+    return bool(runs.update(state=St.FAILED, failure_reason=reason[:2000], finished_at=timezone.now()))
+
+
+def pretraining_cancel(
+    *, run: BackbonePretraining, user: AbstractBaseUser | AnonymousUser | None
+) -> BackbonePretraining:
+    """Stop a queued or running pretraining: it ends failed, "cancelled by <user>", and the project may request
+    another at once. A worker training it stops at its next epoch (its writes need the run still running).
+    PretrainingConflict when the run is over already."""
+    who = getattr(user, "username", "") or "an operator"
+    if not pretraining_fail(run_id=run.pk, reason=f"cancelled by {who}"):
+        run.refresh_from_db()
+        raise PretrainingConflict(f"pretraining {run.pk} is {run.state}: only a queued or running one can be cancelled")
+    run.refresh_from_db()
+    return run
+
+
+def pretraining_requeue(*, run: BackbonePretraining, now: datetime | None = None) -> BackbonePretraining:
+    """Send a stalled run's task again: one still queued, or running, whose progress has not moved for
+    ALWEB_REQUEUE_STALE_AFTER seconds (its message or its worker was lost). The task is idempotent: the new
+    delivery claims the run, or takes it over from the start. PretrainingConflict when the run is over, or moved
+    too recently for a worker not to hold it."""
+    run.refresh_from_db()
+    if run.state not in ACTIVE_PRETRAINING_STATES:
+        raise PretrainingConflict(f"pretraining {run.pk} is {run.state}: nothing to requeue")
+    what = f"pretraining {run.pk} is {run.state}"
+    if too_soon := queue.requeue_too_soon(what, run.progress, run.started_at, run.created_at, now=now):
+        raise PretrainingConflict(too_soon)
+    with transaction.atomic():
+        queue.enqueue_on_commit(queue.BACKBONE_PRETRAIN, run_id=run.pk)
+    return run

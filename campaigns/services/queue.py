@@ -7,11 +7,14 @@ so an import of it from here would close a cycle (services → tasks → service
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from celery import Task, current_app, group
 from celery.exceptions import NotRegistered
+from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from campaigns.states import CycleState
 
@@ -73,3 +76,20 @@ def resume_task(*, stage: str, auto_advance: bool) -> str | None:
     if auto_advance and stage in AUTO_ADVANCE_TASKS:
         return AUTO_ADVANCE_TASKS[stage]
     return RESUME_TASKS.get(stage)
+
+
+def requeue_too_soon(what: str, progress: Any, *moments: datetime | None, now: datetime | None = None) -> str | None:
+    """Why `what` (e.g. "cycle 3 is scoring") may not have its task sent again yet, or None when it may: its work
+    last moved (its progress's `updated_at`, or the latest of `moments`, its own timestamps) less than
+    ALWEB_REQUEUE_STALE_AFTER seconds ago, so a worker may still hold it."""
+    stamp = progress.get("updated_at") if isinstance(progress, dict) else None
+    try:
+        moved = datetime.fromisoformat(stamp) if isinstance(stamp, str) else None
+    except ValueError:
+        moved = None
+    known = [m for m in (moved, *moments) if m is not None]
+    quiet = int(((now or timezone.now()) - max(known)).total_seconds()) if known else 0
+    stale_after = int(settings.ALWEB_REQUEUE_STALE_AFTER)
+    if quiet >= stale_after:
+        return None
+    return f"{what} and moved {quiet} s ago: a worker may hold it (requeue once it has not moved for {stale_after} s)"

@@ -38,7 +38,7 @@ from campaigns.services.comparison import (
     project_compare_strategies,
     sandboxes_delete,
 )
-from campaigns.services.run_claims import run_claim
+from campaigns.services.run_claims import attempt_errors, run_claim
 from engine.label_quality import Noise
 
 log = logging.getLogger(__name__)
@@ -141,6 +141,11 @@ def simulation_run(*, run_id: int) -> SimulationRun | None:
     attempt = simulation_claim(run_id=run_id)
     if attempt is None:
         return None
+    with attempt_errors(attempt):  # giving up fails the run only while it is still this attempt's
+        return _simulate(run_id, attempt)
+
+
+def _simulate(run_id: int, attempt: int) -> SimulationRun | None:
     run = SimulationRun.objects.select_related("project").get(pk=run_id)
     # A restart starts clean: whatever an earlier attempt of this run left is deleted before the first arm.
     sandboxes_delete(sandboxes=Project.objects.filter(sandbox_run=run))
@@ -193,9 +198,10 @@ def _fail(*, run_id: int, reason: str, only_attempt: int | None = None) -> int:
     return sandboxes_delete(sandboxes=Project.objects.filter(sandbox_run_id=run_id))
 
 
-def simulation_fail(*, run_id: int, reason: str) -> None:
-    """The task gave up: the run fails with the reason (a finished run stays done) and its sandboxes go."""
-    _fail(run_id=run_id, reason=reason)
+def simulation_fail(*, run_id: int, reason: str, attempt: int | None = None) -> None:
+    """The task gave up: the run fails with the reason (a finished run stays done) and its sandboxes go. With
+    `attempt` (the one whose error it was), only while the run is still that attempt's."""
+    _fail(run_id=run_id, reason=reason, only_attempt=attempt)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,11 +11,17 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from campaigns.models import BackbonePretraining, RunState
+from campaigns.models import BackbonePretraining, Project, RunState
 from campaigns.selectors.pretraining import pretrainings_for_project
-from campaigns.services.pretraining import MAX_EPOCHS, MIN_SECONDS, PretrainingConflict, pretraining_request
+from campaigns.services.pretraining import (
+    MAX_EPOCHS,
+    MIN_SECONDS,
+    PretrainingConflict,
+    pretraining_cancel,
+    pretraining_request,
+)
 from campaigns.web.access import login_required, member, member_project
 from campaigns.web.forms import ServiceErrorsMixin
 from engine.ssl import SSLConfig
@@ -68,11 +74,29 @@ def pretraining_view(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "campaigns/pretraining.html", context, status=INVALID if form.is_bound else 200)
 
 
-@login_required
-@require_GET
-def pretraining_status_view(request: HttpRequest, pk: int, run_id: int) -> HttpResponse:
+def _member_run(request: HttpRequest, pk: int, run_id: int) -> tuple[Project, BackbonePretraining]:
     project = member_project(request, pk=pk)
     run = pretrainings_for_project(project=project).filter(pk=run_id).first()
     if run is None:
         raise Http404("No such pretraining")
+    return project, run
+
+
+@login_required
+@require_GET
+def pretraining_status_view(request: HttpRequest, pk: int, run_id: int) -> HttpResponse:
+    project, run = _member_run(request, pk, run_id)
     return render(request, "campaigns/partials/pretraining_status.html", {"project": project, **_status(run)})
+
+
+@login_required
+@require_POST
+def pretraining_cancel_view(request: HttpRequest, pk: int, run_id: int) -> HttpResponse:
+    project, run = _member_run(request, pk, run_id)
+    try:
+        pretraining_cancel(run=run, user=member(request))
+    except PretrainingConflict as exc:
+        messages.error(request, f"Not cancelled: {exc}.")
+    else:
+        messages.success(request, f"Pretraining {run.pk} cancelled: another may be requested now.")
+    return redirect("dashboard:pretraining", pk=project.pk)

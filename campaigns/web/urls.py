@@ -47,6 +47,11 @@ urlpatterns = [
         pretraining_views.pretraining_status_view,
         name="pretraining-status",
     ),
+    path(
+        "projects/<int:pk>/pretraining/<int:run_id>/cancel/",
+        pretraining_views.pretraining_cancel_view,
+        name="pretraining-cancel",
+    ),
     path(cycle, cycle_views.cycle_detail_view, name="cycle-detail"),
     path(f"{cycle}status/", cycle_views.cycle_status_view, name="cycle-status"),
     path(f"{cycle}preview/", cycle_views.cycle_preview_view, name="cycle-preview"),

@@ -106,3 +106,26 @@ def test_non_members_get_404_and_anonymous_401(
     assert as_outsider.get(url(images, run.pk)).status_code == 404
     assert anon.get(url(images)).status_code == 401
     assert BackbonePretraining.objects.count() == 1 and sent == []
+
+
+def test_a_member_cancels_a_run_and_requeues_a_stalled_one(
+    as_member: Any, images: Any, post_json: Callable[..., Any], sent: list[int], settings: Any
+) -> None:
+    first = post_json(as_member, url(images), BODY).json()
+    BackbonePretraining.objects.filter(pk=first["id"]).update(state="running", attempt=1)
+    cancelled = post_json(as_member, url(images, first["id"]) + "cancel/", {})
+    assert cancelled.status_code == 200, cancelled.json()
+    assert cancelled.json()["state"] == "failed" and cancelled.json()["failure_reason"] == "cancelled by mario"
+    again = post_json(as_member, url(images, first["id"]) + "cancel/", {})
+    assert again.status_code == 409 and "is failed" in again.json()["detail"]
+    assert post_json(as_member, url(images, first["id"]) + "requeue/", {}).status_code == 409
+
+    # A run whose message was lost stays queued: requeued once it has not moved for ALWEB_REQUEUE_STALE_AFTER.
+    second = post_json(as_member, url(images), BODY).json()
+    assert sent == [first["id"], second["id"]]
+    fresh = post_json(as_member, url(images, second["id"]) + "requeue/", {})
+    assert fresh.status_code == 409 and "a worker may hold it" in fresh.json()["detail"]
+    settings.ALWEB_REQUEUE_STALE_AFTER = 0
+    requeued = post_json(as_member, url(images, second["id"]) + "requeue/", {})
+    assert requeued.status_code == 202 and requeued.json()["state"] == "queued"
+    assert sent == [first["id"], second["id"], second["id"]]

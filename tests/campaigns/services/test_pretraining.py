@@ -15,9 +15,17 @@ from django.core.files.storage import default_storage
 from campaigns import tasks
 from campaigns.demo_data import DIGIT_LABELS, write_digits
 from campaigns.models import BackbonePretraining, Item, Project
+from campaigns.services import pretraining
 from campaigns.services.features import raw_features
 from campaigns.services.items import items_import
-from campaigns.services.pretraining import pretraining_request, pretraining_run, registered_backbone_name
+from campaigns.services.pretraining import (
+    PretrainingConflict,
+    pretraining_cancel,
+    pretraining_request,
+    pretraining_run,
+    registered_backbone_name,
+)
+from campaigns.services.run_claims import attempt_errors, failed_attempt
 from campaigns.services.training import registry
 
 pytestmark = [pytest.mark.django_db, pytest.mark.integration, pytest.mark.slow]
@@ -78,3 +86,66 @@ def test_a_task_that_gives_up_fails_the_run_and_a_finished_run_stays_done(make_p
     done.refresh_from_db()
     assert done.state == "done" and done.failure_reason == ""
     assert pretraining_run(run_id=done.pk) is None and pretraining_run(run_id=running.pk) is None
+
+
+def test_a_stale_attempts_error_does_not_fail_the_run_a_newer_attempt_holds(
+    make_project: Any, tmp_path: Path, monkeypatch: Any
+) -> None:
+    """Attempt 1's worker was thought lost and attempt 2 took the run over; attempt 1 then fails late. Its error
+    carries its attempt, so giving up leaves attempt 2's run running; attempt 2's own error fails it."""
+    project = make_project(
+        task_type="image_classification", labels=DIGIT_LABELS, model_config={"image_size": 16, "channels": 1}
+    )
+    items_import(project=project, path=write_digits(tmp_path / "digits", limit=30, size=16))
+    run = BackbonePretraining.objects.create(
+        project=project, params={"epochs": 1, "max_seconds": 10, "flip": False, "use": False}
+    )
+
+    def taken_over_then_broken(project: Any, seed: int) -> Any:
+        BackbonePretraining.objects.filter(pk=run.pk).update(attempt=2)  # the redelivery's claim
+        raise OSError("storage went away")
+
+    monkeypatch.setattr(pretraining, "_load_pixels", taken_over_then_broken)
+    with pytest.raises(OSError) as raised:
+        pretraining_run(run_id=run.pk)
+    assert failed_attempt(raised.value) == 1
+    tasks.backbone_pretrain.on_failure(raised.value, "t1", (run.pk,), {}, None)
+    run.refresh_from_db()
+    assert (run.state, run.attempt, run.failure_reason) == ("running", 2, "")
+    with pytest.raises(RuntimeError) as own, attempt_errors(2):
+        raise RuntimeError("attempt 2 broke")
+    tasks.backbone_pretrain.on_failure(own.value, "t2", (run.pk,), {}, None)
+    run.refresh_from_db()
+    assert run.state == "failed" and run.failure_reason == "RuntimeError: attempt 2 broke"
+
+
+def test_a_cancelled_run_stops_its_worker_and_frees_the_project(
+    make_project: Any, tmp_path: Path, mlflow_store: str, monkeypatch: Any
+) -> None:
+    monkeypatch.setattr(tasks.backbone_pretrain, "delay", lambda run_id: None)
+    project = make_project(
+        task_type="image_classification", labels=DIGIT_LABELS, model_config={"image_size": 16, "channels": 1}
+    )
+    items_import(project=project, path=write_digits(tmp_path / "digits", limit=60, size=16))
+    run = pretraining_request(project=project, user=project.owner, epochs=50, max_seconds=60)
+    real = pretraining.pretrain
+    epochs: list[int] = []
+
+    def cancelled_after_the_first_epoch(pixels: Any, config: Any, *, on_epoch: Any) -> Any:
+        def epoch(done: int, total: int) -> None:
+            epochs.append(done)
+            if done == 1:
+                pretraining_cancel(run=BackbonePretraining.objects.get(pk=run.pk), user=project.owner)
+            on_epoch(done, total)
+
+        return real(pixels, config, on_epoch=epoch)
+
+    monkeypatch.setattr(pretraining, "pretrain", cancelled_after_the_first_epoch)
+    assert pretraining_run(run_id=run.pk) is None  # stopped at the epoch after the cancel: nothing registered
+    run.refresh_from_db()
+    assert run.state == "failed" and run.failure_reason == f"cancelled by {project.owner.username}"
+    assert epochs == [1], epochs
+    assert run.backbone == "" and "backbone" not in Project.objects.get(pk=project.pk).model_config
+    with pytest.raises(PretrainingConflict, match="only a queued or running one"):
+        pretraining_cancel(run=run, user=project.owner)
+    assert pretraining_request(project=project, user=project.owner, epochs=1, max_seconds=10).state == "queued"

@@ -63,3 +63,37 @@ def test_outsiders_get_404_and_the_admin_lists_runs_read_only(as_outsider: Any, 
     assert listing.status_code == 200 and "backbones/project-1/a.pt" in listing.content.decode()
     assert admin_client.get(reverse("admin:campaigns_backbonepretraining_change", args=[run.pk])).status_code == 200
     assert admin_client.get(reverse("admin:campaigns_backbonepretraining_add")).status_code == 403
+
+
+def test_a_running_run_has_a_cancel_button_and_the_admin_cancels_and_requeues(
+    as_owner: Any,
+    as_outsider: Any,
+    images: Any,
+    admin_client: Any,
+    monkeypatch: Any,
+    settings: Any,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    sent: list[int] = []
+    monkeypatch.setattr(tasks.backbone_pretrain, "delay", lambda run_id: sent.append(run_id))
+    run = BackbonePretraining.objects.create(project=images, state="running", progress={"done": 1, "total": 8})
+    cancel = f"{page(images)}{run.pk}/cancel/"
+    assert f'action="{cancel}"' in as_owner.get(f"{page(images)}{run.pk}/status/", **HTMX).content.decode()
+    assert as_outsider.post(cancel).status_code == 404
+    assert as_owner.get(cancel).status_code == 405
+    response = as_owner.post(cancel, follow=True)
+    run.refresh_from_db()
+    assert run.state == "failed" and run.failure_reason == f"cancelled by {images.owner.username}"
+    assert f"Pretraining {run.pk} cancelled" in response.content.decode()
+    assert f'action="{cancel}"' not in as_owner.get(f"{page(images)}{run.pk}/status/", **HTMX).content.decode()
+    assert "Not cancelled" in as_owner.post(cancel, follow=True).content.decode()
+
+    changelist = reverse("admin:campaigns_backbonepretraining_changelist")
+    stalled = BackbonePretraining.objects.create(project=images, state="queued")
+    settings.ALWEB_REQUEUE_STALE_AFTER = 0
+    with django_capture_on_commit_callbacks(execute=True):
+        admin_client.post(changelist, {"action": "requeue", "_selected_action": [stalled.pk, run.pk]})
+    assert sent == [stalled.pk]  # the failed run is said to be over, not sent
+    admin_client.post(changelist, {"action": "cancel", "_selected_action": [stalled.pk]})
+    stalled.refresh_from_db()
+    assert stalled.state == "failed" and stalled.failure_reason == "cancelled by admin"
