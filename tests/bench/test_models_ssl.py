@@ -110,7 +110,7 @@ def test_the_finetune_arm_trains_the_products_finetune_model_from_the_pretrained
         assert all(torch.equal(trunk[k], pretrained[k]) for k in pretrained)
         lrs = [g["lr"] for g in model.optimizer_groups(1.0)]
         assert lrs == [LR_SCALE, 1.0]  # the backbone at 0.1x the head's rate
-        assert config.keep == "best"  # the product's recipe for a network trained end to end (engine.recipes)
+        assert config.keep == "last"  # the product's recipe for a fine-tuned pretrained trunk (engine.recipes)
     # The head is drawn from the cycle's seed alone: the same seed, the same initial head.
     head0 = {k: v for k, v in built[0][1].items() if k.startswith("head.")}
     again = models_ssl.finetune_trainer(result)

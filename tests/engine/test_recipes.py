@@ -7,8 +7,10 @@ import pytest
 import torch
 from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
+from torch import nn
 
 from engine.architectures import ImageCNN, TextHead
+from engine.finetune import FineTuneModel
 from engine.probe import PROBE_C, linear_probe, probe_metrics, probe_predict
 from engine.recipes import new_network, train_config
 from engine.training import TrainConfig, effective_schedule, train_classifier
@@ -59,6 +61,9 @@ def test_keep_best_still_stops_early_and_keeps_the_best_epoch(digits_features: t
 def test_the_image_recipe_keeps_its_best_epoch_and_networks_follow_their_seed() -> None:
     cnn = new_network("image", 3, image_size=8, channels=1, seed=0)
     assert train_config(cnn, seed=3).keep == "best" and train_config(cnn, seed=3).seed == 3
+    # A pretrained trunk fine-tuned under alweb's head keeps its last epoch, like a head on frozen features.
+    finetuned = FineTuneModel(nn.Flatten(), 3, feature_dim=64, mean=(0.5,), std=(0.25,))
+    assert train_config(finetuned, seed=3).keep == "last"
     a, b, c = (new_network("text", 4, in_dim=8, seed=s) for s in (1, 1, 2))
     assert isinstance(a, TextHead) and a.config["dropout"] == 0.3
     assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
