@@ -1,6 +1,4 @@
-"""/api/projects/{project_pk}/features/: the items' cached features, ready or requested.
-
-/api/projects/{project_pk}/backbones/: upload a pretrained image network (TorchScript, torch.export, or a
+"""/api/projects/{project_pk}/backbones/: upload a pretrained image network (TorchScript, torch.export, or a
 state_dict for alweb's CNN) into media storage; the answer is the name `model_config.backbone` takes. Any member
 may, as any member may edit the project's settings."""
 
@@ -21,7 +19,6 @@ from campaigns.api.errors import ApiErrorsMixin
 from campaigns.api.permissions import ProjectMember
 from campaigns.models import Project
 from campaigns.services.backbones import backbone_store
-from campaigns.services.feature_fanout import features_request, features_status
 
 
 class BackboneUploadSerializer(serializers.Serializer):
@@ -53,37 +50,3 @@ class BackboneUploadView(ApiErrorsMixin, GenericAPIView):
         file = upload.validated_data["file"]
         name = backbone_store(project_id=self.project.pk, upload=file, size=int(file.size or 0))
         return Response(BackboneStoredSerializer({"backbone": name}).data, status=status.HTTP_201_CREATED)
-
-
-class FeaturesStatusSerializer(serializers.Serializer):
-    key = serializers.CharField(
-        allow_null=True, help_text="The cache key of the project's inputs; null when they are not cached (pixels)."
-    )
-    items = serializers.IntegerField(help_text="Items in the project.")
-    ready = serializers.IntegerField(help_text="Items whose features are computed and cached.")
-    queued = serializers.BooleanField(
-        required=False, help_text="POST: whether a computation of the missing features was queued (not for pixels)."
-    )
-
-
-@extend_schema(parameters=[PROJECT_PK], tags=["projects"])
-class FeaturesView(ApiErrorsMixin, GenericAPIView):
-    """The project's item features (text embeddings, a frozen backbone's features): how many are ready (GET), and a
-    request to compute the missing ones on the scoring workers now (POST; an import sends one by itself)."""
-
-    permission_classes = [IsAuthenticated, ProjectMember]
-    serializer_class = FeaturesStatusSerializer
-    pagination_class = None
-    project: Project  # set by ProjectMember
-
-    @extend_schema(responses={200: FeaturesStatusSerializer, 404: NOT_FOUND})
-    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        return Response(FeaturesStatusSerializer(features_status(project=self.project)).data)
-
-    @extend_schema(
-        request=None, responses={200: FeaturesStatusSerializer, 202: FeaturesStatusSerializer, 404: NOT_FOUND}
-    )
-    def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        queued = features_request(project=self.project)
-        data = {**FeaturesStatusSerializer(features_status(project=self.project)).data, "queued": queued}
-        return Response(data, status=status.HTTP_202_ACCEPTED if queued else status.HTTP_200_OK)
