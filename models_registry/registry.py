@@ -304,6 +304,23 @@ class ModelRegistry:
             champion=is_champion,
         )
 
+    def discard(self, *, registered_name: str, experiment: str) -> bool:
+        """Delete a registered model with all its versions, and the experiment holding its runs (MLflow keeps a
+        deleted experiment's runs and artifacts until ``mlflow gc``). For throwaway projects (simulation sandboxes),
+        never a team's. Idempotent; True when there was something to delete."""
+        found = False
+        try:
+            self.client.delete_registered_model(registered_name)
+            found = True
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+                raise
+        existing = self.client.get_experiment_by_name(experiment)
+        if existing is not None and existing.lifecycle_stage == "active":
+            self.client.delete_experiment(existing.experiment_id)
+            found = True
+        return found
+
     def load_torch(self, uri: str) -> Any:
         """An ``nn.Module`` from ``models:/<name>@champion``, ``models:/<name>/<version>`` or a run URI."""
         import mlflow.pytorch

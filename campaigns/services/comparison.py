@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 from django.db import transaction
 from django.db.models import QuerySet
+from mlflow.exceptions import MlflowException
 
 from campaigns.models import (
     MAX_ANNOTATORS_PER_TASK,
@@ -45,6 +46,13 @@ from campaigns.services.label_history import item_labels_set
 from campaigns.services.pipeline import cycle_run_closing_training, cycle_run_scoring, cycle_run_training
 from campaigns.services.projects import project_delete
 from campaigns.services.selection import selection_make
+from campaigns.services.training import (
+    RegistryUnavailable,
+    experiment_name,
+    mlflow_errors,
+    registered_name,
+    registry,
+)
 from campaigns.states import CycleState
 from engine import learning_protocol as lp
 from engine.label_quality import Noise, noisy_answer, simulated_answers
@@ -192,9 +200,22 @@ def sandboxes_delete(*, sandboxes: QuerySet[Project]) -> int:
     is not a sandbox. Returns how many were deleted."""
     deleted = 0
     for sandbox in sandboxes.filter(sandbox_of__isnull=False).order_by("pk"):
-        project_delete(project=sandbox)
+        _sandbox_delete(sandbox)
         deleted += 1
     return deleted
+
+
+def _sandbox_delete(sandbox: Project) -> None:
+    """The sandbox's rows, then its models and runs in MLflow: a comparison trains dozens of throwaway versions,
+    which would crowd the registry's list of a team's real ones. An unreachable MLflow keeps them (logged); the
+    rows go whatever happens."""
+    name, experiment = registered_name(sandbox), experiment_name(sandbox)
+    project_delete(project=sandbox)
+    try:
+        with mlflow_errors():
+            registry().discard(registered_name=name, experiment=experiment)
+    except (RegistryUnavailable, MlflowException) as exc:
+        log.warning("sandbox models %s left in MLflow: %s", name, exc)
 
 
 def oracle_answer_in_process(
@@ -317,7 +338,7 @@ def project_compare_strategies(
                 )
                 curves[arm].append(_curve(sandbox))
             finally:
-                project_delete(project=sandbox)
+                _sandbox_delete(sandbox)
             done += 1
             if on_progress is not None:
                 on_progress(done, total)

@@ -45,7 +45,7 @@ from campaigns.services.backbones import backbone_store
 from campaigns.services.features import image_config
 from campaigns.services.projects import project_update
 from campaigns.services.run_claims import attempt_errors, run_claim
-from campaigns.services.training import mlflow_errors, registry
+from campaigns.services.training import experiment_name, mlflow_errors, registry
 from engine.ssl import MIN_IMAGES, SSLConfig, export_torchscript, pretrain
 
 log = logging.getLogger(__name__)
@@ -177,7 +177,7 @@ def _pretrain(run_id: int, attempt: int) -> BackbonePretraining | None:
         seed=run.pk,
     )
     pixels = _load_pixels(project, seed=run.pk)
-    experiment = f"alweb/project-{project.pk}"
+    experiment = experiment_name(project)
     with mlflow_errors():
         registry().ensure_experiment(experiment)  # an unreachable MLflow fails (and retries) before the training
     try:

@@ -69,6 +69,11 @@ def registered_name(project: Project) -> str:
     return f"alweb-project-{project.pk}"
 
 
+def experiment_name(project: Project) -> str:
+    """The MLflow experiment holding the project's runs (training and backbone pretraining)."""
+    return f"alweb/project-{project.pk}"
+
+
 def project_train_config(project: Project, model: torch.nn.Module, *, seed: int) -> TrainConfig:
     """The recipe the benchmarks measure (engine.recipes) with the project's own schedule: a head on frozen features
     trains its whole schedule, the image CNN keeps its best validation epoch. Every training of a project's network
@@ -264,7 +269,7 @@ def model_train_for_cycle(*, cycle: Cycle, closing: bool = False) -> ModelVersio
         raise TrainingError(f"need at least {MIN_LABELS_TO_TRAIN} labeled items to train, have {len(train_items)}")
     if not closing and (reused := _closing_model(project, training_set_hash(train_items))) is not None:
         return reused
-    experiment = f"alweb/project-{project.pk}"
+    experiment = experiment_name(project)
     with mlflow_errors():
         # Reach the registry before training: an unreachable MLflow then fails (and retries) in seconds, not after
         # minutes of training whose result could not be logged anyway.

@@ -105,6 +105,16 @@ def test_round_trip_and_champion_policy(registry: ModelRegistry, tmp_path: Path)
         registry.promote("project-1", 3, metric="m", value=1.0, policy="sometimes")  # type: ignore[arg-type]
     assert registry.ensure_experiment("project-1") == run.info.experiment_id  # idempotent
 
+    # A throwaway project's models and runs are discarded, once; another project's stay.
+    other = registry.log_training_run(
+        experiment="project-2", registered_name="project-2", model=model, input_example=example, params=params
+    )
+    assert registry.discard(registered_name="project-1", experiment="project-1")
+    assert not registry.discard(registered_name="project-1", experiment="project-1")
+    assert [m.name for m in registry.client.search_registered_models()] == ["project-2"]
+    assert registry.client.get_experiment_by_name("project-1").lifecycle_stage == "deleted"  # type: ignore[union-attr]
+    assert registry.champion("project-2").version == other.version  # type: ignore[union-attr]
+
 
 def test_a_tracking_uri_is_required() -> None:
     with pytest.raises(ValueError):

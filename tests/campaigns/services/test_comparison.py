@@ -23,6 +23,7 @@ from campaigns.services.items import items_import
 from campaigns.services.pipeline import cycle_run_scoring, cycle_run_training
 from campaigns.services.selection import selection_make
 from campaigns.services.simulation import simulation_cycle
+from campaigns.services.training import registry
 from campaigns.states import CycleState
 
 pytestmark = pytest.mark.django_db
@@ -113,8 +114,10 @@ def test_simulate_command_compares_a_strategy_with_random(
     assert [a.strategy for a in report.arms] == ["random", "topk"]
     assert all(len(a.curve) == 20 and 0 <= a.auc.value <= 1 for a in report.arms)
     assert report.recommendation
-    # The project itself is untouched and its sandboxes are gone.
+    # The project itself is untouched and its sandboxes are gone, with the models and runs they left in MLflow.
     assert Project.objects.count() == 1 and not Item.objects.filter(project=project, label__isnull=True).exists()
+    assert registry().client.search_registered_models() == []
+    assert [e.name for e in registry().client.search_experiments()] == ["Default"]
     with pytest.raises(CommandError, match="unknown nonsense"):
         call_command("simulate", str(project.pk), "--strategies", "nonsense")
 
