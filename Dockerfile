@@ -10,8 +10,11 @@ RUN apt-get update && apt-get install -y --no-install-recommends libpq5 && rm -r
 
 WORKDIR /app
 COPY requirements.txt constraints.txt ./
-# The CPU build of torch: an unpinned torch would pull several GB of CUDA libraries.
-RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu \
+# The CPU build of torch by default: an unpinned torch would pull several GB of CUDA libraries. The GPU workers'
+# image (compose's worker-gpu) is built with TORCH_INDEX=https://download.pytorch.org/whl/cu126: the same torch
+# version with CUDA.
+ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
+RUN pip install torch==2.13.0 --index-url "$TORCH_INDEX" \
     && pip install -r requirements.txt -c constraints.txt
 
 COPY . .
