@@ -321,6 +321,10 @@ class ModelRegistry:
             found = True
         return found
 
+    def discard_version(self, *, registered_name: str, version: int | str) -> None:
+        """Delete one version of a registered model (one nothing refers to: a run cancelled while registering it)."""
+        self.client.delete_model_version(registered_name, str(version))
+
     def load_torch(self, uri: str) -> Any:
         """An ``nn.Module`` from ``models:/<name>@champion``, ``models:/<name>/<version>`` or a run URI."""
         import mlflow.pytorch

@@ -26,9 +26,11 @@ import numpy as np
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
 from django.core.exceptions import ValidationError
+from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
+from mlflow.exceptions import MlflowException
 
 from campaigns.models import (
     ACTIVE_PRETRAINING_STATES,
@@ -45,7 +47,7 @@ from campaigns.services.backbones import backbone_store
 from campaigns.services.features import image_config
 from campaigns.services.projects import project_update
 from campaigns.services.run_claims import attempt_errors, run_claim
-from campaigns.services.training import experiment_name, mlflow_errors, registry
+from campaigns.services.training import RegistryUnavailable, experiment_name, mlflow_errors, registry
 from engine.ssl import MIN_IMAGES, SSLConfig, export_torchscript, pretrain
 
 log = logging.getLogger(__name__)
@@ -229,12 +231,24 @@ def _pretrain(run_id: int, attempt: int) -> BackbonePretraining | None:
             progress=_progress(result.epochs_run, result.epochs_run),
             finished_at=timezone.now(),
         )
-        if finished != 1:
-            return None
-        if params.get("use"):
+        if finished == 1 and params.get("use"):
             _use(project, name, result.mean, result.std)
+    if finished != 1:
+        # Cancelled, or taken over, while this attempt stored and registered its trunk: no run points at them.
+        _discard_unclaimed(name, rv.name, rv.version)
+        return None
     run.refresh_from_db()
     return run
+
+
+def _discard_unclaimed(file: str, registered: str, version: int) -> None:
+    """Delete a trunk file and its MLflow version that no run points at (best effort: what is left is logged)."""
+    default_storage.delete(file)
+    try:
+        with mlflow_errors():
+            registry().discard_version(registered_name=registered, version=version)
+    except (RegistryUnavailable, MlflowException) as exc:
+        log.warning("pretraining: %s version %s left in MLflow: %s", registered, version, exc)
 
 
 def _use(project: Project, name: str, mean: tuple[float, ...], std: tuple[float, ...]) -> None:

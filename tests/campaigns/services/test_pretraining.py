@@ -149,3 +149,32 @@ def test_a_cancelled_run_stops_its_worker_and_frees_the_project(
     with pytest.raises(PretrainingConflict, match="only a queued or running one"):
         pretraining_cancel(run=run, user=project.owner)
     assert pretraining_request(project=project, user=project.owner, epochs=1, max_seconds=10).state == "queued"
+
+
+def test_a_run_cancelled_while_it_registers_leaves_no_file_or_version(
+    make_project: Any, tmp_path: Path, mlflow_store: str, monkeypatch: Any
+) -> None:
+    """The cancel lands after the training, while the trunk is exported, stored and registered: the final write
+    finds the run no longer its own, and the file and the MLflow version nobody points at are deleted."""
+    monkeypatch.setattr(tasks.backbone_pretrain, "delay", lambda run_id: None)
+    project = make_project(
+        task_type="image_classification", labels=DIGIT_LABELS, model_config={"image_size": 16, "channels": 1}
+    )
+    items_import(project=project, path=write_digits(tmp_path / "digits", limit=60, size=16))
+    kept = pretraining_run(run_id=pretraining_request(project=project, user=project.owner, epochs=1, max_seconds=10).pk)
+    assert kept is not None and kept.state == "done"  # version 1, a finished run's: it stays
+    run = pretraining_request(project=project, user=project.owner, epochs=1, max_seconds=10)
+    real = pretraining.export_torchscript
+
+    def cancelled_meanwhile(trunk: Any) -> bytes:
+        pretraining_cancel(run=BackbonePretraining.objects.get(pk=run.pk), user=project.owner)
+        return real(trunk)
+
+    monkeypatch.setattr(pretraining, "export_torchscript", cancelled_meanwhile)
+    assert pretraining_run(run_id=run.pk) is None
+    run.refresh_from_db()
+    assert run.state == "failed" and run.backbone == "" and run.model_uri == ""
+    _, files = default_storage.listdir(f"backbones/project-{project.pk}")
+    assert [f"backbones/project-{project.pk}/{f}" for f in files] == [kept.backbone]
+    name = registered_backbone_name(project)
+    assert [int(v.version) for v in registry().client.search_model_versions(f"name='{name}'")] == [1]
