@@ -144,7 +144,8 @@ class ItemWriter:
                 )
                 self._temp_ready = True
             raw = cursor.cursor  # the psycopg 3 cursor: COPY is ~10x faster than INSERT for large batches
-            with raw.copy(f"COPY {_TEMP} ({_COLUMNS}) FROM STDIN") as copy:
+            # Its errors wrapped as Django's (a dropped connection: OperationalError), like every other query's.
+            with connection.wrap_database_errors, raw.copy(f"COPY {_TEMP} ({_COLUMNS}) FROM STDIN") as copy:
                 for v in values:
                     copy.write_row((*v[:9], _json(v[9]), v[10], _json(v[11]), json.dumps(v[12]), *v[13:]))
             # RETURNING what was inserted: the labeled rows among them get their history rows next.

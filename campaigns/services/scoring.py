@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from psycopg.errors import UniqueViolation
 from psycopg.types.json import Jsonb
 
@@ -51,9 +51,11 @@ _SCORE_COLUMNS = ("cycle_id", "item_id", "uncertainty", "heuristic", "predicted_
 def _scores_copy(rows: list[tuple[Any, ...]]) -> None:
     """COPY a chunk's score rows (in `_SCORE_COLUMNS` order): on Postgres a thousand rows cost a third of a
     multi-row INSERT's time, in the worker and in the database, which shares the cores with the workers. Raises
-    UniqueViolation (and leaves the transaction aborted) when some of the rows exist already."""
+    IntegrityError from a UniqueViolation (and leaves the transaction aborted) when some of the rows exist already.
+    The COPY goes through psycopg's own cursor, so its errors are wrapped here as Django wraps its own: a connection
+    dropped mid-COPY must be Django's OperationalError, which the task retries, not psycopg's, which fails it."""
     sql = f"COPY {Score._meta.db_table} ({', '.join(_SCORE_COLUMNS)}) FROM STDIN"
-    with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
+    with connection.cursor() as cursor, connection.wrap_database_errors, cursor.cursor.copy(sql) as copy:
         for row in rows:
             copy.write_row((*row[:6], None if row[6] is None else Jsonb(row[6]), row[7]))
 
@@ -76,7 +78,9 @@ def _chunk_write(rows: list[tuple[Any, ...]], mark: Callable[[], bool]) -> bool:
             with transaction.atomic():
                 _scores_copy(rows)
                 return mark()
-        except UniqueViolation:
+        except IntegrityError as exc:
+            if not isinstance(exc.__cause__, UniqueViolation):
+                raise
             log.info("some scores of chunk %s were written meanwhile", rows[0][7] if rows else "?")
     with transaction.atomic():
         _scores_insert(rows)

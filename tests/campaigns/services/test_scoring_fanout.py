@@ -253,3 +253,35 @@ def test_a_chunk_scored_twice_past_the_written_check_writes_its_rows_once(
     ScoringChunk.objects.filter(cycle=cycle, chunk=chunk).update(written_at=None)
     assert score_chunk(cycle=cycle, chunk=chunk, chunk_ids=4, model=model) == first
     assert rows.count() == first and Score.objects.get(pk=kept.pk).uncertainty == -1.0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_connection_dropped_at_the_copy_is_an_error_the_task_retries(make_project: Any) -> None:
+    """The scores' COPY goes through psycopg's own cursor: a connection a failover or a proxy restart dropped must
+    still surface as Django's OperationalError (retried by the task, the chunk written by the next delivery), not
+    as psycopg's AdminShutdown, which failed the whole cycle."""
+    from django.db import OperationalError, connections
+
+    from campaigns.services.scoring import _chunk_write
+    from campaigns.tasks import RETRYABLE
+
+    project = make_project()
+    item = Item.objects.create(project=project, key="a", split="pool")
+    cycle = cycle_create(project=project)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (pid,) = cursor.fetchone()
+    other = connections.create_connection("default")
+    try:
+        with other.cursor() as cursor:  # what a database failover does to the worker's open connection
+            cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+    finally:
+        other.close()
+    rows = [(cycle.pk, item.pk, 0.5, "bald", 0, 0.9, None, 0)]
+    try:
+        with pytest.raises(OperationalError) as raised:
+            _chunk_write(rows, lambda: True)
+        assert isinstance(raised.value, RETRYABLE), type(raised.value)
+    finally:
+        connection.close()  # the next query reconnects, as a worker's next task does
+    assert not Score.objects.filter(cycle=cycle).exists()
