@@ -314,7 +314,7 @@ def main() -> None:
         "--finetune-keep",
         choices=("best", "last"),
         default=None,
-        help="dev question: the fine-tune arm's checkpoint rule instead of the product recipe's (best)",
+        help="dev question: the fine-tune arm's checkpoint rule instead of the product recipe's (last)",
     )
     parser.add_argument("--only-arm", action="store_true", help="run the reported arm alone (not both SSL arms)")
     # Dev-seed choices of the defaults (docs/models.md); the product's defaults when not given.

@@ -76,8 +76,8 @@ def experiment_name(project: Project) -> str:
 
 def project_train_config(project: Project, model: torch.nn.Module, *, seed: int) -> TrainConfig:
     """The recipe the benchmarks measure (engine.recipes) with the project's own schedule: a head on frozen features
-    trains its whole schedule, the image CNN keeps its best validation epoch. Every training of a project's network
-    (a cycle's model, the label-quality folds) uses it."""
+    and a fine-tuned pretrained network train their whole schedule, the image CNN from scratch keeps its best
+    validation epoch. Every training of a project's network (a cycle's model, the label-quality folds) uses it."""
     cfg = project.model_config or {}
     return train_config(
         model,
