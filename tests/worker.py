@@ -91,6 +91,21 @@ class Worker:
     def tail(self) -> str:
         return self.log.read_text(errors="replace")[-4000:] if self.log.exists() else ""
 
+    def stacks(self) -> str:
+        """Every thread's Python stack in the worker, then the worker ends: what a hung task was doing. SIGABRT
+        makes faulthandler (PYTHONFAULTHANDLER, set by `make_worker`) write them to the log before the process dies."""
+        if self.proc is None or self.proc.poll() is not None:
+            return "(the worker was not running)"
+        size = self.log.stat().st_size if self.log.exists() else 0
+        os.kill(self.proc.pid, signal.SIGABRT)
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.stop()
+        with self.log.open("rb") as f:
+            f.seek(size)
+            return f.read().decode(errors="replace")[-8000:]
+
 
 def make_worker(tmp: Path, database_name: str, *, visibility_timeout: int = 15) -> Worker:
     prefix = f"alweb-test-{uuid.uuid4().hex[:8]}:"
@@ -108,6 +123,7 @@ def make_worker(tmp: Path, database_name: str, *, visibility_timeout: int = 15) 
         "MLFLOW_ARTIFACT_ROOT": str(tmp / "mlartifacts"),
         "MLFLOW_DISABLE_TELEMETRY": "true",
         "HF_HUB_OFFLINE": "1",
+        "PYTHONFAULTHANDLER": "1",  # a worker stopped with SIGABRT writes its threads' stacks (Worker.stacks)
     }
     return Worker(env=env, media_root=media, mlflow_uri=mlflow_uri, log=tmp / "worker.log")
 
@@ -119,4 +135,20 @@ def wait_for(predicate: Callable[[], Any], *, timeout: float, what: str, worker:
         if value:
             return value
         time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{worker.tail() if worker else ''}")
+    report = [f"timed out after {timeout}s waiting for {what}", "database sessions not idle:", *_busy_sessions()]
+    if worker is not None:
+        report += ["worker log:", worker.tail(), "worker stacks:", worker.stacks()]
+    raise AssertionError("\n".join(report))
+
+
+def _busy_sessions() -> list[str]:
+    """What the database's other sessions are doing or waiting for: a worker blocked on a lock shows here."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid, state, wait_event_type, wait_event, now() - xact_start, left(query, 300) "
+            "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() "
+            "AND state <> 'idle'"
+        )
+        return [" | ".join(str(v) for v in row) for row in cursor.fetchall()]
