@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import os
+from typing import Any
 
 from celery import Celery
+from celery.signals import worker_init, worker_process_init, worker_ready
 
+from engine.threads import configure_threads, prefer_passive_wait
+
+# First, before Django's setup imports torch: OpenMP reads its wait policy once, when torch loads it (engine.threads).
+prefer_passive_wait()
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "alweb.settings.local")
+log = logging.getLogger(__name__)
 
 app = Celery("alweb")
 app.config_from_object("django.conf:settings", namespace="CELERY")
@@ -31,3 +39,46 @@ def _configure_embedded_broker(sender: Celery, **kwargs: object) -> None:
 
 
 app.autodiscover_tasks()
+
+
+# The worker being started (worker_init); its forked pool processes inherit the reference.
+_worker: Any = None
+_threads_set = False
+
+
+@worker_init.connect
+def _remember_worker(sender: Any, **kwargs: object) -> None:
+    global _worker
+    _worker = sender
+
+
+def _prefork() -> bool:
+    from celery.concurrency.prefork import TaskPool
+
+    pool = getattr(_worker, "pool_cls", None)
+    return isinstance(pool, type) and issubclass(pool, TaskPool)
+
+
+def _set_threads() -> None:
+    """PyTorch's operator threads in a process that runs tasks: prefork's processes share the host's cores; solo
+    and thread pools run every task in the worker's one process."""
+    from django.conf import settings
+
+    global _threads_set
+    processes = int(_worker.concurrency) if _prefork() else 1
+    threads = configure_threads(settings.ALWEB_TORCH_THREADS, processes=processes)
+    _threads_set = True
+    log.info("PyTorch operators use %d thread(s) in process %d", threads, os.getpid())
+
+
+@worker_process_init.connect
+def _threads_in_pool_process(**kwargs: object) -> None:
+    """Sent in each prefork pool process, and by the solo pool in the worker's own."""
+    _set_threads()
+
+
+@worker_ready.connect
+def _threads_in_worker(**kwargs: object) -> None:
+    """The thread pool sends no worker_process_init: its tasks run in this process."""
+    if not _threads_set and not _prefork():
+        _set_threads()

@@ -10,6 +10,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
+
+from engine import threads
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 env = environ.Env()
@@ -247,6 +250,13 @@ ALWEB_TASK_RETRY_BACKOFF = env.int("ALWEB_TASK_RETRY_BACKOFF", default=2)
 ALWEB_SCORING_CHUNK_IDS = env.int("ALWEB_SCORING_CHUNK_IDS", default=2048)
 # Models each worker process keeps loaded across chunks (least recently used evicted first).
 ALWEB_MODEL_CACHE_SIZE = env.int("ALWEB_MODEL_CACHE_SIZE", default=2)
+# PyTorch operator threads in each worker process (engine.threads): `cores` shares the usable cores out among the
+# worker's processes; a positive integer sets the number. Checked here, so a typo stops the process at start.
+ALWEB_TORCH_THREADS = env.str("ALWEB_TORCH_THREADS", default=threads.DEFAULT)
+try:
+    threads.threads_for(ALWEB_TORCH_THREADS, processes=1, cpus=1)
+except threads.ThreadsConfigError as exc:
+    raise ImproperlyConfigured(str(exc)) from None
 # The largest backbone (model_config.backbone) a project may use: it is read, loaded and kept in every worker's
 # memory, so one file could otherwise exhaust them. 1 GB holds a ViT-L; refused when the config is saved.
 ALWEB_MAX_MODEL_BYTES = env.int("ALWEB_MAX_MODEL_BYTES", default=1024**3)
