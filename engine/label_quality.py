@@ -94,7 +94,11 @@ def rank_label_issues(labels: NDArray[np.int64], pred_probs: NDArray[np.float64]
         # "may not flag all label issues in class c": expected for rare classes in early cycles, said in the docs.
         warnings.simplefilter("ignore", UserWarning)
         quality = np.asarray(get_label_quality_scores(labels, probs, method="self_confidence"), dtype=np.float64)
-        flagged = np.asarray(find_label_issues(labels, probs, filter_by="prune_by_noise_rate"), dtype=bool)
+        # n_jobs=1: by default cleanlab forks a multiprocessing pool (one process per core) for the pruning. Forked
+        # from a worker that runs PyTorch's thread pool and Celery's threads, a child can inherit a lock no thread
+        # will release: the task then waits forever for its pool (a CI run lost 300 s to it). In-process the
+        # pruning is linear in the labels, and the result is the same whatever n_jobs is (cleanlab's docs).
+        flagged = np.asarray(find_label_issues(labels, probs, filter_by="prune_by_noise_rate", n_jobs=1), dtype=bool)
     order = np.argsort(quality, kind="stable").astype(np.int64)
     suggested = probs.argmax(axis=1).astype(np.int64)
     return LabelIssues(

@@ -3,6 +3,8 @@ simulated annotator's noise."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 
@@ -47,6 +49,23 @@ def test_planted_flipped_labels_rank_near_the_top() -> None:
     # For a flipped item found at the top, the suggestion is usually the true class.
     found = [p for p in top if flipped[p]]
     assert np.mean([issues.suggested[p] == y[p] for p in found]) >= 0.7
+
+
+def test_ranking_forks_no_process_pool(monkeypatch: Any) -> None:
+    """cleanlab forks one process per core by default; forked from a worker running PyTorch's and Celery's threads,
+    a child can wait forever on a lock it inherited (a label-quality task hung in CI). The ranking runs in-process."""
+    import cleanlab.filter
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("rank_label_issues started a multiprocessing pool")
+
+    monkeypatch.setattr(cleanlab.filter.multiprocessing, "Pool", refuse)
+    _, y = blobs(300, 5)
+    noisy, flipped = flip_labels(y, rate=0.1, num_classes=5, seed=2)
+    probs = np.full((300, 5), 0.05)
+    probs[np.arange(300), y] = 0.8  # a model that knows the truth: the flipped labels are the ones flagged
+    issues = rank_label_issues(noisy, probs)
+    assert issues.flagged[flipped].all() and not issues.flagged[~flipped].any()
 
 
 def test_out_of_fold_means_the_model_never_saw_the_item() -> None:
