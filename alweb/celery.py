@@ -68,7 +68,8 @@ def _set_threads() -> None:
     processes = int(_worker.concurrency) if _prefork() else 1
     threads = configure_threads(settings.ALWEB_TORCH_THREADS, processes=processes)
     _threads_set = True
-    log.info("PyTorch operators use %d thread(s) in process %d", threads, os.getpid())
+    policy = os.environ.get("OMP_WAIT_POLICY", "OpenMP's default")
+    log.info("PyTorch operators use %d thread(s) in process %d (OMP_WAIT_POLICY: %s)", threads, os.getpid(), policy)
 
 
 @worker_process_init.connect

@@ -12,7 +12,9 @@ the worker's processes (``cores``, the default of ``ALWEB_TORCH_THREADS``; a pos
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 from pathlib import Path
 
 ENV = "ALWEB_TORCH_THREADS"
@@ -54,6 +56,10 @@ def threads_for(value: str | None, *, processes: int, cpus: int) -> int:
 
 def prefer_passive_wait() -> None:
     """OpenMP threads that sleep while they wait, unless the environment chose; call before torch is imported."""
+    if "OMP_WAIT_POLICY" not in os.environ and "torch" in sys.modules:
+        # OpenMP has read its environment already: setting it now would claim a policy the process does not have.
+        logging.getLogger(__name__).warning("torch was imported before alweb: OMP_WAIT_POLICY is left unset")
+        return
     os.environ.setdefault("OMP_WAIT_POLICY", WAIT_POLICY)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -27,6 +28,7 @@ class Worker:
     # Not `quality`: the label-quality task trains K models after every training and would hold up the cycles a test
     # waits for; the test of that task adds the queue.
     queues: str = "celery,cpu,io"
+    pool: tuple[str, ...] = ("--pool", "solo")
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
@@ -39,8 +41,7 @@ class Worker:
                 "worker",
                 "-Q",
                 self.queues,
-                "--pool",
-                "solo",
+                *self.pool,
                 "--loglevel",
                 "INFO",
                 "--without-heartbeat",
@@ -98,10 +99,12 @@ class Worker:
             return "(the worker was not running)"
         size = self.log.stat().st_size if self.log.exists() else 0
         os.kill(self.proc.pid, signal.SIGABRT)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.stop()
+        # And whatever it forked (a hung task's process pool), so nothing outlives the test.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
         with self.log.open("rb") as f:
             f.seek(size)
             return f.read().decode(errors="replace")[-8000:]
