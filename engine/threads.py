@@ -2,10 +2,10 @@
 
 PyTorch's CPU build starts one OpenMP thread per core, and they spin while they wait for each other. That is the
 fastest on a host the process has to itself; beside any other busy process, every parallel operator waits for
-whichever of its threads the kernel has descheduled, and small operators pay that wait over and over (15 times
+whichever of its threads the kernel has descheduled, and small operators pay that wait over and over (6.6 times
 slower label-quality folds beside one spinning process on 2 cores: ``bench/worker_threads.py``). A worker is
 rarely alone: a second worker process, the web server, Postgres. Two settings keep it fast there, chosen by that
-benchmark (docs/performance.md): OpenMP threads that sleep while they wait (``OMP_WAIT_POLICY=PASSIVE``, which
+benchmark (docs/benchmarks.md): OpenMP threads that sleep while they wait (``OMP_WAIT_POLICY=PASSIVE``, which
 ``alweb.celery`` sets before torch loads, unless the environment sets it), and the usable cores shared out among
 the worker's processes (``cores``, the default of ``ALWEB_TORCH_THREADS``; a positive integer sets the number).
 """
