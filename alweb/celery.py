@@ -43,7 +43,6 @@ app.autodiscover_tasks()
 
 # The worker being started (worker_init); its forked pool processes inherit the reference.
 _worker: Any = None
-_threads_set = False
 
 
 @worker_init.connect
@@ -52,22 +51,19 @@ def _remember_worker(sender: Any, **kwargs: object) -> None:
     _worker = sender
 
 
-def _prefork() -> bool:
-    from celery.concurrency.prefork import TaskPool
-
+def _pool_is(*kinds: type) -> bool:
     pool = getattr(_worker, "pool_cls", None)
-    return isinstance(pool, type) and issubclass(pool, TaskPool)
+    return isinstance(pool, type) and issubclass(pool, kinds)
 
 
 def _set_threads() -> None:
-    """PyTorch's operator threads in a process that runs tasks: prefork's processes share the host's cores; solo
-    and thread pools run every task in the worker's one process."""
+    """PyTorch's operator threads in a process that runs tasks: prefork's processes share the host's cores; the
+    other pools run every task in the worker's one process."""
+    from celery.concurrency.prefork import TaskPool as Prefork
     from django.conf import settings
 
-    global _threads_set
-    processes = int(_worker.concurrency) if _prefork() else 1
+    processes = int(_worker.concurrency) if _pool_is(Prefork) else 1
     threads = configure_threads(settings.ALWEB_TORCH_THREADS, processes=processes)
-    _threads_set = True
     policy = os.environ.get("OMP_WAIT_POLICY", "OpenMP's default")
     log.info("PyTorch operators use %d thread(s) in process %d (OMP_WAIT_POLICY: %s)", threads, os.getpid(), policy)
 
@@ -80,6 +76,9 @@ def _threads_in_pool_process(**kwargs: object) -> None:
 
 @worker_ready.connect
 def _threads_in_worker(**kwargs: object) -> None:
-    """The thread pool sends no worker_process_init: its tasks run in this process."""
-    if not _threads_set and not _prefork():
+    """The thread pools send no worker_process_init: their tasks run in this process."""
+    from celery.concurrency.prefork import TaskPool as Prefork
+    from celery.concurrency.solo import TaskPool as Solo
+
+    if not _pool_is(Prefork, Solo):
         _set_threads()

@@ -45,10 +45,7 @@ def threads_for(value: str | None, *, processes: int, cpus: int) -> int:
     text = (value if value is not None and value.strip() else DEFAULT).strip().lower()
     if text == "cores":
         return max(1, cpus // max(1, processes))
-    try:
-        threads = int(text)
-    except ValueError:
-        raise ThreadsConfigError(f"{ENV}={value!r}: expected a positive integer or 'cores'") from None
+    threads = int(text) if text.isdigit() else 0
     if threads < 1:
         raise ThreadsConfigError(f"{ENV}={value!r}: expected a positive integer or 'cores'")
     return threads
